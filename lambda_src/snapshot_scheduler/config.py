@@ -117,9 +117,7 @@ class _Env:
     def tag_text(self, name: str, *, max_len: int) -> str:
         value = self.required(name)
         if len(value) > max_len or not _TAG_TEXT.match(value) or value.lower().startswith(("aws:", "rds:")):
-            allowed = (
-                f"at most {max_len} letters, digits, spaces or _ . : / = + - @, not starting with aws: or rds:"
-            )
+            allowed = f"at most {max_len} letters, digits, spaces or _ . : / = + - @, not starting with aws: or rds:"
             raise self._bad(name, value, allowed)
         return value
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from snapshot_scheduler.model import Reason, RunReport
 
 logger = Logger()
 metrics = Metrics()
@@ -38,3 +41,40 @@ class Metric(StrEnum):
     OLDEST_RECOVERY_POINT_AGE = "OldestRecoveryPointAge"
     RUN_DURATION = "RunDuration"
     HEARTBEAT = "Heartbeat"
+
+
+def publish(report: RunReport, deployment: str) -> None:
+    """One EMF set per run. Counts are emitted even when zero, so alarms and graphs see every run."""
+    metrics.set_default_dimensions(**{DEPLOYMENT_DIMENSION: deployment})
+    count = MetricUnit.Count
+    counts = {
+        Metric.SNAPSHOTS_CREATED: len(report.created),
+        Metric.SNAPSHOTS_DELETED: len(report.deleted),
+        Metric.SNAPSHOTS_DEFERRED: len(report.deferred),
+        Metric.DEFERRED_BUSY: report.deferred_count(Reason.BUSY),
+        Metric.DEFERRED_QUOTA: report.deferred_count(Reason.QUOTA),
+        Metric.DEFERRED_IN_PROGRESS: report.deferred_count(Reason.IN_PROGRESS),
+        Metric.DEFERRED_TIME: report.deferred_count(Reason.TIME),
+        Metric.CLUSTERS_SKIPPED: len(report.skipped),
+        Metric.SNAPSHOTS_FAILED: len(report.failed),
+        Metric.POLICY_ERRORS: sum(1 for s in report.skipped if s["code"] == Reason.POLICY_ERROR.value),
+        Metric.QUOTA_EXCEEDED: report.quota_exceeded,
+        Metric.BUSY_RETRIES: report.busy_retries,
+        Metric.THROTTLES: report.throttles,
+        Metric.CLUSTERS_MANAGED: report.clusters_managed,
+        Metric.CLUSTERS_OUT_OF_POLICY: len(report.out_of_policy),
+        Metric.HEARTBEAT: 1,
+    }
+    for name, value in counts.items():
+        metrics.add_metric(name=name.value, unit=count, value=value)
+    if report.quota is not None:
+        metrics.add_metric(name=Metric.QUOTA_USED.value, unit=count, value=report.quota.used)
+        metrics.add_metric(name=Metric.QUOTA_MAX.value, unit=count, value=report.quota.max)
+        metrics.add_metric(name=Metric.QUOTA_UTILIZATION.value, unit=MetricUnit.Percent, value=report.quota.utilization)
+    if report.oldest_recovery_point_age is not None:
+        metrics.add_metric(
+            name=Metric.OLDEST_RECOVERY_POINT_AGE.value,
+            unit=MetricUnit.Seconds,
+            value=report.oldest_recovery_point_age,
+        )
+    metrics.add_metric(name=Metric.RUN_DURATION.value, unit=MetricUnit.Milliseconds, value=report.duration_ms)

@@ -1,0 +1,63 @@
+"""The scheduled Lambda: event -> scheduled time and dry-run; context -> time budget; then one run."""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from snapshot_scheduler import service
+from snapshot_scheduler.adapters.rds import Pacer, RdsAdapter, build_client
+from snapshot_scheduler.config import Settings
+from snapshot_scheduler.observability import logger, metrics, publish
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What a warm container keeps between invocations: settings, the paced RDS adapter, how to wait."""
+
+    settings: Settings
+    rds: RdsAdapter
+    sleep: Any = time.sleep
+
+
+@functools.cache
+def runtime() -> Runtime:
+    """Built once per container; a configuration error fails the invocation with a clear message."""
+    settings = Settings.from_env()
+    pacer = Pacer(settings.api_rate, settings.api_burst)
+    return Runtime(settings=settings, rds=RdsAdapter(build_client(), pacer))
+
+
+def scheduled_time(event: dict[str, Any]) -> datetime:
+    """EventBridge Scheduler puts <aws.scheduler.scheduled-time> in event["time"]; a hand-made test
+    event without it runs at the current time."""
+    value = event.get("time")
+    if value is None:
+        logger.warning("event has no 'time'; running for the current time")
+        return datetime.now(UTC)
+    try:
+        at = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError as error:
+        raise ValueError(f"event time {value!r} is not an ISO 8601 timestamp such as 2026-11-27T03:00:00Z") from error
+    if at.tzinfo is None:
+        raise ValueError(f"event time {value!r} has no time zone; expected UTC such as 2026-11-27T03:00:00Z")
+    return at.astimezone(UTC)
+
+
+@logger.inject_lambda_context(log_event=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    deps = runtime()
+    at = scheduled_time(event)
+    dry_run = deps.settings.dry_run or bool(event.get("dry_run", False))
+    budget = service.Budget(remaining=lambda: context.get_remaining_time_in_millis() / 1000, sleep=deps.sleep)
+    report = service.run(deps.settings, deps.rds, at, dry_run=dry_run, budget=budget)
+    publish(report, deps.settings.deployment)
+    answer = report.to_dict()
+    logger.info("run finished", extra={"report": answer})
+    return answer

@@ -1,0 +1,165 @@
+"""Domain records: what RDS told us (Cluster, Snapshot) and what a run did (RunReport). Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from snapshot_scheduler import tags
+
+AVAILABLE = "available"
+CREATING = "creating"
+
+# Statuses worth retrying within a run; every other non-available status is skipped.
+TRANSIENT_CLUSTER_STATUSES = frozenset(
+    {
+        "backing-up",
+        "modifying",
+        "maintenance",
+        "upgrading",
+        "failing-over",
+        "starting",
+        "renaming",
+        "resetting-master-credentials",
+        "backtracking",
+        "update-iam-db-auth",
+        "promoting",
+        "migrating",
+        "creating",
+        "configuring-iam-database-auth",
+        "storage-optimization",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    id: str
+    arn: str
+    engine: str
+    status: str
+    tags: Mapping[str, str]
+    created: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    id: str
+    cluster_id: str
+    arn: str
+    status: str
+    snapshot_type: str
+    created: datetime | None
+    tags: Mapping[str, str]
+
+    def managed_by(self, deployment: str) -> bool:
+        """Ours: a manual snapshot carrying this deployment's marker (never AWS Backup's or automated ones)."""
+        return self.snapshot_type == "manual" and ":" not in self.id and self.tags.get(tags.MARKER) == deployment
+
+    @property
+    def held(self) -> bool:
+        return self.tags.get(tags.HOLD, "").strip().lower() == "true"
+
+    @property
+    def slot(self) -> datetime | None:
+        try:
+            slot = datetime.fromisoformat(self.tags.get(tags.SLOT, ""))
+        except ValueError:
+            return None
+        return slot if slot.tzinfo is not None else None
+
+    @property
+    def time(self) -> datetime | None:
+        """When the snapshot stands for: its slot, else its creation time (for retention buckets)."""
+        return self.slot or self.created
+
+
+@dataclass(frozen=True)
+class Quota:
+    used: int
+    max: int
+
+    @property
+    def utilization(self) -> float:
+        return 100.0 * self.used / self.max if self.max else 100.0
+
+
+class Reason(StrEnum):
+    """Why a cluster was deferred or skipped: stable codes for metrics, tests and tooling."""
+
+    BUSY = "busy"
+    QUOTA = "quota"
+    IN_PROGRESS = "in-progress"
+    TIME = "time"
+    POLICY_ERROR = "policy-error"
+    STOPPED = "stopped"
+    UNAVAILABLE = "unavailable"
+    NOT_FOUND = "not-found"
+
+
+@dataclass
+class RunReport:
+    """What one run did. `to_dict()` is the handler's JSON answer."""
+
+    scheduled_time: datetime
+    dry_run: bool
+    created: list[dict[str, str]] = field(default_factory=list)
+    deleted: list[dict[str, str]] = field(default_factory=list)
+    deferred: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    busy_retries: int = 0
+    quota_exceeded: int = 0
+    throttles: int = 0
+    quota: Quota | None = None
+    clusters_managed: int = 0
+    out_of_policy: list[str] = field(default_factory=list)
+    oldest_recovery_point_age: float | None = None
+    duration_ms: float = 0.0
+
+    def add_created(self, cluster: str, snapshot: str) -> None:
+        self.created.append({"cluster": cluster, "snapshot": snapshot})
+
+    def add_deleted(self, cluster: str, snapshot: str) -> None:
+        self.deleted.append({"cluster": cluster, "snapshot": snapshot})
+
+    def add_deferred(self, cluster: str, code: Reason, reason: str) -> None:
+        self.deferred.append({"cluster": cluster, "code": code.value, "reason": reason})
+
+    def add_skipped(self, cluster: str, code: Reason, reason: str) -> None:
+        self.skipped.append({"cluster": cluster, "code": code.value, "reason": reason})
+
+    def add_failed(self, cluster: str, error: str, message: str) -> None:
+        self.failed.append({"cluster": cluster, "error": error, "message": message})
+
+    def deferred_count(self, code: Reason) -> int:
+        return sum(1 for entry in self.deferred if entry["code"] == code.value)
+
+    @property
+    def complete(self) -> bool:
+        """Nothing failed and nothing was put off."""
+        return not self.failed and not self.deferred
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scheduled_time": self.scheduled_time.isoformat(),
+            "dry_run": self.dry_run,
+            "created": self.created,
+            "deleted": self.deleted,
+            "deferred": self.deferred,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "stats": {
+                "clusters_managed": self.clusters_managed,
+                "clusters_out_of_policy": self.out_of_policy,
+                "oldest_recovery_point_age_seconds": self.oldest_recovery_point_age,
+                "busy_retries": self.busy_retries,
+                "quota_exceeded": self.quota_exceeded,
+                "throttles": self.throttles,
+                "quota": None if self.quota is None else {"used": self.quota.used, "max": self.quota.max},
+                "duration_ms": round(self.duration_ms, 1),
+            },
+        }

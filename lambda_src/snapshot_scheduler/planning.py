@@ -1,0 +1,252 @@
+"""Decide, purely, what a run should do: per cluster, its policy, slot, and what retention removes.
+
+Input is what RDS told us and the scheduled time; output is a RunPlan. No boto3, no clock: the service
+acts on the plan, and `plan` / `--dry-run` print it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from snapshot_scheduler import tags
+from snapshot_scheduler.model import (
+    AVAILABLE,
+    CREATING,
+    TRANSIENT_CLUSTER_STATUSES,
+    Cluster,
+    Reason,
+    Snapshot,
+)
+from snapshot_scheduler.naming import snapshot_id
+from snapshot_scheduler.policy import Policy, PolicyError, is_off, parse_policy
+from snapshot_scheduler.retention import plan_retention
+from snapshot_scheduler.schedule import current_slot, next_slot
+
+NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class PolicyContext:
+    """What the deployment says about policies: the tag to read and the defaults a tag leaves unsaid."""
+
+    tag_key: str
+    deployment: str
+    named: Mapping[str, str]
+    default_at: str
+    default_tz: str
+    grace: timedelta
+
+    def parse(self, text: str) -> Policy:
+        return parse_policy(text, self.named, at=self.default_at, tz=self.default_tz)
+
+
+@dataclass(frozen=True)
+class Kept:
+    snapshot: Snapshot
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    """One cluster's decisions. `cluster` is None for orphans (cluster gone, untagged or unmanaged)."""
+
+    cluster_id: str
+    cluster: Cluster | None
+    policy: Policy | None
+    kept: tuple[Kept, ...] = ()
+    delete: tuple[Snapshot, ...] = ()
+    slot: datetime | None = None
+    create: str | None = None  # the snapshot identifier to create now, when due
+    skip: tuple[Reason, str] | None = None
+    defer: tuple[Reason, str] | None = None
+    newest_available: datetime | None = None  # creation time of the newest available snapshot
+    next_slot: datetime | None = None
+
+    @property
+    def overdue(self) -> timedelta:
+        """How long the slot is past the newest recovery point: who gets scarce quota first."""
+        if self.slot is None:
+            return timedelta(0)
+        return self.slot - self.newest_available if self.newest_available else timedelta.max
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    scheduled_time: datetime
+    clusters: tuple[ClusterPlan, ...] = field(default=())
+
+    @property
+    def managed(self) -> list[ClusterPlan]:
+        """Clusters that carry a usable policy (they are the ones with a recovery point to keep)."""
+        return [p for p in self.clusters if p.cluster is not None and p.policy is not None]
+
+    @property
+    def due(self) -> list[ClusterPlan]:
+        """Clusters to snapshot now, most overdue first."""
+        due = [p for p in self.clusters if p.create is not None and p.skip is None and p.defer is None]
+        return sorted(due, key=lambda p: (p.overdue, p.cluster_id), reverse=True)
+
+
+def plan_run(
+    context: PolicyContext, clusters: Sequence[Cluster], snapshots: Iterable[Snapshot], at: datetime
+) -> RunPlan:
+    ours: dict[str, list[Snapshot]] = defaultdict(list)
+    taken: dict[str, Snapshot] = {}
+    for snapshot in snapshots:
+        taken[snapshot.id] = snapshot
+        if snapshot.managed_by(context.deployment):
+            ours[snapshot.cluster_id].append(snapshot)
+    plans = []
+    for cluster in sorted(clusters, key=lambda c: c.id):
+        text = cluster.tags.get(context.tag_key)
+        if is_off(text):
+            continue  # not managed; its snapshots, if any, are pruned as orphans below
+        plans.append(_plan_cluster(context, cluster, text or "", ours.pop(cluster.id, []), taken=taken, at=at))
+    for cluster_id, orphaned in sorted(ours.items()):
+        plans.append(_plan_orphan(cluster_id, orphaned))
+    return RunPlan(scheduled_time=at, clusters=tuple(plans))
+
+
+def _plan_cluster(
+    context: PolicyContext,
+    cluster: Cluster,
+    text: str,
+    snapshots: list[Snapshot],
+    *,
+    taken: Mapping[str, Snapshot],
+    at: datetime,
+) -> ClusterPlan:
+    try:
+        policy = context.parse(text)
+    except PolicyError as error:
+        # Nothing of this cluster is deleted while its tag cannot be read.
+        return ClusterPlan(
+            cluster.id,
+            cluster,
+            None,
+            kept=tuple(Kept(s, ("policy tag is invalid",)) for s in snapshots),
+            skip=(Reason.POLICY_ERROR, f"policy tag {context.tag_key}={text!r}: {error}"),
+        )
+    kept, delete = _retain(policy, snapshots)
+    slot = current_slot(policy, at)
+    identifier = snapshot_id(cluster.id, slot)
+    base = ClusterPlan(
+        cluster.id,
+        cluster,
+        policy,
+        kept=kept,
+        delete=delete,
+        slot=slot,
+        newest_available=max(
+            (s.created for s in snapshots if s.status == AVAILABLE and s.created is not None), default=None
+        ),
+        next_slot=next_slot(policy, at),
+    )
+    existing = taken.get(identifier)
+    if existing is not None and existing.status in (AVAILABLE, CREATING) and existing.cluster_id == cluster.id:
+        return base  # this slot is done (or being done)
+    in_flight = [s for s in snapshots if s.status == CREATING]
+    skip = _skip_for_status(cluster)
+    if skip is not None:
+        return replace(base, skip=skip)
+    if in_flight:
+        return replace(
+            base,
+            create=identifier,
+            defer=(Reason.IN_PROGRESS, f"snapshot {in_flight[0].id} is still creating"),
+        )
+    return replace(base, create=identifier)
+
+
+def _plan_orphan(cluster_id: str, snapshots: list[Snapshot]) -> ClusterPlan:
+    """Snapshots of a cluster that is gone or no longer tagged: prune by the policy recorded on the newest."""
+    newest = max(snapshots, key=lambda s: s.time or NEVER)
+    recorded = newest.tags.get(tags.POLICY, "")
+    try:
+        policy = parse_policy(recorded)
+    except PolicyError as error:
+        reason = f"recorded policy {recorded!r} is unreadable ({error}); nothing is deleted"
+        return ClusterPlan(cluster_id, None, None, kept=tuple(Kept(s, (reason,)) for s in snapshots))
+    kept, delete = _retain(policy, snapshots)
+    return ClusterPlan(cluster_id, None, policy, kept=kept, delete=delete)
+
+
+def _retain(policy: Policy, snapshots: Sequence[Snapshot]) -> tuple[tuple[Kept, ...], tuple[Snapshot, ...]]:
+    """Retention with the safety rules around it: only available, un-held snapshots take part, and the
+    newest available snapshot is never deleted (restic keeps it anyway; this is the guard)."""
+    kept: list[Kept] = []
+    candidates = []
+    for snapshot in snapshots:
+        if snapshot.status != AVAILABLE:
+            kept.append(Kept(snapshot, (f"status {snapshot.status}",)))
+        elif snapshot.held:
+            kept.append(Kept(snapshot, (f"held ({tags.HOLD}=true)",)))
+        elif snapshot.time is None:
+            kept.append(Kept(snapshot, ("no creation time",)))
+        else:
+            candidates.append(snapshot)
+    plan = plan_retention(policy, candidates, key=_time)
+    newest = _newest_available(snapshots)
+    delete = []
+    for decision in plan.decisions:
+        if decision.kept:
+            kept.append(Kept(decision.item, decision.reasons))
+        elif newest is not None and decision.time >= newest:
+            kept.append(Kept(decision.item, ("newest available snapshot",)))
+        else:
+            delete.append(decision.item)
+    return tuple(kept), tuple(delete)
+
+
+def _skip_for_status(cluster: Cluster) -> tuple[Reason, str] | None:
+    status = cluster.status
+    if status == AVAILABLE or status in TRANSIENT_CLUSTER_STATUSES:
+        return None  # a transient status is tried, and retried while the run has time
+    if status in ("stopped", "stopping"):
+        return Reason.STOPPED, f"cluster is {status}; it is snapshotted again once it runs"
+    return Reason.UNAVAILABLE, f"cluster status is {status}; no snapshot can be taken"
+
+
+def _time(snapshot: Snapshot) -> datetime:
+    assert snapshot.time is not None
+    return snapshot.time
+
+
+def _newest_available(snapshots: Iterable[Snapshot]) -> datetime | None:
+    times = [s.time for s in snapshots if s.status == AVAILABLE and s.time is not None]
+    return max(times, default=None)
+
+
+def snapshot_tags(context: PolicyContext, plan: ClusterPlan) -> dict[str, str]:
+    """Ours first (marker, policy in force, slot, source cluster), then the cluster's own user tags."""
+    assert plan.cluster is not None and plan.policy is not None and plan.slot is not None
+    ours = {
+        tags.MARKER: context.deployment,
+        tags.POLICY: plan.policy.spec(),
+        tags.SLOT: plan.slot.isoformat(),
+        tags.CLUSTER: plan.cluster.id,
+    }
+    user = sorted(
+        (key, value)
+        for key, value in plan.cluster.tags.items()
+        if not key.lower().startswith(("aws:", "rds:")) and key not in ours
+    )
+    return ours | dict(user[: tags.MAX_TAGS - len(ours)])
+
+
+def recovery_point_age(plan: ClusterPlan, at: datetime) -> timedelta | None:
+    """Age of the newest available snapshot (or of the cluster, while it has none)."""
+    since = plan.newest_available or (plan.cluster.created if plan.cluster else None)
+    return max(at - since, timedelta(0)) if since is not None else None
+
+
+def out_of_policy(plan: ClusterPlan, at: datetime, grace: timedelta) -> bool:
+    """The recovery point is older than the policy's interval plus the grace. Stopped clusters don't
+    change, so their last snapshot still stands for them."""
+    if plan.policy is None or (plan.skip is not None and plan.skip[0] is Reason.STOPPED):
+        return False
+    age = recovery_point_age(plan, at)
+    return age is None or age > plan.policy.every.interval + grace

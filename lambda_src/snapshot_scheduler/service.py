@@ -1,0 +1,270 @@
+"""One run: discover (RDS), decide (planning, pure), act (delete, then create), report.
+
+The handler and the CLI both call `run` and `discover`; the RDS adapter is injected, so tests use moto
+with the fidelity layer, or a fake.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum, auto
+
+from snapshot_scheduler.adapters.rds import (
+    ClusterBusy,
+    ClusterNotFound,
+    QuotaExceeded,
+    RdsAdapter,
+    RdsError,
+    SnapshotBusy,
+    SnapshotExists,
+    SnapshotNotFound,
+)
+from snapshot_scheduler.config import Settings
+from snapshot_scheduler.model import AVAILABLE, Quota, Reason, RunReport, Snapshot
+from snapshot_scheduler.observability import logger
+from snapshot_scheduler.planning import (
+    ClusterPlan,
+    PolicyContext,
+    RunPlan,
+    out_of_policy,
+    plan_run,
+    recovery_point_age,
+    snapshot_tags,
+)
+
+BACKOFF_BASE = 2.0  # seconds before the first retry of a busy cluster
+BACKOFF_CAP = 60.0
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The run's time: seconds left, how to wait, and the margin below which no new work starts."""
+
+    remaining: Callable[[], float]
+    sleep: Callable[[float], None] = time.sleep
+    margin: float = 30.0
+
+    def allows(self, seconds: float = 0.0) -> bool:
+        return self.remaining() - seconds > self.margin
+
+
+@dataclass(frozen=True)
+class Discovery:
+    plan: RunPlan
+    quota: Quota | None
+
+
+def policy_context(settings: Settings) -> PolicyContext:
+    return PolicyContext(
+        tag_key=settings.policy_tag_key,
+        deployment=settings.deployment,
+        named=settings.named_policies,
+        default_at=settings.default_at,
+        default_tz=settings.default_tz,
+        grace=settings.grace,
+    )
+
+
+def discover(settings: Settings, rds: RdsAdapter, at: datetime) -> Discovery:
+    """Read the fleet (one sweep each over clusters and manual snapshots) and decide. Changes nothing."""
+    clusters = rds.clusters(settings.engines)
+    snapshots = rds.manual_snapshots()
+    quota = rds.quota()
+    return Discovery(plan_run(policy_context(settings), clusters, snapshots, at), quota)
+
+
+def run(
+    settings: Settings,
+    rds: RdsAdapter,
+    at: datetime,
+    *,
+    dry_run: bool,
+    budget: Budget,
+    rng: random.Random | None = None,
+) -> RunReport:
+    started = time.monotonic()
+    discovery = discover(settings, rds, at)
+    report = RunReport(scheduled_time=at, dry_run=dry_run, quota=discovery.quota)
+    _report_plan(discovery.plan, report, settings)
+    actor = _Actor(settings, rds, budget, report, rng or random.Random())
+    if dry_run:
+        actor.pretend(discovery.plan)
+    else:
+        actor.prune(discovery.plan)
+        actor.create(discovery.plan.due)
+    report.throttles = rds.throttles
+    report.duration_ms = (time.monotonic() - started) * 1000
+    return report
+
+
+def _report_plan(plan: RunPlan, report: RunReport, settings: Settings) -> None:
+    for cluster in plan.clusters:
+        if cluster.skip is not None:
+            code, reason = cluster.skip
+            log = logger.error if code is Reason.POLICY_ERROR else logger.info
+            log(f"skipped: {reason}", extra={"cluster": cluster.cluster_id, "reason": code.value})
+            report.add_skipped(cluster.cluster_id, code, reason)
+        elif cluster.defer is not None:
+            code, reason = cluster.defer
+            logger.info(f"deferred: {reason}", extra={"cluster": cluster.cluster_id, "reason": code.value})
+            report.add_deferred(cluster.cluster_id, code, reason)
+    managed = plan.managed
+    report.clusters_managed = len(managed)
+    report.out_of_policy = [p.cluster_id for p in managed if out_of_policy(p, plan.scheduled_time, settings.grace)]
+    ages = [age for p in managed if (age := recovery_point_age(p, plan.scheduled_time)) is not None]
+    report.oldest_recovery_point_age = max(ages).total_seconds() if ages else None
+    for cluster_id in report.out_of_policy:
+        logger.warning("out of policy: no recent enough snapshot", extra={"cluster": cluster_id})
+
+
+class _Outcome(Enum):
+    DONE = auto()
+    BUSY = auto()
+    QUOTA = auto()
+
+
+class _Actor:
+    """Carries out a plan: deletes first (to free quota), then creates, most overdue first."""
+
+    def __init__(
+        self, settings: Settings, rds: RdsAdapter, budget: Budget, report: RunReport, rng: random.Random
+    ) -> None:
+        self._settings = settings
+        self._context = policy_context(settings)
+        self._rds = rds
+        self._budget = budget
+        self._report = report
+        self._rng = rng
+        self._deleted: set[str] = set()
+        self._repruned = False
+        self._quota_full = False
+
+    def pretend(self, plan: RunPlan) -> None:
+        for cluster in plan.clusters:
+            for snapshot in cluster.delete:
+                self._report.add_deleted(cluster.cluster_id, snapshot.id)
+        for cluster in plan.due:
+            assert cluster.create is not None
+            self._report.add_created(cluster.cluster_id, cluster.create)
+
+    def prune(self, plan: RunPlan) -> None:
+        for cluster in plan.clusters:
+            for snapshot in cluster.delete:
+                if not self._budget.allows():
+                    logger.warning("time is short: remaining deletions wait for the next run")
+                    return
+                self._delete(cluster.cluster_id, snapshot)
+
+    def _delete(self, cluster_id: str, snapshot: Snapshot) -> None:
+        if snapshot.id in self._deleted:
+            return
+        _check_deletable(snapshot, self._settings.deployment)
+        extra = {"cluster": cluster_id, "snapshot": snapshot.id}
+        try:
+            self._rds.delete_snapshot(snapshot.id)
+        except (SnapshotBusy, SnapshotNotFound) as error:
+            logger.info(f"not deleted now, left for the next run: {error}", extra=extra)
+            return
+        except RdsError as error:
+            logger.error(f"delete failed: {error}", extra=extra)
+            self._report.add_failed(cluster_id, error.code, error.message)
+            return
+        self._deleted.add(snapshot.id)
+        logger.info("deleted", extra=extra)
+        self._report.add_deleted(cluster_id, snapshot.id)
+
+    def create(self, due: list[ClusterPlan]) -> None:
+        busy = [cluster for cluster in due if self._attempt(cluster) is _Outcome.BUSY]
+        attempt = 0
+        while busy and not self._quota_full:
+            delay = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt) * self._rng.uniform(0.5, 1.0)
+            if not self._budget.allows(delay):
+                break
+            self._budget.sleep(delay)
+            attempt += 1
+            self._report.busy_retries += len(busy)
+            busy = [cluster for cluster in busy if self._attempt(cluster, retry=True) is _Outcome.BUSY]
+        for cluster in busy:
+            if self._quota_full:
+                self._defer(cluster, Reason.QUOTA, "manual snapshot quota is full")
+            else:
+                self._defer(cluster, Reason.BUSY, "cluster stayed busy for the whole run; the next run retries")
+
+    def _attempt(self, cluster: ClusterPlan, *, retry: bool = False) -> _Outcome:
+        if self._quota_full:
+            self._defer(cluster, Reason.QUOTA, "manual snapshot quota is full")
+            return _Outcome.QUOTA
+        if not self._budget.allows():
+            self._defer(cluster, Reason.TIME, "the run's time ran short; the next run takes it")
+            return _Outcome.DONE
+        assert cluster.create is not None
+        extra = {"cluster": cluster.cluster_id, "snapshot": cluster.create}
+        try:
+            self._create(cluster)
+        except QuotaExceeded as error:
+            return self._quota_exceeded(cluster, error)
+        except ClusterBusy as error:
+            logger.info(f"cluster busy{' again' if retry else ''}: {error.message}", extra=extra)
+            return _Outcome.BUSY
+        except SnapshotExists:
+            logger.info("snapshot for this slot already exists (duplicate delivery or retry)", extra=extra)
+            return _Outcome.DONE
+        except ClusterNotFound:
+            self._report.add_skipped(cluster.cluster_id, Reason.NOT_FOUND, "cluster was deleted during the run")
+            return _Outcome.DONE
+        except RdsError as error:
+            logger.error(f"snapshot failed: {error}", extra=extra)
+            self._report.add_failed(cluster.cluster_id, error.code, error.message)
+            return _Outcome.DONE
+        logger.info("snapshot started", extra=extra)
+        self._report.add_created(cluster.cluster_id, cluster.create)
+        return _Outcome.DONE
+
+    def _create(self, cluster: ClusterPlan) -> None:
+        assert cluster.create is not None
+        tags = snapshot_tags(self._context, cluster)
+        self._rds.create_snapshot(cluster.create, cluster.cluster_id, tags)
+
+    def _quota_exceeded(self, cluster: ClusterPlan, error: QuotaExceeded) -> _Outcome:
+        """Prune again (a fresh look may free room), retry once; if still full, start nothing more."""
+        self._report.quota_exceeded += 1
+        logger.warning(f"quota exceeded: {error.message}", extra={"cluster": cluster.cluster_id})
+        if not self._repruned:
+            self._repruned = True
+            self._reprune()
+            try:
+                self._create(cluster)
+            except QuotaExceeded:
+                self._report.quota_exceeded += 1
+            except RdsError as retry_error:
+                self._report.add_failed(cluster.cluster_id, retry_error.code, retry_error.message)
+                return _Outcome.DONE
+            else:
+                self._report.add_created(cluster.cluster_id, str(cluster.create))
+                return _Outcome.DONE
+        self._quota_full = True
+        self._defer(cluster, Reason.QUOTA, f"manual snapshot quota is full: {error.message}")
+        return _Outcome.QUOTA
+
+    def _reprune(self) -> None:
+        fresh = plan_run(
+            self._context,
+            self._rds.clusters(self._settings.engines),
+            self._rds.manual_snapshots(),
+            self._report.scheduled_time,
+        )
+        self.prune(fresh)
+
+    def _defer(self, cluster: ClusterPlan, code: Reason, reason: str) -> None:
+        logger.info(f"deferred: {reason}", extra={"cluster": cluster.cluster_id, "reason": code.value})
+        self._report.add_deferred(cluster.cluster_id, code, reason)
+
+
+def _check_deletable(snapshot: Snapshot, deployment: str) -> None:
+    """The last gate before the one irreversible act: planning already excluded these; this proves it."""
+    if not snapshot.managed_by(deployment) or snapshot.held or snapshot.status != AVAILABLE:
+        raise AssertionError(f"refusing to delete {snapshot.id}: not an available, un-held snapshot of ours")
