@@ -153,7 +153,7 @@ class RdsAdapter:
         """The manual cluster snapshot quota, or None when RDS will not say (the run carries on)."""
         try:
             answer = self._client.describe_account_attributes()
-        except Exception as error:  # noqa: BLE001 - informational: no failure here may stop a run
+        except Exception as error:  # informational: no failure here may stop a run
             logger.warning("could not read the snapshot quota", extra={"error": repr(error)})
             return None
         for item in answer.get("AccountQuotas", []):
