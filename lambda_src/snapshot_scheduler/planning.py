@@ -63,6 +63,7 @@ class ClusterPlan:
     skip: tuple[Reason, str] | None = None
     defer: tuple[Reason, str] | None = None
     newest_available: datetime | None = None  # creation time of the newest available snapshot
+    creating: bool = False  # one of its snapshots is still being made
     next_slot: datetime | None = None
 
     @property
@@ -144,6 +145,7 @@ def _plan_cluster(
             (s.created for s in snapshots if s.status == AVAILABLE and s.created is not None), default=None
         ),
         next_slot=next_slot(policy, at),
+        creating=any(s.status == CREATING for s in snapshots),
     )
     existing = taken.get(identifier)
     if existing is not None and existing.status in (AVAILABLE, CREATING) and existing.cluster_id == cluster.id:
@@ -238,15 +240,26 @@ def snapshot_tags(context: PolicyContext, plan: ClusterPlan) -> dict[str, str]:
 
 
 def recovery_point_age(plan: ClusterPlan, at: datetime) -> timedelta | None:
-    """Age of the newest available snapshot (or of the cluster, while it has none)."""
-    since = plan.newest_available or (plan.cluster.created if plan.cluster else None)
-    return max(at - since, timedelta(0)) if since is not None else None
+    """Age of the newest available snapshot; None while the cluster has none."""
+    if plan.newest_available is None:
+        return None
+    return max(at - plan.newest_available, timedelta(0))
 
 
-def out_of_policy(plan: ClusterPlan, at: datetime, grace: timedelta) -> bool:
-    """The recovery point is older than the policy's interval plus the grace. Stopped clusters don't
-    change, so their last snapshot still stands for them."""
+def out_of_policy(plan: ClusterPlan, at: datetime, grace: timedelta, *, started: bool = False) -> bool:
+    """The recovery point is older than the policy's interval plus the grace.
+
+    Stopped clusters don't change, so their last snapshot still stands for them. A cluster with no
+    snapshot yet is out of policy once it is older than the interval plus the grace, unless its first
+    snapshot is under way (`started` this run, or still creating).
+    """
     if plan.policy is None or (plan.skip is not None and plan.skip[0] is Reason.STOPPED):
         return False
+    allowed = plan.policy.every.interval + grace
     age = recovery_point_age(plan, at)
-    return age is None or age > plan.policy.every.interval + grace
+    if age is not None:
+        return age > allowed
+    if started or plan.creating:
+        return False
+    born = plan.cluster.created if plan.cluster is not None else None
+    return born is None or at - born > allowed

@@ -10,7 +10,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum, auto
 
 from snapshot_scheduler.adapters.rds import (
@@ -87,21 +87,23 @@ def run(
     rng: random.Random | None = None,
 ) -> RunReport:
     started = time.monotonic()
+    throttles_before = rds.throttles
     discovery = discover(settings, rds, at)
     report = RunReport(scheduled_time=at, dry_run=dry_run, quota=discovery.quota)
-    _report_plan(discovery.plan, report, settings)
+    _report_decisions(discovery.plan, report)
     actor = _Actor(settings, rds, budget, report, rng or random.Random())
     if dry_run:
         actor.pretend(discovery.plan)
     else:
         actor.prune(discovery.plan)
         actor.create(discovery.plan.due)
-    report.throttles = rds.throttles
+    _report_recovery_points(discovery.plan, report, settings.grace)
+    report.throttles = rds.throttles - throttles_before
     report.duration_ms = (time.monotonic() - started) * 1000
     return report
 
 
-def _report_plan(plan: RunPlan, report: RunReport, settings: Settings) -> None:
+def _report_decisions(plan: RunPlan, report: RunReport) -> None:
     for cluster in plan.clusters:
         if cluster.skip is not None:
             code, reason = cluster.skip
@@ -112,10 +114,18 @@ def _report_plan(plan: RunPlan, report: RunReport, settings: Settings) -> None:
             code, reason = cluster.defer
             logger.info(f"deferred: {reason}", extra={"cluster": cluster.cluster_id, "reason": code.value})
             report.add_deferred(cluster.cluster_id, code, reason)
+
+
+def _report_recovery_points(plan: RunPlan, report: RunReport, grace: timedelta) -> None:
+    """After acting: is every managed cluster's newest available snapshot recent enough?"""
+    at = plan.scheduled_time
+    started = {entry["cluster"] for entry in report.created}
     managed = plan.managed
     report.clusters_managed = len(managed)
-    report.out_of_policy = [p.cluster_id for p in managed if out_of_policy(p, plan.scheduled_time, settings.grace)]
-    ages = [age for p in managed if (age := recovery_point_age(p, plan.scheduled_time)) is not None]
+    report.out_of_policy = [
+        p.cluster_id for p in managed if out_of_policy(p, at, grace, started=p.cluster_id in started)
+    ]
+    ages = [age for p in managed if (age := recovery_point_age(p, at)) is not None]
     report.oldest_recovery_point_age = max(ages).total_seconds() if ages else None
     for cluster_id in report.out_of_policy:
         logger.warning("out of policy: no recent enough snapshot", extra={"cluster": cluster_id})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +23,7 @@ class Runtime:
 
     settings: Settings
     rds: RdsAdapter
-    sleep: Any = time.sleep
+    sleep: Callable[[float], None] = time.sleep
 
 
 @functools.cache
