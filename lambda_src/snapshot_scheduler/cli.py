@@ -1,0 +1,669 @@
+"""snapshot-scheduler: the operator's CLI over the same service the Lambda runs.
+
+    snapshot-scheduler [--region R] [--profile P] [--deployment D] [--policy-tag-key K] COMMAND
+      run [--at TIME] [--dry-run] [--json]    one run, as the scheduled Lambda would do it
+      plan [--at TIME] [--json]               what a run would create and delete, and why each snapshot stays
+      status [--at TIME] [--json]             per cluster: policy, newest snapshot, in policy or not, next slot
+      policy check "TAG VALUE" [--json]       validate a policy tag value and explain it in words
+
+It uses the caller's AWS credentials; boto3 honours AWS_ENDPOINT_URL (a local emulator). Settings come from
+the function's environment variables where set, else from the stack's defaults. Exit status: 0 all done,
+1 something failed or was deferred (`status`: a cluster needs attention), 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
+
+from botocore.exceptions import BotoCoreError, NoCredentialsError, NoRegionError, ProfileNotFound
+
+from snapshot_scheduler import config, service
+from snapshot_scheduler.adapters.rds import Pacer, RdsAdapter, RdsError, build_client
+from snapshot_scheduler.config import Settings
+from snapshot_scheduler.errors import ConfigError
+from snapshot_scheduler.model import AVAILABLE, CREATING, Cluster, Quota, Reason, RunReport
+from snapshot_scheduler.observability import logger
+from snapshot_scheduler.planning import ClusterPlan, Kept, out_of_policy, plan_run, recovery_point_age
+from snapshot_scheduler.policy import Policy, PolicyError, describe_retention, describe_schedule, is_off
+from snapshot_scheduler.schedule import next_slot
+
+PROG = "snapshot-scheduler"
+EXIT_OK = 0
+EXIT_INCOMPLETE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+# The stack's defaults (infra/config.py DEFAULTS), used for any variable the environment does not set.
+CLI_DEFAULTS: Mapping[str, str] = {
+    config.POLICY_TAG_KEY: "snapshot-policy",
+    config.DEPLOYMENT: "SnapshotScheduler",
+    config.NAMED_POLICIES: "{}",
+    config.DEFAULT_AT: "03:00",
+    config.DEFAULT_TZ: "UTC",
+    config.GRACE_MINUTES: "60",
+    config.ENGINES: "aurora-mysql,aurora-postgresql,mysql,postgres",
+    config.DRY_RUN: "false",
+    config.API_RATE: "10",
+    config.API_BURST: "200",
+    config.SERVICE_NAME: "snapshot-scheduler",
+    config.METRICS_NAMESPACE: "SnapshotScheduler",
+    config.LOG_LEVEL: "WARNING",
+}
+DEFAULT_TIMEOUT = 300.0  # seconds a CLI run may spend retrying busy clusters
+NEXT_SLOTS = 3  # how many upcoming slots `policy check` lists
+
+
+class UsageError(Exception):
+    """Bad input on the command line: exit status 2."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Entry point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # a bad command line exits 2 with argparse's usage message
+    with _logs_to_stderr(logging.INFO if args.verbose else logging.WARNING):
+        try:
+            command: Callable[[argparse.Namespace], int] = args.command
+            return command(args)
+        except (UsageError, ConfigError, PolicyError) as error:
+            _fail(str(error))
+            return EXIT_USAGE
+        except (NoRegionError, ProfileNotFound, NoCredentialsError) as error:
+            hint = " (pass --region or set AWS_REGION)" if isinstance(error, NoRegionError) else ""
+            _fail(f"{error}{hint}")
+            return EXIT_USAGE
+        except (RdsError, BotoCoreError) as error:
+            _fail(f"RDS call failed: {error}")
+            return EXIT_INCOMPLETE
+        except KeyboardInterrupt:
+            _fail("interrupted")
+            return EXIT_INTERRUPTED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Drive and inspect snapshot-scheduler with your own AWS credentials "
+        "(AWS_ENDPOINT_URL is honoured).",
+        epilog="Exit status: 0 all done, 1 something failed or was deferred, 2 bad usage or input.",
+    )
+    parser.add_argument("--region", help="AWS region (default: from the AWS configuration)")
+    parser.add_argument("--profile", help="AWS profile from the shared credentials/config files")
+    parser.add_argument(
+        "--deployment",
+        help=f"deployment marker of the snapshots to manage (default: ${config.DEPLOYMENT} or "
+        f"{CLI_DEFAULTS[config.DEPLOYMENT]}, the stack's default)",
+    )
+    parser.add_argument(
+        "--policy-tag-key",
+        help=f"cluster tag that holds the policy (default: ${config.POLICY_TAG_KEY} or "
+        f"{CLI_DEFAULTS[config.POLICY_TAG_KEY]})",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO (to stderr) instead of WARNING")
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--json", action="store_true", help="print JSON for machines instead of a table")
+    when = argparse.ArgumentParser(add_help=False)
+    when.add_argument(
+        "--at",
+        metavar="TIME",
+        type=_parse_time,
+        help="the scheduled time, ISO 8601 such as 2026-11-27T03:00Z (no zone: UTC; default: now)",
+    )
+
+    run = commands.add_parser("run", parents=[when, output], help="one run, as the scheduled Lambda does it")
+    run.add_argument("--dry-run", action="store_true", help="decide everything, change nothing")
+    run.add_argument(
+        "--timeout",
+        type=_parse_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"how long the run may keep retrying busy clusters (default {DEFAULT_TIMEOUT:.0f})",
+    )
+    run.set_defaults(command=cmd_run)
+
+    plan = commands.add_parser(
+        "plan", parents=[when, output], help="what a run would create and delete now, and why each snapshot stays"
+    )
+    plan.set_defaults(command=cmd_plan)
+
+    status = commands.add_parser(
+        "status", parents=[when, output], help="per cluster: policy, newest snapshot, in policy or not, next slot"
+    )
+    status.set_defaults(command=cmd_status)
+
+    policy = commands.add_parser("policy", help="work with policy tag values")
+    policy_commands = policy.add_subparsers(title="policy commands", required=True, metavar="COMMAND")
+    check = policy_commands.add_parser(
+        "check", parents=[when, output], help="validate a policy tag value and explain it in words"
+    )
+    check.add_argument("value", metavar="TAG_VALUE", help='e.g. "every=1d keep-daily=7 keep-weekly=4" or gfs')
+    check.set_defaults(command=cmd_policy_check)
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Commands
+
+
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
+    at = args.at or datetime.now(UTC)
+    if is_off(args.value):
+        if args.json:
+            _print_json({"valid": True, "value": args.value, "off": True})
+        else:
+            print(
+                f"{args.value!r} is valid: the cluster is not managed (the same as no {settings.policy_tag_key} tag)."
+            )
+        return EXIT_OK
+    try:
+        policy = service.policy_context(settings).parse(args.value)
+    except PolicyError:
+        # The exact reason the service logs and reports for a cluster carrying this tag.
+        _fail(policy_error_reason(settings, args.value))
+        return EXIT_USAGE
+    slots = upcoming_slots(policy, at, NEXT_SLOTS)
+    if args.json:
+        _print_json(
+            {
+                "valid": True,
+                "value": args.value,
+                "name": policy.name,
+                "spec": policy.spec(),
+                "description": policy.describe(),
+                "schedule": describe_schedule(policy),
+                "retention": describe_retention(policy.retention),
+                "next_slots": [slot.isoformat() for slot in slots],
+            }
+        )
+        return EXIT_OK
+    rows = [
+        ("policy", f"{policy.name} = {policy.spec()}" if policy.name else policy.spec()),
+        ("schedule", describe_schedule(policy)),
+        ("retention", describe_retention(policy.retention)),
+        ("next slots", ", ".join(_when(slot, policy.tz) for slot in slots)),
+    ]
+    print(f"{args.value!r} is a valid policy.")
+    print(render_pairs(rows))
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
+    at = args.at or datetime.now(UTC)
+    dry_run = bool(args.dry_run or settings.dry_run)
+    deadline = time.monotonic() + args.timeout
+    budget = service.Budget(remaining=lambda: deadline - time.monotonic(), margin=0.0)
+    with connect(args, settings) as rds:
+        report = service.run(settings, rds, at, dry_run=dry_run, budget=budget)
+    if args.json:
+        _print_json(report.to_dict() | {"complete": report.complete})
+    else:
+        print(render_report(report))
+    return EXIT_OK if report.complete else EXIT_INCOMPLETE
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
+    at = args.at or datetime.now(UTC)
+    with connect(args, settings) as rds:
+        discovery = service.discover(settings, rds, at)
+    plans = discovery.plan.clusters
+    if args.json:
+        _print_json({"scheduled_time": at.isoformat(), "clusters": [plan_to_dict(p) for p in plans]})
+    else:
+        print(render_plan(plans, at))
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
+    at = args.at or datetime.now(UTC)
+    with connect(args, settings) as rds:
+        discovery = service.discover(settings, rds, at)
+    rows = [cluster_status(p, at, settings.grace) for p in discovery.plan.clusters]
+    if args.json:
+        _print_json(
+            {
+                "at": at.isoformat(),
+                "quota": _quota_dict(discovery.quota),
+                "clusters": [row.to_dict() for row in rows],
+            }
+        )
+    else:
+        print(render_status(rows, discovery.quota, at))
+    return EXIT_INCOMPLETE if any(row.attention for row in rows) else EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Settings, connection, logs
+
+
+def load_settings(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+    """The function's variables where the environment sets them, else the stack's defaults; then the flags.
+    Validated by the same Settings.from_env as the Lambda (a bad value is a ConfigError: exit 2)."""
+    env = os.environ if environ is None else environ
+    merged = dict(CLI_DEFAULTS)
+    merged.update({name: env[name] for name in config.ENV_VARS if env.get(name, "").strip()})
+    flags = {
+        config.DEPLOYMENT: ("--deployment", args.deployment),
+        config.POLICY_TAG_KEY: ("--policy-tag-key", args.policy_tag_key),
+    }
+    for name, (_, value) in flags.items():
+        if value is not None:
+            merged[name] = value
+    try:
+        return Settings.from_env(merged)
+    except ConfigError as error:
+        message = str(error)
+        for name, (flag, value) in flags.items():
+            if value is not None:
+                message = message.replace(f"environment variable {name}=", f"{flag} ")
+        raise ConfigError(message) from error
+
+
+@contextmanager
+def connect(args: argparse.Namespace, settings: Settings) -> Iterator[RdsAdapter]:
+    """A paced RDS adapter over the caller's credentials, with progress on a terminal."""
+    client = build_client(args.region, args.profile)
+    progress = Progress(sys.stderr)
+    client.meta.events.register("after-call.rds", progress.after_call)
+    try:
+        yield RdsAdapter(client, Pacer(settings.api_rate, settings.api_burst))
+    finally:
+        progress.close()
+
+
+class Progress:
+    """One self-rewriting line on stderr while a command talks to RDS, only on a terminal and only once
+    the command has taken longer than a moment."""
+
+    DELAY = 1.0  # seconds before the line first appears
+    INTERVAL = 0.1
+
+    def __init__(self, stream: TextIO, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._stream = stream
+        self._clock = clock
+        self._enabled = stream.isatty()
+        self._started = clock()
+        self._shown = 0.0
+        self._calls: Counter[str] = Counter()
+
+    def after_call(self, model: Any = None, **_: Any) -> None:
+        self._calls[getattr(model, "name", "?")] += 1
+        now = self._clock()
+        if not self._enabled or now - self._started < self.DELAY or now - self._shown < self.INTERVAL:
+            return
+        self._shown = now
+        line = self.line(now)
+        self._stream.write(f"\r{line}\x1b[K")
+        self._stream.flush()
+
+    def line(self, now: float) -> str:
+        calls = self._calls
+        pages = calls["DescribeDBClusters"] + calls["DescribeDBClusterSnapshots"]
+        return (
+            f"{PROG}: {now - self._started:5.1f}s, {sum(calls.values())} RDS calls "
+            f"({pages} describe pages, {calls['CreateDBClusterSnapshot']} creates, "
+            f"{calls['DeleteDBClusterSnapshot']} deletes)"
+        )
+
+    def close(self) -> None:
+        if self._enabled and self._shown:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
+
+
+@contextmanager
+def _logs_to_stderr(level: int) -> Iterator[None]:
+    """The service's Powertools Logger writes JSON to stdout for CloudWatch; on a terminal stdout holds the
+    tables, so its lines go to stderr, at WARNING unless --verbose. Restored afterwards (tests, embedding)."""
+    handler = logger.registered_handler
+    stream = handler.stream if isinstance(handler, logging.StreamHandler) else None
+    previous = logger.log_level
+    if isinstance(handler, logging.StreamHandler):
+        handler.setStream(sys.stderr)
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+        if isinstance(handler, logging.StreamHandler) and stream is not None:
+            handler.setStream(stream)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Decisions
+
+
+def policy_error_reason(settings: Settings, value: str) -> str:
+    """What the service reports (and logs) for a cluster whose policy tag is `value`, built by the same
+    planning code, so `policy check` and the run can never word it differently."""
+    probe = Cluster(id="policy-check", arn="", engine="", status=AVAILABLE, tags={settings.policy_tag_key: value})
+    plan = plan_run(service.policy_context(settings), [probe], [], datetime.now(UTC))
+    for cluster in plan.clusters:
+        if cluster.skip is not None:
+            return cluster.skip[1]
+    return f"policy tag {settings.policy_tag_key}={value!r} is off: the cluster is not managed"
+
+
+def upcoming_slots(policy: Policy, at: datetime, count: int) -> list[datetime]:
+    slots: list[datetime] = []
+    for _ in range(count):
+        at = next_slot(policy, at)
+        slots.append(at)
+    return slots
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    cluster: str
+    policy_text: str
+    description: str
+    state: str
+    attention: bool
+    newest: str | None
+    newest_time: datetime | None
+    age: timedelta | None
+    snapshots: int
+    creating: int
+    held: int
+    to_delete: int
+    next_slot: datetime | None
+    problem: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cluster": self.cluster,
+            "policy": self.policy_text,
+            "description": self.description,
+            "state": self.state,
+            "attention": self.attention,
+            "newest_snapshot": self.newest,
+            "newest_snapshot_time": _iso(self.newest_time),
+            "age_seconds": None if self.age is None else int(self.age.total_seconds()),
+            "snapshots": self.snapshots,
+            "creating": self.creating,
+            "held": self.held,
+            "to_delete": self.to_delete,
+            "next_slot": _iso(self.next_slot),
+            "problem": self.problem,
+        }
+
+
+def cluster_status(plan: ClusterPlan, at: datetime, grace: timedelta) -> ClusterStatus:
+    snapshots = [k.snapshot for k in plan.kept] + list(plan.delete)
+    available = [s for s in snapshots if s.status == AVAILABLE and s.time is not None]
+    newest = max(available, key=lambda s: s.created or s.time or at, default=None)
+    problem = None
+    if plan.cluster is None:
+        state, attention = "orphaned", False
+        problem = "cluster is gone or no longer tagged; its snapshots are pruned by their recorded policy"
+    elif plan.skip is not None:
+        code, problem = plan.skip
+        state, attention = code.value, code in (Reason.POLICY_ERROR, Reason.UNAVAILABLE)
+    elif out_of_policy(plan, at, grace):
+        state, attention = "OUT OF POLICY", True
+        problem = "the newest available snapshot is older than the policy's interval plus the grace"
+    else:
+        state, attention = "ok", False
+    if plan.defer is not None and problem is None:
+        problem = plan.defer[1]
+    age = recovery_point_age(plan, at) if plan.cluster is not None else None
+    if plan.cluster is None and newest is not None:
+        age = at - (newest.created or newest.time or at)
+    return ClusterStatus(
+        cluster=plan.cluster_id,
+        policy_text=_policy_text(plan),
+        description=plan.policy.describe() if plan.policy is not None else "",
+        state=state,
+        attention=attention,
+        newest=newest.id if newest else None,
+        newest_time=(newest.created or newest.time) if newest else None,
+        age=age if newest is not None else None,
+        snapshots=len(snapshots),
+        creating=sum(1 for s in snapshots if s.status == CREATING),
+        held=sum(1 for s in snapshots if s.held),
+        to_delete=len(plan.delete),
+        next_slot=plan.next_slot,
+        problem=problem,
+    )
+
+
+def _policy_text(plan: ClusterPlan) -> str:
+    if plan.policy is not None:
+        return plan.policy.name or plan.policy.spec()
+    if plan.cluster is not None and plan.skip is not None and plan.skip[0] is Reason.POLICY_ERROR:
+        return "(invalid tag)"
+    return "-"
+
+
+def plan_to_dict(plan: ClusterPlan) -> dict[str, Any]:
+    return {
+        "cluster": plan.cluster_id,
+        "orphaned": plan.cluster is None,
+        "policy": plan.policy.spec() if plan.policy else None,
+        "policy_name": plan.policy.name if plan.policy else None,
+        "description": plan.policy.describe() if plan.policy else None,
+        "slot": _iso(plan.slot),
+        "next_slot": _iso(plan.next_slot),
+        "create": plan.create if plan.skip is None and plan.defer is None else None,
+        "skip": None if plan.skip is None else {"code": plan.skip[0].value, "reason": plan.skip[1]},
+        "defer": None if plan.defer is None else {"code": plan.defer[0].value, "reason": plan.defer[1]},
+        "delete": [{"snapshot": s.id, "time": _iso(s.time)} for s in plan.delete],
+        "keep": [
+            {
+                "snapshot": k.snapshot.id,
+                "time": _iso(k.snapshot.time),
+                "status": k.snapshot.status,
+                "reasons": k.reasons,
+            }
+            for k in _kept_newest_first(plan.kept)
+        ],
+    }
+
+
+def _kept_newest_first(kept: Sequence[Kept]) -> list[Kept]:
+    never = datetime.min.replace(tzinfo=UTC)
+    return sorted(kept, key=lambda k: k.snapshot.time or never, reverse=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rendering for humans
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=False)]
+    lines = [headers, *rows]
+    out = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)).rstrip() for line in lines]
+    rule = [*widths[:-1], max(len(headers[-1]), min(widths[-1], 40))]  # a long last column needs no long rule
+    out.insert(1, "  ".join("-" * width for width in rule))
+    return "\n".join(out)
+
+
+def render_pairs(rows: Sequence[tuple[str, str]], indent: str = "  ") -> str:
+    width = max(len(key) for key, _ in rows)
+    return "\n".join(f"{indent}{key.ljust(width)}  {value}" for key, value in rows)
+
+
+def render_report(report: RunReport) -> str:
+    title = f"Run for {_when(report.scheduled_time)}"
+    if report.dry_run:
+        title += " (dry run: nothing was changed)"
+    rows: list[tuple[str, str, str]] = []
+    rows += [("created", e["cluster"], e["snapshot"]) for e in report.created]
+    rows += [("deleted", e["cluster"], e["snapshot"]) for e in report.deleted]
+    rows += [("deferred", e["cluster"], f"{e['code']}: {e['reason']}") for e in report.deferred]
+    rows += [("skipped", e["cluster"], f"{e['code']}: {e['reason']}") for e in report.skipped]
+    rows += [("failed", e["cluster"], f"{e['error']}: {e['message']}") for e in report.failed]
+    body = render_table(("ACTION", "CLUSTER", "SNAPSHOT / REASON"), rows) if rows else "Nothing to do."
+    verb = "would be " if report.dry_run else ""
+    summary = (
+        f"{len(report.created)} {verb}created, {len(report.deleted)} {verb}deleted, "
+        f"{len(report.deferred)} deferred, {len(report.skipped)} skipped, {len(report.failed)} failed; "
+        f"{report.clusters_managed} clusters managed, {len(report.out_of_policy)} out of policy"
+    )
+    if report.quota is not None:
+        summary += f"; quota {_quota_text(report.quota)}"
+    if report.busy_retries or report.throttles:
+        summary += f"; {report.busy_retries} busy retries, {report.throttles} throttles"
+    lines = [title, "", body, "", summary]
+    if report.out_of_policy:
+        lines.append("Out of policy: " + ", ".join(report.out_of_policy))
+    if not report.complete:
+        lines.append("Not complete: what was deferred or failed is retried by the next run (exit status 1).")
+    return "\n".join(lines)
+
+
+def render_plan(plans: Sequence[ClusterPlan], at: datetime) -> str:
+    lines = [f"Plan for {_when(at)}: what a run would do now (nothing is changed)"]
+    if not plans:
+        lines.append("No cluster carries a policy tag, and no snapshots of ours are left to prune.")
+    for plan in plans:
+        lines.append("")
+        heading = plan.cluster_id + (
+            "  (cluster gone or untagged: pruned by its recorded policy)" if not plan.cluster else ""
+        )
+        lines.append(heading)
+        pairs: list[tuple[str, str]] = []
+        if plan.policy is not None:
+            name = f"{plan.policy.name}: " if plan.policy.name else ""
+            pairs.append(("policy", name + plan.policy.describe()))
+        if plan.slot is not None:
+            pairs.append(("slot", f"{_when(plan.slot)} (next {_when(plan.next_slot)})"))
+        if plan.skip is not None:
+            pairs.append(("skip", f"{plan.skip[0].value}: {plan.skip[1]}"))
+        elif plan.defer is not None:
+            pairs.append(("defer", f"{plan.defer[0].value}: {plan.defer[1]}"))
+        elif plan.create is not None:
+            pairs.append(("create", plan.create))
+        elif plan.cluster is not None:
+            pairs.append(("create", "nothing: this slot's snapshot exists"))
+        for snapshot in sorted(plan.delete, key=lambda s: s.time or at, reverse=True):
+            pairs.append(("delete", f"{snapshot.id}  ({_when(snapshot.time)})"))
+        for kept in _kept_newest_first(plan.kept):
+            pairs.append(("keep", f"{kept.snapshot.id}  ({_when(kept.snapshot.time)}): {', '.join(kept.reasons)}"))
+        lines.append(render_pairs(pairs))
+    return "\n".join(lines)
+
+
+def render_status(rows: Sequence[ClusterStatus], quota: Quota | None, at: datetime) -> str:
+    lines = [f"Status at {_when(at)}"]
+    if quota is not None:
+        lines.append(f"Manual cluster snapshot quota: {_quota_text(quota)}")
+    lines.append("")
+    if not rows:
+        lines.append("No cluster carries a policy tag.")
+        return "\n".join(lines)
+    table = [
+        (
+            row.cluster,
+            row.state,
+            row.newest or "-",
+            _age(row.age) if row.age is not None else "-",
+            _counts(row),
+            _when(row.next_slot) if row.next_slot else "-",
+            row.policy_text,
+        )
+        for row in rows
+    ]
+    lines.append(
+        render_table(("CLUSTER", "STATE", "NEWEST SNAPSHOT", "AGE", "SNAPSHOTS", "NEXT SLOT", "POLICY"), table)
+    )
+    described = [(row.cluster, row.description) for row in rows if row.description]
+    if described:
+        lines += ["", "Policies in words:", render_pairs(described)]
+    problems = [(row.cluster, row.problem) for row in rows if row.problem]
+    if problems:
+        lines += ["", "Needs a look:", render_pairs([(c, p) for c, p in problems if p is not None])]
+    return "\n".join(lines)
+
+
+def _counts(row: ClusterStatus) -> str:
+    extra = [
+        f"{n} {what}" for n, what in ((row.creating, "creating"), (row.held, "held"), (row.to_delete, "to delete")) if n
+    ]
+    return str(row.snapshots) + (f" ({', '.join(extra)})" if extra else "")
+
+
+def _quota_text(quota: Quota) -> str:
+    return f"{quota.used}/{quota.max} used ({quota.utilization:.0f}%)"
+
+
+def _quota_dict(quota: Quota | None) -> dict[str, Any] | None:
+    if quota is None:
+        return None
+    return {"used": quota.used, "max": quota.max, "utilization": round(quota.utilization, 1)}
+
+
+def _when(moment: datetime | None, tz: str | None = None) -> str:
+    if moment is None:
+        return "-"
+    text = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if tz is not None and tz.upper() != "UTC":
+        text += " = " + moment.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z")
+    return text
+
+
+def _age(age: timedelta) -> str:
+    minutes = int(age.total_seconds() // 60)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+def _fail(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Argument types
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time such as 2026-11-27T03:00Z") from error
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _parse_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 24 * 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0 and at most 86400")
+    return seconds

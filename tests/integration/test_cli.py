@@ -1,0 +1,245 @@
+"""The CLI against moto (`mock_aws`): run, plan and status drive the same service as the Lambda."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from snapshot_scheduler import cli, config, tags
+from snapshot_scheduler.adapters.rds import ClusterBusy, RdsAdapter
+
+REGION = "eu-west-1"
+DEPLOYMENT = "SnapshotScheduler"
+
+
+@pytest.fixture
+def rds(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for name in (*config.ENV_VARS, "AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    with mock_aws():
+        yield boto3.client("rds", region_name=REGION)
+
+
+def add_cluster(rds: Any, cluster_id: str, policy: str | None, engine: str = "aurora-postgresql") -> None:
+    cluster_tags = [{"Key": "snapshot-policy", "Value": policy}] if policy is not None else []
+    rds.create_db_cluster(
+        DBClusterIdentifier=cluster_id,
+        Engine=engine,
+        MasterUsername="admin",
+        MasterUserPassword="not-a-secret-1",
+        Tags=cluster_tags,
+    )
+
+
+def manual_snapshots(rds: Any) -> dict[str, dict[str, str]]:
+    answer = rds.describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"]
+    return {s["DBClusterSnapshotIdentifier"]: {t["Key"]: t["Value"] for t in s.get("TagList", [])} for s in answer}
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(["--region", REGION, *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def hour(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+NOW = hour(datetime.now(UTC))  # moto stamps snapshots with the real time, so the runs happen around now
+
+
+def test_run_creates_due_snapshots_and_reports_them(rds: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given two tagged clusters, one untagged
+    add_cluster(rds, "orders", "hourly")
+    add_cluster(rds, "billing", "gfs")
+    add_cluster(rds, "scratch", None)
+
+    # When one run happens at the hour
+    code, out, _ = run_cli(capsys, "run", "--at", NOW.isoformat())
+
+    # Then both tagged clusters got their slot's snapshot, tagged as ours, and the table says so
+    snapshots = manual_snapshots(rds)
+    assert code == 0
+    assert f"orders-{slot(0)}" in snapshots
+    assert snapshots[f"orders-{slot(0)}"][tags.MARKER] == DEPLOYMENT
+    assert not any(s.startswith("scratch") for s in snapshots)
+    assert f"created  orders   orders-{slot(0)}" in out
+    assert "0 failed; 2 clusters managed" in out
+
+
+def test_run_twice_for_the_same_slot_creates_nothing_more(rds: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    add_cluster(rds, "orders", "hourly")
+    run_cli(capsys, "run", "--at", NOW.isoformat())
+
+    code, out, _ = run_cli(capsys, "run", "--at", (NOW + timedelta(minutes=20)).isoformat(), "--json")
+
+    report = json.loads(out)
+    assert code == 0
+    assert report["created"] == []
+    assert report["complete"] is True
+    assert len(manual_snapshots(rds)) == 1
+
+
+def test_dry_run_changes_nothing_and_says_what_it_would_do(rds: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    add_cluster(rds, "orders", "daily")
+
+    code, out, _ = run_cli(capsys, "run", "--dry-run", "--at", NOW.isoformat())
+
+    assert code == 0
+    assert "dry run: nothing was changed" in out
+    assert "1 would be created" in out
+    assert manual_snapshots(rds) == {}
+
+
+def test_run_json_lists_a_malformed_tag_under_skipped_with_the_reason(
+    rds: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    add_cluster(rds, "orders", "daily")
+    add_cluster(rds, "legacy", "daily,7")
+
+    code, out, _ = run_cli(capsys, "run", "--json", "--at", NOW.isoformat())
+
+    report = json.loads(out)
+    assert code == 0  # a skipped cluster is reported, not a failed run
+    assert [entry["cluster"] for entry in report["created"]] == ["orders"]
+    (skipped,) = report["skipped"]
+    assert skipped["cluster"] == "legacy"
+    assert skipped["code"] == "policy-error"
+    assert "contains ','" in skipped["reason"]
+
+
+def test_policy_check_and_the_run_word_a_bad_tag_the_same(rds: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    add_cluster(rds, "legacy", "daily,7")
+    _, out, _ = run_cli(capsys, "run", "--json", "--at", NOW.isoformat())
+    reason = json.loads(out)["skipped"][0]["reason"]
+
+    code, _, err = run_cli(capsys, "policy", "check", "daily,7")
+
+    assert code == 2
+    assert err.strip() == f"snapshot-scheduler: {reason}"
+
+
+def test_a_deferred_cluster_makes_the_run_exit_1(
+    rds: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a cluster that RDS keeps refusing as busy (moto itself never does, so the adapter says so)
+    add_cluster(rds, "orders", "hourly")
+
+    def busy(self: RdsAdapter, snapshot_id: str, cluster_id: str, snapshot_tags: Any) -> None:
+        raise ClusterBusy("InvalidDBClusterStateFault", "cluster is backing-up")
+
+    monkeypatch.setattr(RdsAdapter, "create_snapshot", busy)
+    monkeypatch.setattr("snapshot_scheduler.service.BACKOFF_BASE", 0.001)
+    monkeypatch.setattr("snapshot_scheduler.service.BACKOFF_CAP", 0.002)
+
+    # When a run has only a moment for retries
+    code, out, _ = run_cli(capsys, "run", "--timeout", "0.2", "--at", NOW.isoformat())
+
+    # Then it defers the cluster, says the run is not complete, and exits 1
+    assert code == 1
+    assert "deferred  orders" in out
+    assert "Not complete" in out
+
+
+def slot(hours: int) -> str:
+    return (NOW + timedelta(hours=hours)).strftime("%Y%m%d-%H%M")
+
+
+def test_plan_shows_creates_deletes_and_why_each_snapshot_stays(rds: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a cluster that keeps the last two snapshots, after three runs
+    add_cluster(rds, "orders", "every=1h keep-last=2")
+    for hours in range(3):
+        run_cli(capsys, "run", "--at", (NOW + timedelta(hours=hours)).isoformat())
+    at = NOW + timedelta(hours=3)
+
+    # When the plan is asked for the next hour
+    code, out, _ = run_cli(capsys, "plan", "--at", at.isoformat())
+
+    # Then it would create the new slot's snapshot, delete the oldest, and keeps two as "last snapshot"
+    snapshots_before = set(manual_snapshots(rds))
+    assert code == 0
+    assert f"create  orders-{slot(3)}" in out
+    assert f"delete  orders-{slot(0)}" in out
+    assert f"keep    orders-{slot(2)}" in out
+    assert "last snapshot" in out
+    assert "a snapshot every hour" in out
+    assert set(manual_snapshots(rds)) == snapshots_before  # plan changes nothing
+
+
+def test_plan_json_gives_every_kept_snapshot_its_reasons(rds: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    add_cluster(rds, "orders", "every=1h keep-last=2")
+    for hours in range(3):
+        run_cli(capsys, "run", "--at", (NOW + timedelta(hours=hours)).isoformat())
+
+    _, out, _ = run_cli(capsys, "plan", "--json", "--at", (NOW + timedelta(hours=3)).isoformat())
+
+    (orders,) = json.loads(out)["clusters"]
+    assert orders["create"] == f"orders-{slot(3)}"
+    assert [entry["reasons"] for entry in orders["keep"]] == [["last snapshot"], ["last snapshot"]]
+    assert len(orders["delete"]) == 1
+
+
+def test_status_is_0_while_every_cluster_is_in_policy(rds: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    add_cluster(rds, "orders", "hourly")
+    add_cluster(rds, "billing", "daily")
+    run_cli(capsys, "run")
+
+    code, out, _ = run_cli(capsys, "status")
+
+    assert code == 0
+    assert "orders   ok" in out
+    assert "billing  ok" in out
+    assert "a snapshot every hour (anchored at 03:00 UTC)" in out  # the policy in words
+
+
+def test_status_flags_a_cluster_out_of_policy_and_a_bad_tag_with_exit_1(
+    rds: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given snapshots taken now, and a cluster whose tag does not parse
+    add_cluster(rds, "orders", "hourly")
+    add_cluster(rds, "billing", "daily")
+    add_cluster(rds, "legacy", "daily,7")
+    run_cli(capsys, "run")
+
+    # When status is asked three hours later (hourly's interval plus the 60-minute grace is two hours)
+    code, out, _ = run_cli(capsys, "status", "--json", "--at", (datetime.now(UTC) + timedelta(hours=3)).isoformat())
+
+    # Then the hourly cluster is out of policy, the daily one is fine, the bad tag needs a look
+    answer = {row["cluster"]: row for row in json.loads(out)["clusters"]}
+    assert code == 1
+    assert answer["orders"]["state"] == "OUT OF POLICY"
+    assert answer["orders"]["snapshots"] == 1
+    assert answer["orders"]["age_seconds"] >= 3 * 3600 - 60
+    assert answer["billing"]["state"] == "ok"
+    assert answer["billing"]["next_slot"] is not None
+    assert answer["legacy"]["state"] == "policy-error"
+    assert "contains ','" in answer["legacy"]["problem"]
+
+
+def test_another_deployment_marker_sees_none_of_our_snapshots(rds: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    add_cluster(rds, "orders", "hourly")
+    run_cli(capsys, "run")
+
+    _, out, _ = run_cli(capsys, "--deployment", "other", "status", "--json")
+
+    (orders,) = json.loads(out)["clusters"]
+    assert orders["snapshots"] == 0
+    assert orders["newest_snapshot"] is None
+
+
+def test_logs_go_to_stderr_so_stdout_stays_a_table(rds: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    add_cluster(rds, "legacy", "daily,7")
+
+    _, out, err = run_cli(capsys, "run", "--at", NOW.isoformat())
+
+    assert not any(line.startswith("{") for line in out.splitlines())
+    assert '"level":"ERROR"' in err  # the service's own log line for the bad tag

@@ -1,0 +1,276 @@
+"""The CLI without AWS: policy check, settings, argument errors and exit codes, rendering, progress."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+
+import pytest
+from snapshot_scheduler import cli, config
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No deployment variables from the caller's shell leak into these tests."""
+    for name in config.ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        code = cli.main(list(argv))
+    except SystemExit as exit_:  # argparse's own usage errors
+        code = int(exit_.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# policy check ----------------------------------------------------------------------------------------
+
+
+def test_policy_check_explains_a_valid_policy_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "policy", "check", "every=1d keep-daily=7 keep-weekly=4")
+
+    assert code == 0
+    assert err == ""
+    assert "is a valid policy" in out
+    assert "a snapshot every day at 03:00 UTC" in out
+    assert "the last snapshot of each of 7 days" in out
+    assert "the last snapshot of each of 4 ISO weeks" in out
+
+
+def test_policy_check_lists_the_next_slots_in_the_policy_zone(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(
+        capsys, "policy", "check", "every=1w on=fri at=18:30 tz=America/New_York keep-weekly=8", "--at", "2026-11-27"
+    )
+
+    assert code == 0
+    assert "a snapshot every Friday at 18:30 America/New_York" in out
+    assert "2026-11-27 23:30 UTC = 2026-11-27 18:30 EST" in out
+    assert "2026-12-04 23:30 UTC" in out
+
+
+def test_policy_check_of_a_preset_shows_its_name_and_text(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "policy", "check", "gfs")
+
+    assert code == 0
+    assert "gfs = every=1d at=03:00 tz=UTC keep-daily=7 keep-weekly=4 keep-monthly=12 keep-yearly=7" in out
+
+
+def test_policy_check_json_is_machine_readable(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "policy", "check", "hourly", "--json", "--at", "2026-11-27T10:30Z")
+
+    answer = json.loads(out)
+    assert code == 0
+    assert answer["valid"] is True
+    assert answer["name"] == "hourly"
+    assert answer["spec"] == "every=1h at=03:00 tz=UTC keep-hourly=24 keep-daily=7"
+    assert answer["next_slots"] == [
+        "2026-11-27T11:00:00+00:00",
+        "2026-11-27T12:00:00+00:00",
+        "2026-11-27T13:00:00+00:00",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("daily,7", "contains ','"),
+        ("every=1d", "keeps nothing"),
+        ("every=5h keep-daily=7", "every=5h is not an interval; allowed: 1h 2h 3h 4h 6h 8h 12h 1d 1w"),
+        ("weekly", "unknown policy name 'weekly'"),
+        ("every=1d keep-daily=seven", "keep-daily=seven is not a count"),
+        ("every=1d tz=Mars/Olympus keep-daily=7", "tz=Mars/Olympus is not an IANA time zone"),
+    ],
+)
+def test_policy_check_rejects_a_bad_value_with_the_services_message_and_exit_2(
+    capsys: pytest.CaptureFixture[str], value: str, says: str
+) -> None:
+    code, out, err = run_cli(capsys, "policy", "check", value)
+
+    assert code == 2
+    assert out == ""
+    assert err.startswith(f"snapshot-scheduler: policy tag snapshot-policy={value!r}: ")
+    assert says in err
+
+
+def test_policy_check_error_is_the_reason_the_run_reports(capsys: pytest.CaptureFixture[str]) -> None:
+    settings = cli.load_settings(cli.build_parser().parse_args(["policy", "check", "x"]), environ={})
+
+    _, _, err = run_cli(capsys, "policy", "check", "daily,7")
+
+    assert err.strip() == "snapshot-scheduler: " + cli.policy_error_reason(settings, "daily,7")
+
+
+def test_policy_check_of_off_says_the_cluster_is_not_managed(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "policy", "check", "off")
+
+    assert code == 0
+    assert "not managed" in out
+
+
+def test_policy_check_knows_the_deployments_named_policies(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(config.NAMED_POLICIES, json.dumps({"tier1": "every=4h keep-daily=14"}))
+
+    code, out, _ = run_cli(capsys, "policy", "check", "tier1")
+
+    assert code == 0
+    assert "tier1 = every=4h" in out
+    assert "a snapshot every 4 hours" in out
+
+
+# settings ----------------------------------------------------------------------------------------------
+
+
+def test_settings_default_to_the_stacks_defaults() -> None:
+    args = cli.build_parser().parse_args(["status"])
+
+    settings = cli.load_settings(args, environ={})
+
+    assert settings.policy_tag_key == "snapshot-policy"
+    assert settings.deployment == "SnapshotScheduler"
+    assert settings.default_at == "03:00"
+    assert not settings.dry_run
+
+
+def test_settings_take_the_environment_and_flags_override_it() -> None:
+    args = cli.build_parser().parse_args(["--deployment", "prod-eu", "status"])
+    environ = {config.DEPLOYMENT: "from-env", config.POLICY_TAG_KEY: "backup", config.DEFAULT_AT: "01:30"}
+
+    settings = cli.load_settings(args, environ=environ)
+
+    assert settings.deployment == "prod-eu"
+    assert settings.policy_tag_key == "backup"
+    assert settings.default_at == "01:30"
+
+
+def test_a_bad_flag_value_is_exit_2_naming_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "--deployment", "a,b", "policy", "check", "gfs")
+
+    assert code == 2
+    assert out == ""
+    assert "--deployment 'a,b' is invalid" in err
+
+
+def test_a_bad_environment_value_is_exit_2_naming_the_variable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(config.GRACE_MINUTES, "soon")
+
+    code, _, err = run_cli(capsys, "policy", "check", "gfs")
+
+    assert code == 2
+    assert f"{config.GRACE_MINUTES}='soon' is invalid" in err
+
+
+# argument errors ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["policy"],
+        ["policy", "check"],
+        ["frobnicate"],
+        ["run", "--at", "yesterday"],
+        ["run", "--timeout", "0"],
+        ["plan", "--dry-run"],
+    ],
+)
+def test_bad_usage_is_exit_2_with_a_usage_message(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    code, out, err = run_cli(capsys, *argv)
+
+    assert code == 2
+    assert out == ""
+    assert "usage: snapshot-scheduler" in err
+
+
+def test_a_time_without_zone_is_utc() -> None:
+    args = cli.build_parser().parse_args(["run", "--at", "2026-11-27T03:00"])
+
+    assert args.at == datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
+
+
+def test_a_time_with_offset_is_converted_to_utc() -> None:
+    args = cli.build_parser().parse_args(["plan", "--at", "2026-11-27T04:00+01:00"])
+
+    assert args.at == datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
+
+
+def test_no_region_is_exit_2_with_a_hint(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+
+    code, _, err = run_cli(capsys, "status")
+
+    assert code == 2
+    assert "--region" in err
+
+
+def test_an_unknown_profile_is_exit_2(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+
+    code, _, err = run_cli(capsys, "--profile", "nope", "--region", "eu-west-1", "plan")
+
+    assert code == 2
+    assert "nope" in err
+
+
+# rendering and progress --------------------------------------------------------------------------------
+
+
+def test_tables_align_their_columns() -> None:
+    text = cli.render_table(("A", "LONGER"), [("x", "1"), ("wide value", "2")])
+
+    lines = text.splitlines()
+    assert lines[0] == "A           LONGER"
+    assert lines[1].startswith("----------  ------")
+    assert lines[3] == "wide value  2"
+
+
+class FakeTerminal(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self._tty = tty
+
+    def isatty(self) -> bool:
+        return self._tty
+
+
+class FakeModel:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def test_progress_shows_on_a_terminal_once_the_command_takes_a_while() -> None:
+    now = [0.0]
+    terminal = FakeTerminal(tty=True)
+    progress = cli.Progress(terminal, clock=lambda: now[0])
+
+    progress.after_call(model=FakeModel("DescribeDBClusters"))
+    assert terminal.getvalue() == ""  # a quick command shows nothing
+    now[0] = 2.0
+    progress.after_call(model=FakeModel("CreateDBClusterSnapshot"))
+    progress.close()
+
+    shown = terminal.getvalue()
+    assert "2 RDS calls (1 describe pages, 1 creates, 0 deletes)" in shown
+    assert shown.endswith("\r\x1b[K")  # the line is cleared at the end
+
+
+def test_progress_stays_silent_when_stderr_is_not_a_terminal() -> None:
+    now = [0.0]
+    pipe = FakeTerminal(tty=False)
+    progress = cli.Progress(pipe, clock=lambda: now[0])
+
+    now[0] = 5.0
+    progress.after_call(model=FakeModel("DescribeDBClusters"))
+    progress.close()
+
+    assert pipe.getvalue() == ""
