@@ -1,0 +1,136 @@
+"""Snapshot identifiers: valid under the RDS rules for every cluster id, deterministic, and unique.
+
+The rules are checked here by an independent validator written from rds-facts.md, not by the module's own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import string
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from snapshot_scheduler.naming import is_valid_identifier, snapshot_id
+
+SLOT = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
+
+
+def assert_rds_identifier(identifier: str) -> None:
+    """1-63 letters, digits or hyphens; a letter first; no `--`; no trailing `-`; stored lower-case."""
+    assert 1 <= len(identifier) <= 63, f"{identifier!r} is {len(identifier)} long"
+    assert identifier[0] in string.ascii_lowercase, identifier
+    assert set(identifier) <= set(string.ascii_lowercase + string.digits + "-"), identifier
+    assert "--" not in identifier, identifier
+    assert not identifier.endswith("-"), identifier
+    assert identifier == identifier.lower(), identifier
+
+
+def random_cluster_id(rng: random.Random, length: int) -> str:
+    """A valid DB cluster identifier of `length` characters (same rules as a snapshot identifier)."""
+    chars = [rng.choice(string.ascii_lowercase)]
+    while len(chars) < length:
+        pool = string.ascii_lowercase + string.digits
+        if chars[-1] != "-" and len(chars) < length - 1:
+            pool += "-" * 6
+        chars.append(rng.choice(pool))
+    return "".join(chars)
+
+
+CLUSTERS = [
+    "a",
+    "db",
+    "orders",
+    "prod-db-1",
+    "MyCluster",
+    "Prod-Orders-EU-West-1",
+    "a" * 49,
+    "a" * 50,
+    "a" * 62,
+    "a" * 63,
+    "a-" * 31 + "a",  # 63 characters, a hyphen every other one
+    "x" + "1" * 62,
+    *("x" * cut + "-" + "y" * (62 - cut) for cut in range(34, 52)),  # a hyphen at (or near) every cut point
+    *("x" * cut + "-z-" + "y" * (60 - cut) for cut in range(36, 46)),
+]
+
+
+@pytest.mark.parametrize("cluster", CLUSTERS)
+def test_identifier_is_valid_under_the_rds_rules(cluster: str) -> None:
+    identifier = snapshot_id(cluster, SLOT)
+
+    assert_rds_identifier(identifier)
+    assert is_valid_identifier(identifier)
+
+
+def test_identifier_is_valid_for_a_thousand_random_cluster_ids_and_slots() -> None:
+    rng = random.Random(20260310)
+    for _ in range(1000):
+        cluster = random_cluster_id(rng, rng.randint(1, 63))
+        slot = SLOT + timedelta(minutes=rng.randint(-(10**6), 10**6))
+        assert_rds_identifier(snapshot_id(cluster, slot))
+
+
+def test_short_cluster_id_is_kept_whole_then_the_slot_in_utc() -> None:
+    assert snapshot_id("orders", SLOT) == "orders-20260310-0300"
+
+
+def test_identifier_is_lower_case_for_a_mixed_case_cluster_id() -> None:
+    assert snapshot_id("Prod-Orders", SLOT) == snapshot_id("prod-orders", SLOT) == "prod-orders-20260310-0300"
+
+
+def test_long_cluster_id_keeps_a_recognisable_prefix() -> None:
+    cluster = "analytics-warehouse-primary-eu-central-1-production-cluster"
+
+    identifier = snapshot_id(cluster, SLOT)
+
+    assert identifier.startswith("analytics-warehouse-primary")
+    assert identifier.endswith("-20260310-0300")
+
+
+def test_identifier_is_deterministic() -> None:
+    for cluster in CLUSTERS:
+        assert snapshot_id(cluster, SLOT) == snapshot_id(cluster, SLOT)
+
+
+def test_same_instant_in_another_zone_gives_the_same_identifier() -> None:
+    berlin = SLOT.astimezone(ZoneInfo("Europe/Berlin"))
+
+    assert snapshot_id("orders", berlin) == snapshot_id("orders", SLOT)
+
+
+def test_different_slots_of_one_cluster_get_different_identifiers() -> None:
+    slots = [SLOT + timedelta(hours=h) for h in range(24 * 60)]
+    for cluster in ("orders", "a" * 63):
+        assert len({snapshot_id(cluster, slot) for slot in slots}) == len(slots)
+
+
+def test_clusters_sharing_a_long_prefix_get_different_identifiers() -> None:
+    prefix = "shared-prefix-for-a-fleet-of-clusters-in-one-account-"  # 53 characters
+    clusters = [prefix + "".join(tail) for tail in itertools.product("abc123", repeat=2)]
+    clusters += ["p" * 62 + c for c in "abcdefghij"]  # differ only in the 63rd character
+
+    identifiers = {snapshot_id(cluster, SLOT) for cluster in clusters}
+
+    assert len(identifiers) == len(clusters)
+
+
+def test_shortened_identifiers_do_not_collide_with_short_ones_across_a_random_fleet() -> None:
+    rng = random.Random(7)
+    clusters = {random_cluster_id(rng, rng.choice([5, 20, 45, 49, 50, 51, 63])) for _ in range(5000)}
+
+    identifiers = {snapshot_id(cluster, SLOT) for cluster in clusters}
+
+    assert len(identifiers) == len(clusters)
+
+
+@pytest.mark.parametrize("cluster", ["", "1orders", "-orders", "orders-", "ord--ers", "ord_ers", "ord.ers"])
+def test_invalid_cluster_id_is_refused(cluster: str) -> None:
+    with pytest.raises(ValueError, match="cluster id"):
+        snapshot_id(cluster, SLOT)
+
+
+def test_naive_slot_is_refused() -> None:
+    with pytest.raises(ValueError, match="time zone"):
+        snapshot_id("orders", datetime(2026, 3, 10, 3, 0))
