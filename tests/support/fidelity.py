@@ -1,0 +1,689 @@
+"""RdsFidelity: botocore hooks that make moto behave like RDS where this service cares.
+
+moto's RDS returns every record in one page, never refuses a snapshot of a busy cluster, counts automated
+snapshots against its limit, finishes snapshots at once, has no DescribeAccountAttributes and never
+throttles (see /work/shared/rds-facts.md). The layer adds those behaviours on one or more boto3 RDS
+clients, in-process under `mock_aws` or in front of a `moto_server`:
+
+    fidelity = RdsFidelity(clock=SimClock(start), quota=100, snapshot_creating_for=timedelta(minutes=20))
+    client = fidelity.attach(boto3.client("rds", config=Config(retries={"mode": "standard"})))
+
+How: a `before-send.rds` handler, registered last so the caller's own before-send handlers (such as a
+client-side pacer) run first, sees every HTTP attempt below botocore's retry loop. It takes a token from
+the bucket (or answers HTTP 400 `Throttling`, which standard-mode retries really see), adds latency,
+counts the call, injects faults as real RDS error XML, answers the describes itself (real pagination
+over records read from moto once per sweep, answered as RDS query XML) and DescribeAccountAttributes,
+and forwards everything else to moto. botocore's retry back-off sleeps go through the layer's clock.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import random
+import re
+import threading
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from io import BytesIO
+from typing import Any
+from urllib.parse import parse_qs
+
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+
+from tests.support import rds_xml
+from tests.support.clock import Clock, RealClock, SimClock
+from tests.support.moto_access import Forward, Moto, connect, snapshot_from_xml
+from tests.support.rds_xml import ClusterRecord, SnapshotRecord
+
+__all__ = ["Clock", "RdsFidelity", "RealClock", "SimClock", "SnapshotView", "TokenBucket"]
+
+PAGE_MIN, PAGE_MAX = 20, 100
+AVAILABLE = "available"
+CLUSTER_FILTERS = frozenset({"db-cluster-id", "engine"})
+SNAPSHOT_FILTERS = frozenset({"db-cluster-id", "db-cluster-snapshot-id", "snapshot-type", "engine"})
+_RETRY_HANDLER_ID = "retry-config-rds"
+_MARKER_PREFIX = "fidelity1:"
+_FILTER_NAME = re.compile(r"^Filters\.Filter\.(\d+)\.Name$")
+Send = Callable[[], AWSResponse]
+
+
+class TokenBucket:
+    """RDS's API rate limit: `burst` requests at once, refilled at `rate` per second (per account)."""
+
+    def __init__(self, burst: float = 300, rate: float = 12.0) -> None:
+        self.burst = burst
+        self.rate = rate
+        self.tokens = float(burst)
+        self._stamp: float | None = None
+
+    @classmethod
+    def unlimited(cls) -> TokenBucket:
+        return cls(burst=float("inf"), rate=0.0)
+
+    def take(self, now: float) -> bool:
+        """One token at monotonic time `now`, if there is one."""
+        if self._stamp is not None:
+            self.tokens = min(self.burst, self.tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+@dataclass(frozen=True)
+class SnapshotView:
+    """A cluster snapshot as the layer shows it now (status and time after the layer's overrides)."""
+
+    id: str
+    cluster_id: str
+    snapshot_type: str
+    status: str
+    created: datetime | None
+    tags: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class _Life:
+    started: datetime
+    ready: datetime
+
+
+@dataclass
+class _Busy:
+    attempts: int = 0
+    until: datetime | None = None
+    status: str | None = None
+
+
+@dataclass
+class _Trigger:
+    operation: str
+    nth: int
+    action: Callable[[], None]
+    seen: int = 0
+
+
+@dataclass(frozen=True)
+class _Listing:
+    size: int
+    after: str | None  # the last identifier of the previous page
+    filters: dict[str, list[str]]
+
+
+class _Refusal(Exception):
+    """An RDS error answer (counted in `faults`)."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code, self.message, self.status = code, message, status
+
+
+class _Body(BytesIO):
+    """What AWSResponse reads its content from (`raw.stream()`)."""
+
+    def stream(self, **_: Any) -> Iterable[bytes]:
+        yield self.read()
+
+
+class RdsFidelity:
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        quota: int = 100,
+        bucket: TokenBucket | None = None,
+        latency: float = 0.0,
+        snapshot_creating_for: timedelta = timedelta(0),
+        throttle_probability: float = 0.0,
+        seed: int = 0,
+        marker_on_full_last_page: bool = False,
+    ) -> None:
+        """
+        clock: SimClock (default, starting now) or RealClock; every time the layer uses comes from it.
+        quota: manual cluster snapshots allowed (RDS default 100); automated ones do not count.
+        bucket: the API token bucket (default TokenBucket(burst=300, rate=12)); TokenBucket.unlimited() for none.
+        latency: seconds slept on the clock per HTTP attempt.
+        snapshot_creating_for: how long a snapshot created through the layer stays `creating`.
+        throttle_probability: chance that an attempt which got a token is throttled anyway (seeded).
+        marker_on_full_last_page: a last page that is exactly full still carries a Marker, and the
+            page after it is empty (AWS APIs do this at times; paginating code must cope).
+        """
+        self.clock: Clock = clock or SimClock(datetime.now(UTC))
+        self.quota = quota
+        self.bucket = bucket or TokenBucket()
+        self.latency = latency
+        self.snapshot_creating_for = snapshot_creating_for
+        self.throttle_probability = throttle_probability
+        self.marker_on_full_last_page = marker_on_full_last_page
+        self._random = random.Random(seed)
+        self._lock = threading.RLock()
+        self._moto: Moto | None = None
+        self._clusters: dict[str, ClusterRecord] = {}
+        self._snapshots: dict[str, SnapshotRecord] = {}
+        self._cluster_ids: list[str] | None = None
+        self._snapshot_ids: list[str] | None = None
+        self._clusters_stale = True
+        self._snapshots_stale = True
+        self._manual_used = 0
+        self._life: dict[str, _Life] = {}
+        self._status: dict[str, str] = {}
+        self._cluster_created: dict[str, datetime] = {}
+        self._busy: dict[str, _Busy] = {}
+        self._triggers: list[_Trigger] = []
+        self.calls: Counter[str] = Counter()
+        self.throttled: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()
+        self.retry_sleep = 0.0
+
+    # ----------------------------------------------------------------------------------------- wiring
+
+    def attach(self, client: Any) -> Any:
+        """Route every HTTP attempt of this RDS client through the layer; returns the client."""
+        if getattr(client, "_rds_fidelity", None) is not None:
+            raise ValueError("this client already has a fidelity layer attached")
+        if client.meta.service_model.service_name != "rds":
+            raise ValueError(f"the fidelity layer emulates RDS, not {client.meta.service_model.service_name}")
+        with self._lock:
+            moto = connect(client)
+            if self._moto is None:
+                self._moto = moto
+            elif (moto.kind, moto.region) != (self._moto.kind, self._moto.region):
+                raise ValueError(
+                    f"one layer is one account and region: {self._moto.kind} {self._moto.region}, "
+                    f"not {moto.kind} {moto.region}"
+                )
+            forward = self._moto.forwarder(client)
+        events = client.meta.events
+
+        def before_send(request: AWSPreparedRequest, event_name: str, **_: Any) -> AWSResponse:
+            return self._attempt(request, event_name, forward)
+
+        events.register_last("before-send.rds", before_send)
+        self._route_retry_sleep(events)
+        client._rds_fidelity = self
+        return client
+
+    def _route_retry_sleep(self, events: Any) -> None:
+        """botocore sleeps its retry back-off with time.sleep; make that sleep the layer's clock's."""
+        emitter = getattr(events, "_emitter", events)
+        entry = getattr(emitter, "_unique_id_handlers", {}).get(_RETRY_HANDLER_ID)
+        if not entry:
+            return
+        original = entry["handler"]
+
+        def needs_retry(**kwargs: Any) -> Any:
+            delay = original(**kwargs)
+            if isinstance(delay, int | float) and not isinstance(delay, bool) and delay > 0:
+                with self._lock:
+                    self.retry_sleep += delay
+                self.clock.sleep(delay)
+                return 0  # retry now: the clock already waited
+            return delay
+
+        events.unregister("needs-retry.rds", unique_id=_RETRY_HANDLER_ID)
+        events.register("needs-retry.rds", needs_retry, unique_id=_RETRY_HANDLER_ID)
+
+    @property
+    def moto(self) -> Moto:
+        if self._moto is None:
+            raise RuntimeError("attach the layer to a client first (fidelity.attach(client))")
+        return self._moto
+
+    # --------------------------------------------------------------------------------- one attempt
+
+    def _attempt(self, request: AWSPreparedRequest, event_name: str, forward: Forward) -> AWSResponse:
+        operation = event_name.rsplit(".", 1)[-1]
+        if self.latency:
+            self.clock.sleep(self.latency)
+        with self._lock:
+            if not self._admit():
+                self.throttled[operation] += 1
+                return _response(request, 400, rds_xml.error("Throttling", "Rate exceeded"))
+            self.calls[operation] += 1
+            self._fire_triggers(operation)
+
+            def send() -> AWSResponse:
+                return forward(request, event_name)
+
+            answer = {
+                "DescribeDBClusters": self._describe_clusters,
+                "DescribeDBClusterSnapshots": self._describe_snapshots,
+                "DescribeAccountAttributes": self._describe_account_attributes,
+                "CreateDBClusterSnapshot": self._create_snapshot,
+                "DeleteDBClusterSnapshot": self._delete_snapshot,
+            }.get(operation)
+            if answer is None:
+                response = send()
+                if not operation.startswith(("Describe", "List")):
+                    self.refresh()  # something the layer does not model changed moto: read it again
+                return response
+            try:
+                return answer(_params(request.body), request, send)
+            except _Refusal as refusal:
+                self.faults[refusal.code] += 1
+                return _response(request, refusal.status, rds_xml.error(refusal.code, refusal.message))
+
+    def _admit(self) -> bool:
+        if not self.bucket.take(self.clock.monotonic()):
+            return False
+        return not (self.throttle_probability and self._random.random() < self.throttle_probability)
+
+    def _fire_triggers(self, operation: str) -> None:
+        for trigger in list(self._triggers):
+            if trigger.operation == operation:
+                trigger.seen += 1
+                if trigger.seen == trigger.nth:
+                    self._triggers.remove(trigger)
+                    trigger.action()
+
+    # ------------------------------------------------------------------------------------ describes
+
+    def _listing(self, params: Mapping[str, str], allowed: frozenset[str]) -> _Listing:
+        size = int(params.get("MaxRecords", PAGE_MAX))
+        if not PAGE_MIN <= size <= PAGE_MAX:
+            raise _Refusal("InvalidParameterValue", f"Invalid value {size} for MaxRecords. Must be between 20 and 100")
+        after = None
+        if params.get("Marker"):
+            after = _unmark(params["Marker"])
+            if after is None:
+                raise _Refusal("InvalidParameterValue", f"Invalid Marker: {params['Marker']}")
+        filters = _filters(params)
+        unknown = sorted(set(filters) - allowed)
+        if unknown:
+            raise _Refusal("InvalidParameterValue", f"Unrecognized filter name: {unknown[0]}")
+        return _Listing(size, after, filters)
+
+    def _page(self, ids: list[str], listing: _Listing, keep: Callable[[str], bool]) -> tuple[list[str], str | None]:
+        """Up to `size` identifiers after the marker that `keep` keeps, and the Marker for the rest."""
+        index = bisect_right(ids, listing.after) if listing.after is not None else 0
+        chosen: list[str] = []
+        while index < len(ids) and len(chosen) < listing.size:
+            if keep(ids[index]):
+                chosen.append(ids[index])
+            index += 1
+        more = any(keep(ident) for ident in _from(ids, index))
+        if more or (self.marker_on_full_last_page and len(chosen) == listing.size):
+            return chosen, _mark(chosen[-1])
+        return chosen, None
+
+    def _describe_clusters(self, params: Mapping[str, str], request: AWSPreparedRequest, _: Send) -> AWSResponse:
+        listing = self._listing(params, CLUSTER_FILTERS)
+        named = _resource_id(params["DBClusterIdentifier"]) if params.get("DBClusterIdentifier") else None
+        wanted = {_resource_id(value) for value in listing.filters.get("db-cluster-id", [])}
+        if named:
+            wanted.add(named)
+        engines = set(listing.filters.get("engine", []))
+        if (listing.after is None and not wanted) or self._clusters_stale:
+            self._sync_clusters()  # a sweep starts: read moto once, serve its later pages from this read
+        if named and named not in self._clusters:
+            raise _Refusal("DBClusterNotFoundFault", f"DBCluster {named} not found.", 404)
+
+        def keep(ident: str) -> bool:
+            cluster = self._clusters[ident]
+            return (not wanted or ident in wanted) and (not engines or cluster.engine in engines)
+
+        chosen, marker = self._page(self._sorted_clusters(), listing, keep)
+        members = [self._cluster_xml(self._clusters[i]) for i in chosen]
+        return _response(request, 200, rds_xml.page("DescribeDBClusters", "DBClusters", members, marker))
+
+    def _describe_snapshots(self, params: Mapping[str, str], request: AWSPreparedRequest, _: Send) -> AWSResponse:
+        listing = self._listing(params, SNAPSHOT_FILTERS)
+        filters = listing.filters
+        named = (
+            _resource_id(params["DBClusterSnapshotIdentifier"]) if params.get("DBClusterSnapshotIdentifier") else None
+        )
+        snapshots = {_resource_id(value) for value in filters.get("db-cluster-snapshot-id", [])}
+        if named:
+            snapshots.add(named)
+        clusters = {_resource_id(value) for value in filters.get("db-cluster-id", [])}
+        if params.get("DBClusterIdentifier"):
+            clusters.add(_resource_id(params["DBClusterIdentifier"]))
+        types = {params["SnapshotType"]} if params.get("SnapshotType") else {"manual", "automated"}
+        if "snapshot-type" in filters:
+            types &= set(filters["snapshot-type"])
+        engines = set(filters.get("engine", []))
+        if (listing.after is None and not clusters and not snapshots) or self._snapshots_stale:
+            self._sync_snapshots()
+        if named and named not in self._snapshots:
+            raise _Refusal("DBClusterSnapshotNotFoundFault", f"DBClusterSnapshot {named} not found.", 404)
+
+        def keep(ident: str) -> bool:
+            snap = self._snapshots[ident]
+            return (
+                snap.snapshot_type in types
+                and (not clusters or snap.cluster_id in clusters)
+                and (not snapshots or ident in snapshots)
+                and (not engines or snap.engine in engines)
+            )
+
+        chosen, marker = self._page(self._sorted_snapshots(), listing, keep)
+        members = [self._snapshot_xml(self._snapshots[i]) for i in chosen]
+        return _response(
+            request, 200, rds_xml.page("DescribeDBClusterSnapshots", "DBClusterSnapshots", members, marker)
+        )
+
+    def _describe_account_attributes(self, _: Mapping[str, str], request: AWSPreparedRequest, __: Send) -> AWSResponse:
+        if self._clusters_stale:
+            self._sync_clusters()
+        if self._snapshots_stale:
+            self._sync_snapshots()
+        clusters = len(self._clusters)
+        quotas = [
+            ("DBClusters", clusters, max(40, clusters)),
+            ("ManualClusterSnapshots", self._manual_used, self.quota),
+        ]
+        return _response(request, 200, rds_xml.account_quotas(quotas))
+
+    # ------------------------------------------------------------------------------------ mutations
+
+    def _create_snapshot(self, params: Mapping[str, str], request: AWSPreparedRequest, send: Send) -> AWSResponse:
+        cluster_id = params.get("DBClusterIdentifier", "").lower()
+        snapshot_id = params.get("DBClusterSnapshotIdentifier", "").lower()
+        if self._clusters_stale or cluster_id not in self._clusters:
+            self._sync_clusters()
+        if self._snapshots_stale:
+            self._sync_snapshots()
+        # A missing cluster or a taken identifier: moto gives the real error.
+        if cluster_id in self._clusters and snapshot_id not in self._snapshots:
+            self._check_snapshot_allowed(cluster_id)
+        response = send()
+        if response.status_code != 200:
+            if b"<Code>SnapshotQuotaExceeded</Code>" in response.content and self._manual_used < self.quota:
+                raise RuntimeError(
+                    "moto's own snapshot limit (MOTO_RDS_SNAPSHOT_LIMIT, default 1000, counting automated "
+                    "snapshots too) refused a snapshot the layer's quota allows: raise it (moto_rds() does)"
+                )
+            return response
+        record = snapshot_from_xml(response.content)
+        now = self.clock.now()
+        self._life[record.id] = _Life(started=now, ready=now + self.snapshot_creating_for)
+        self._add_snapshot(record)
+        return _response(request, 200, rds_xml.result("CreateDBClusterSnapshot", self._snapshot_xml(record)))
+
+    def _check_snapshot_allowed(self, cluster_id: str) -> None:
+        """Refuse as RDS would: a cluster that is not available (or busy), then a full quota."""
+        status = self.cluster_status(cluster_id)
+        busy = self._busy.get(cluster_id)
+        if busy is not None and busy.attempts > 0:
+            busy.attempts -= 1
+            status = status if status != AVAILABLE else "backing-up"
+        elif busy is not None and busy.until is not None and self.clock.now() < busy.until:
+            status = status if status != AVAILABLE else "backing-up"
+        if status != AVAILABLE:
+            raise _Refusal(
+                "InvalidDBClusterStateFault",
+                f"DB cluster {cluster_id} is {status}: your DB cluster must be in the available state "
+                "to take a DB cluster snapshot",
+            )
+        if self._manual_used >= self.quota:
+            raise _Refusal("SnapshotQuotaExceeded", f"Cannot create more than {self.quota} manual snapshots")
+
+    def _delete_snapshot(self, params: Mapping[str, str], request: AWSPreparedRequest, send: Send) -> AWSResponse:
+        snapshot_id = params.get("DBClusterSnapshotIdentifier", "").lower()
+        if self._snapshots_stale:
+            self._sync_snapshots()
+        record = self._snapshots.get(snapshot_id)
+        status = self._view(record)[0] if record is not None else AVAILABLE
+        if status != AVAILABLE:
+            raise _Refusal(
+                "InvalidDBClusterSnapshotStateFault",
+                f"Cannot delete the snapshot {snapshot_id} while it is {status}; "
+                "only available snapshots can be deleted",
+            )
+        response = send()
+        if response.status_code == 200:
+            self._remove_snapshot(snapshot_id)
+        return response
+
+    # --------------------------------------------------------------------------------- the registry
+
+    def refresh(self) -> None:
+        """Forget what the layer read from moto; it reads again when next needed (after outside changes)."""
+        with self._lock:
+            self._clusters_stale = True
+            self._snapshots_stale = True
+
+    def _sync_clusters(self) -> None:
+        self._clusters = {cluster.id: cluster for cluster in self.moto.clusters()}
+        self._cluster_ids = None
+        self._clusters_stale = False
+
+    def _sync_snapshots(self) -> None:
+        self._snapshots = {snap.id: snap for snap in self.moto.snapshots()}
+        self._manual_used = sum(1 for snap in self._snapshots.values() if _counts(snap))
+        self._snapshot_ids = None
+        self._snapshots_stale = False
+
+    def _sorted_clusters(self) -> list[str]:
+        if self._cluster_ids is None:
+            self._cluster_ids = sorted(self._clusters)
+        return self._cluster_ids
+
+    def _sorted_snapshots(self) -> list[str]:
+        if self._snapshot_ids is None:
+            self._snapshot_ids = sorted(self._snapshots)
+        return self._snapshot_ids
+
+    def _add_snapshot(self, record: SnapshotRecord) -> None:
+        if record.id not in self._snapshots and _counts(record):
+            self._manual_used += 1
+        self._snapshots[record.id] = record
+        self._snapshot_ids = None
+
+    def _remove_snapshot(self, snapshot_id: str) -> None:
+        record = self._snapshots.pop(snapshot_id, None)
+        if record is not None and _counts(record):
+            self._manual_used -= 1
+        self._life.pop(snapshot_id, None)
+        self._snapshot_ids = None
+
+    def _view(self, record: SnapshotRecord) -> tuple[str, int, datetime | None]:
+        """(Status, PercentProgress, SnapshotCreateTime) as RDS would show them now."""
+        life = self._life.get(record.id)
+        if life is None:
+            return record.status, record.percent_progress, record.created
+        now = self.clock.now()
+        if now < life.ready:
+            done = (now - life.started) / (life.ready - life.started)
+            return "creating", min(99, int(100 * done)), life.started
+        return record.status, 100, life.started
+
+    def _cluster_xml(self, record: ClusterRecord) -> str:
+        created = self._cluster_created.get(record.id, record.created)
+        return rds_xml.cluster_xml(record, status=self.cluster_status(record.id), created=created)
+
+    def _snapshot_xml(self, record: SnapshotRecord) -> str:
+        status, progress, created = self._view(record)
+        return rds_xml.snapshot_xml(record, status=status, progress=progress, created=created)
+
+    # ------------------------------------------------------------------------- what tests control
+
+    def cluster_status(self, cluster_id: str) -> str:
+        """The cluster's Status as DescribeDBClusters shows it now."""
+        cluster_id = cluster_id.lower()
+        with self._lock:
+            if cluster_id in self._status:
+                return self._status[cluster_id]
+            busy = self._busy.get(cluster_id)
+            if busy is not None and busy.status and busy.until is not None and self.clock.now() < busy.until:
+                return busy.status
+            if self._clusters_stale:
+                self._sync_clusters()
+            cluster = self._clusters.get(cluster_id)
+            return cluster.status if cluster is not None else "deleted"
+
+    def set_status(self, cluster_id: str, status: str | None) -> None:
+        """Show this status for the cluster (e.g. "stopped") and refuse its snapshots; None restores moto's."""
+        with self._lock:
+            if status is None:
+                self._status.pop(cluster_id.lower(), None)
+            else:
+                self._status[cluster_id.lower()] = status
+
+    def make_busy(
+        self,
+        cluster_id: str,
+        *,
+        attempts: int | None = None,
+        until: datetime | None = None,
+        status: str | None = None,
+    ) -> None:
+        """Refuse CreateDBClusterSnapshot with InvalidDBClusterStateFault for the next `attempts`, or until
+        `until` on the layer's clock. DescribeDBClusters still says available (the race RDS has) unless
+        `status` is given, which it then shows until `until`."""
+        if (attempts is None) == (until is None):
+            raise ValueError("give exactly one of attempts= or until=")
+        if status is not None and until is None:
+            raise ValueError("status= goes with until= (how long the cluster shows it)")
+        with self._lock:
+            self._busy[cluster_id.lower()] = _Busy(attempts=attempts or 0, until=until, status=status)
+
+    def on(self, operation: str, action: Callable[[], None], *, nth: int = 1) -> None:
+        """Run `action` once, just before the layer answers the `nth` call of `operation` from now on
+        (throttled attempts do not count). E.g. delete a cluster in the middle of a run."""
+        with self._lock:
+            self._triggers.append(_Trigger(operation, nth, action))
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.throttled.clear()
+            self.faults.clear()
+            self.retry_sleep = 0.0
+
+    @property
+    def manual_snapshots_used(self) -> int:
+        with self._lock:
+            if self._snapshots_stale:
+                self._sync_snapshots()
+            return self._manual_used
+
+    def snapshots(self, cluster_id: str | None = None, *, snapshot_type: str | None = "manual") -> list[SnapshotView]:
+        """Every cluster snapshot as the layer shows it, read afresh from moto (no API call is counted)."""
+        with self._lock:
+            self._sync_snapshots()
+            views = []
+            for ident in self._sorted_snapshots():
+                record = self._snapshots[ident]
+                if cluster_id is not None and record.cluster_id != cluster_id.lower():
+                    continue
+                if snapshot_type is not None and record.snapshot_type != snapshot_type:
+                    continue
+                status, _, created = self._view(record)
+                views.append(
+                    SnapshotView(ident, record.cluster_id, record.snapshot_type, status, created, dict(record.tags))
+                )
+            return views
+
+    # ---------------------------------------------------------------------------------- the fleet
+
+    def create_cluster(
+        self,
+        cluster_id: str,
+        *,
+        engine: str = "aurora-postgresql",
+        tags: Mapping[str, str] | None = None,
+        created: datetime | None = None,
+    ) -> str:
+        """A cluster, `available` at once, created `created` (default: now on the layer's clock).
+        Not counted as an API call. moto's automated snapshot of it keeps moto's wall-clock time."""
+        cluster_id = cluster_id.lower()  # RDS stores identifiers lower-case
+        with self._lock:
+            self.moto.create_cluster(cluster_id, engine, dict(tags or {}))
+            self._cluster_created[cluster_id] = created or self.clock.now()
+            self.refresh()
+        return cluster_id
+
+    def create_clusters(
+        self,
+        count: int,
+        *,
+        prefix: str = "db",
+        engine: str = "aurora-postgresql",
+        tags: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        """`count` clusters named `{prefix}-0000`, `{prefix}-0001`, ..."""
+        return [self.create_cluster(f"{prefix}-{n:04d}", engine=engine, tags=tags) for n in range(count)]
+
+    def seed_snapshot(
+        self,
+        cluster_id: str,
+        snapshot_id: str,
+        *,
+        created: datetime,
+        tags: Mapping[str, str] | None = None,
+        snapshot_type: str = "manual",
+        creating_until: datetime | None = None,
+    ) -> str:
+        """An existing snapshot taken at `created` (still `creating` until `creating_until`, if given).
+        In-process it bypasses moto's own snapshot limit; it is not counted as an API call."""
+        snapshot_id = snapshot_id.lower()
+        with self._lock:
+            self.moto.create_snapshot(cluster_id.lower(), snapshot_id, dict(tags or {}), snapshot_type)
+            self._life[snapshot_id] = _Life(started=created, ready=creating_until or created)
+            self._snapshots_stale = True
+        return snapshot_id
+
+    def delete_cluster(self, cluster_id: str) -> None:
+        """The cluster goes away (its snapshots stay), as when someone deletes it mid-run."""
+        cluster_id = cluster_id.lower()
+        with self._lock:
+            self.moto.delete_cluster(cluster_id)
+            self._status.pop(cluster_id, None)
+            self._busy.pop(cluster_id, None)
+            self.refresh()
+
+
+def _response(request: AWSPreparedRequest, status: int, body: bytes) -> AWSResponse:
+    headers = {"Content-Type": "text/xml", "x-amzn-RequestId": rds_xml.request_id()}
+    return AWSResponse(request.url, status, headers, _Body(body))
+
+
+def _params(body: Any) -> dict[str, str]:
+    if not body:
+        return {}
+    text = body.decode() if isinstance(body, bytes) else str(body)
+    return {key: values[-1] for key, values in parse_qs(text, keep_blank_values=True).items()}
+
+
+def _filters(params: Mapping[str, str]) -> dict[str, list[str]]:
+    filters: dict[str, list[str]] = {}
+    for key, name in params.items():
+        match = _FILTER_NAME.match(key)
+        if match:
+            prefix = f"Filters.Filter.{match.group(1)}.Values.Value."
+            filters.setdefault(name, []).extend(value for k, value in params.items() if k.startswith(prefix))
+    return filters
+
+
+def _mark(last_id: str) -> str:
+    """An opaque Marker: where the next page starts (after this identifier, in identifier order)."""
+    return _MARKER_PREFIX + base64.urlsafe_b64encode(last_id.encode()).decode()
+
+
+def _unmark(marker: str) -> str | None:
+    if not marker.startswith(_MARKER_PREFIX):
+        return None
+    try:
+        return base64.urlsafe_b64decode(marker[len(_MARKER_PREFIX) :].encode()).decode() or None
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _resource_id(value: str) -> str:
+    """An identifier or the ARN of one (arn:aws:rds:region:account:cluster:name)."""
+    return (value.rsplit(":", 1)[-1] if value.startswith("arn:") else value).lower()
+
+
+def _counts(snapshot: SnapshotRecord) -> bool:
+    """Against the manual cluster snapshot quota: manual ones, not automated, not AWS Backup's (a colon)."""
+    return snapshot.snapshot_type == "manual" and ":" not in snapshot.id
+
+
+def _from(items: list[str], index: int) -> Iterable[str]:
+    return (items[i] for i in range(index, len(items)))

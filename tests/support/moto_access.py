@@ -1,0 +1,291 @@
+"""How the fidelity layer reaches moto: in-process (`mock_aws`) or a `moto_server` over HTTP.
+
+Both give the layer the same things: every cluster and cluster snapshot as records, a way to forward an
+HTTP attempt, and the fleet-building calls. In-process reads moto's backend objects directly, which keeps
+a 3,000-cluster fleet fast (no XML round trip per sweep); the server variant uses an inner, unhooked
+boto3 client.
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import boto3
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.models import botocore_stubber
+
+from tests.support.rds_xml import ClusterRecord, SnapshotRecord
+
+Forward = Callable[[AWSPreparedRequest, str], AWSResponse]
+MASTER_USER = "admin"
+MASTER_PASSWORD = "not-a-secret-1"  # moto only
+
+
+class Moto(Protocol):
+    kind: str
+    region: str
+
+    def forwarder(self, client: Any) -> Forward: ...
+
+    def clusters(self) -> list[ClusterRecord]: ...
+
+    def snapshots(self) -> list[SnapshotRecord]: ...
+
+    def create_cluster(self, cluster_id: str, engine: str, tags: Mapping[str, str]) -> None: ...
+
+    def create_snapshot(
+        self, cluster_id: str, snapshot_id: str, tags: Mapping[str, str], snapshot_type: str
+    ) -> None: ...
+
+    def delete_cluster(self, cluster_id: str) -> None: ...
+
+
+def connect(client: Any) -> Moto:
+    """In-process when `mock_aws` is active and the client talks to an AWS URL; else the server."""
+    endpoint = client.meta.endpoint_url
+    region = client.meta.region_name
+    if botocore_stubber.enabled and ".amazonaws.com" in endpoint:
+        return InProcessMoto(region)
+    return ServerMoto(endpoint, region, _credentials(client))
+
+
+def _credentials(client: Any) -> tuple[str, str]:
+    try:
+        frozen = client._request_signer._credentials.get_frozen_credentials()
+        return frozen.access_key, frozen.secret_key
+    except AttributeError:
+        return "testing", "testing"
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _tag_pairs(tags: Any) -> list[tuple[str, str]]:
+    return [(tag["Key"], tag.get("Value", "")) for tag in tags or []]
+
+
+def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": key, "Value": value} for key, value in tags.items()]
+
+
+class InProcessMoto:
+    kind = "in-process"
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+
+    @property
+    def backend(self) -> Any:
+        from moto.rds.models import rds_backends  # noqa: PLC0415 - heavy import, only in-process
+
+        return rds_backends[os.environ.get("MOTO_ACCOUNT_ID", DEFAULT_ACCOUNT_ID)][self.region]
+
+    def forwarder(self, client: Any) -> Forward:
+        # The layer answers every attempt itself, so moto's own before-send stubber must not also run.
+        client.meta.events.unregister("before-send", botocore_stubber)
+
+        def forward(request: AWSPreparedRequest, event_name: str) -> AWSResponse:
+            response = botocore_stubber(event_name=event_name, request=request)
+            if response is None:  # moto does not know this URL: let the request go out as botocore would
+                return client._endpoint.http_session.send(request)
+            return response
+
+        return forward
+
+    def clusters(self) -> list[ClusterRecord]:
+        return [
+            ClusterRecord(
+                id=cluster.db_cluster_identifier.lower(),
+                arn=cluster.db_cluster_arn,
+                status=cluster.status,
+                engine=cluster.engine,
+                engine_version=cluster.engine_version or "",
+                created=_aware(cluster.cluster_create_time),
+                tags=_tag_pairs(cluster.tags),
+                resource_id=cluster.db_cluster_resource_id,
+                storage_encrypted=bool(cluster.storage_encrypted),
+            )
+            for cluster in list(self.backend.clusters.values())
+        ]
+
+    def snapshots(self) -> list[SnapshotRecord]:
+        return [
+            SnapshotRecord(
+                id=snap.db_cluster_snapshot_identifier.lower(),
+                cluster_id=snap.db_cluster_identifier.lower(),
+                arn=snap.db_cluster_snapshot_arn,
+                snapshot_type=snap.snapshot_type,
+                status=snap.status,
+                created=_aware(snap.created),
+                engine=snap.engine or "",
+                engine_version=snap.engine_version or "",
+                percent_progress=int(snap.percent_progress),
+                tags=_tag_pairs(snap.tags),
+                storage_encrypted=bool(snap.storage_encrypted),
+            )
+            for snap in list(self.backend.cluster_snapshots.values())
+        ]
+
+    def create_cluster(self, cluster_id: str, engine: str, tags: Mapping[str, str]) -> None:
+        if cluster_id in self.backend.clusters:
+            raise ValueError(f"cluster {cluster_id} already exists")
+        cluster = self.backend.create_db_cluster(
+            {
+                "db_cluster_identifier": cluster_id,
+                "engine": engine,
+                "master_username": MASTER_USER,
+                "master_user_password": MASTER_PASSWORD,
+                "tags": _tag_list(tags),
+            }
+        )
+        cluster.status = "available"  # moto reports "creating" once, then "available"; a fleet starts ready
+
+    def create_snapshot(self, cluster_id: str, snapshot_id: str, tags: Mapping[str, str], snapshot_type: str) -> None:
+        from moto.rds.models import DBClusterSnapshot  # noqa: PLC0415
+
+        backend = self.backend
+        if snapshot_id in backend.cluster_snapshots:
+            raise ValueError(f"snapshot {snapshot_id} already exists")
+        # Built directly: moto's create counts every snapshot against MOTO_RDS_SNAPSHOT_LIMIT, the layer's
+        # quota is the one that matters here.
+        snapshot = DBClusterSnapshot(backend, backend.clusters[cluster_id], snapshot_id, snapshot_type, _tag_list(tags))
+        backend.cluster_snapshots[snapshot_id] = snapshot
+
+    def delete_cluster(self, cluster_id: str) -> None:
+        self.backend.delete_db_cluster(cluster_identifier=cluster_id)
+
+
+class ServerMoto:
+    kind = "server"
+
+    def __init__(self, endpoint: str, region: str, credentials: tuple[str, str]) -> None:
+        self.region = region
+        self.endpoint = endpoint
+        self._inner = boto3.client(
+            "rds",
+            region_name=region,
+            endpoint_url=endpoint,
+            aws_access_key_id=credentials[0],
+            aws_secret_access_key=credentials[1],
+        )
+
+    def forwarder(self, client: Any) -> Forward:
+        if client.meta.endpoint_url != self.endpoint:
+            raise ValueError(f"one layer serves one moto server ({self.endpoint}), not {client.meta.endpoint_url}")
+
+        def forward(request: AWSPreparedRequest, event_name: str) -> AWSResponse:
+            return client._endpoint.http_session.send(request)
+
+        return forward
+
+    def _all(self, operation: str, key: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        marker: dict[str, str] = {}
+        while True:
+            answer = getattr(self._inner, operation)(**marker)
+            items.extend(answer.get(key, []))
+            if not answer.get("Marker"):
+                return items
+            marker = {"Marker": answer["Marker"]}
+
+    def clusters(self) -> list[ClusterRecord]:
+        return [
+            ClusterRecord(
+                id=raw["DBClusterIdentifier"].lower(),
+                arn=raw.get("DBClusterArn", ""),
+                status=raw.get("Status", ""),
+                engine=raw.get("Engine", ""),
+                engine_version=raw.get("EngineVersion", ""),
+                created=raw.get("ClusterCreateTime"),
+                tags=_tag_pairs(raw.get("TagList")),
+                resource_id=raw.get("DbClusterResourceId", ""),
+                storage_encrypted=bool(raw.get("StorageEncrypted")),
+            )
+            for raw in self._all("describe_db_clusters", "DBClusters")
+        ]
+
+    def snapshots(self) -> list[SnapshotRecord]:
+        return [snapshot_from_dict(raw) for raw in self._all("describe_db_cluster_snapshots", "DBClusterSnapshots")]
+
+    def create_cluster(self, cluster_id: str, engine: str, tags: Mapping[str, str]) -> None:
+        self._inner.create_db_cluster(
+            DBClusterIdentifier=cluster_id,
+            Engine=engine,
+            MasterUsername=MASTER_USER,
+            MasterUserPassword=MASTER_PASSWORD,
+            Tags=_tag_list(tags),
+        )
+        self._inner.describe_db_clusters(DBClusterIdentifier=cluster_id)  # moto: "creating" once, then ready
+
+    def create_snapshot(self, cluster_id: str, snapshot_id: str, tags: Mapping[str, str], snapshot_type: str) -> None:
+        if snapshot_type != "manual":
+            raise ValueError("a moto server can only seed manual snapshots (the API makes no automated ones)")
+        self._inner.create_db_cluster_snapshot(
+            DBClusterIdentifier=cluster_id, DBClusterSnapshotIdentifier=snapshot_id, Tags=_tag_list(tags)
+        )
+
+    def delete_cluster(self, cluster_id: str) -> None:
+        self._inner.delete_db_cluster(DBClusterIdentifier=cluster_id, SkipFinalSnapshot=True)
+
+
+def snapshot_from_dict(raw: Mapping[str, Any]) -> SnapshotRecord:
+    return SnapshotRecord(
+        id=raw["DBClusterSnapshotIdentifier"].lower(),
+        cluster_id=raw.get("DBClusterIdentifier", "").lower(),
+        arn=raw.get("DBClusterSnapshotArn", ""),
+        snapshot_type=raw.get("SnapshotType", ""),
+        status=raw.get("Status", ""),
+        created=raw.get("SnapshotCreateTime"),
+        engine=raw.get("Engine", ""),
+        engine_version=raw.get("EngineVersion", ""),
+        percent_progress=int(raw.get("PercentProgress", 100)),
+        tags=_tag_pairs(raw.get("TagList")),
+        storage_encrypted=bool(raw.get("StorageEncrypted")),
+    )
+
+
+def snapshot_from_xml(body: bytes) -> SnapshotRecord:
+    """The DBClusterSnapshot in moto's answer to CreateDBClusterSnapshot."""
+    node = next(el for el in ET.fromstring(body).iter() if _local(el.tag) == "DBClusterSnapshot")
+    fields = {_local(child.tag): child for child in node}
+
+    def text(name: str) -> str:
+        child = fields.get(name)
+        return (child.text or "") if child is not None else ""
+
+    def when(name: str) -> datetime | None:
+        value = text(name)
+        return _aware(datetime.fromisoformat(value.replace("Z", "+00:00"))) if value else None
+
+    tag_list = fields.get("TagList")
+    tags = [] if tag_list is None else [_tag_from_xml(tag) for tag in tag_list]
+    return SnapshotRecord(
+        id=text("DBClusterSnapshotIdentifier").lower(),
+        cluster_id=text("DBClusterIdentifier").lower(),
+        arn=text("DBClusterSnapshotArn"),
+        snapshot_type=text("SnapshotType"),
+        status=text("Status"),
+        created=when("SnapshotCreateTime"),
+        engine=text("Engine"),
+        engine_version=text("EngineVersion"),
+        percent_progress=int(text("PercentProgress") or 100),
+        tags=tags,
+        storage_encrypted=text("StorageEncrypted") == "true",
+    )
+
+
+def _tag_from_xml(tag: ET.Element) -> tuple[str, str]:
+    values = {_local(child.tag): child.text or "" for child in tag}
+    return values.get("Key", ""), values.get("Value", "")
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
