@@ -1,0 +1,417 @@
+"""cdk.json context -> validated, frozen settings: the one place the app reads its configuration.
+
+Every key has a default. A bad value raises ConfigError naming the key, the value and what is allowed.
+Values given on the command line (`cdk synth -c memoryMb=1024`) arrive as strings, so numbers, booleans,
+lists and objects are also accepted as their JSON text.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from types import MappingProxyType
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+# Context keys (cdk.json "context", or `-c key=value`).
+STACK_NAME: Final = "stackName"
+SCHEDULE: Final = "schedule"
+SCHEDULE_TIMEZONE: Final = "scheduleTimezone"
+HEARTBEAT_MINUTES: Final = "heartbeatMinutes"
+POLICY_TAG_KEY: Final = "policyTagKey"
+NAMED_POLICIES: Final = "namedPolicies"
+DEFAULT_AT: Final = "defaultAt"
+DEFAULT_TIMEZONE: Final = "defaultTimezone"
+DEPLOYMENT: Final = "deployment"
+METRIC_NAMESPACE: Final = "metricNamespace"
+ALARM_EMAILS: Final = "alarmEmails"
+GRACE_MINUTES: Final = "graceMinutes"
+LOG_RETENTION_DAYS: Final = "logRetentionDays"
+LOG_LEVEL: Final = "logLevel"
+MEMORY_MB: Final = "memoryMb"
+TIMEOUT_SECONDS: Final = "timeoutSeconds"
+ENGINES: Final = "engines"
+DRY_RUN: Final = "dryRun"
+API_RATE: Final = "apiRate"
+API_BURST: Final = "apiBurst"
+ENVIRONMENTS: Final = "environments"
+
+DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
+    {
+        STACK_NAME: "SnapshotScheduler",
+        SCHEDULE: "rate(1 hour)",
+        SCHEDULE_TIMEZONE: "UTC",
+        HEARTBEAT_MINUTES: None,  # None: derived from the schedule
+        POLICY_TAG_KEY: "snapshot-policy",
+        NAMED_POLICIES: {},
+        DEFAULT_AT: "03:00",
+        DEFAULT_TIMEZONE: "UTC",
+        DEPLOYMENT: None,  # None: the stack name
+        METRIC_NAMESPACE: "SnapshotScheduler",
+        ALARM_EMAILS: [],
+        GRACE_MINUTES: 60,
+        LOG_RETENTION_DAYS: 90,
+        LOG_LEVEL: "INFO",
+        MEMORY_MB: 512,
+        TIMEOUT_SECONDS: 840,
+        ENGINES: ["aurora-mysql", "aurora-postgresql", "mysql", "postgres"],
+        DRY_RUN: False,
+        API_RATE: 10,
+        API_BURST: 200,
+        ENVIRONMENTS: [],
+    }
+)
+KEYS: Final = tuple(DEFAULTS)
+
+# CloudWatch Logs accepts only these retention periods (days).
+LOG_RETENTION_CHOICES: Final = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+# The schedule interval bounds: at least 5 minutes (runs are serialised by reserved concurrency 1), at most
+# 12 hours (the heartbeat alarm watches twice the interval and a CloudWatch alarm window is at most a day).
+MIN_INTERVAL_MINUTES: Final = 5
+MAX_INTERVAL_MINUTES: Final = 12 * 60
+MAX_LAMBDA_TIMEOUT_SECONDS: Final = 900
+
+_TAG_TEXT = re.compile(r"^[\w\s.:/=+\-@]*$")
+_STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+_NAMESPACE = re.compile(r"^[^:][^:]{0,254}$")
+_ENGINE = re.compile(r"^[a-z][a-z0-9-]*$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_CRON = re.compile(r"^cron\(([^()]+)\)$")
+_UNIT_MINUTES = {"minute": 1, "hour": 60, "day": 24 * 60}
+_STACK_NAME_RULE = "a CloudFormation stack name: a letter, then letters, digits or hyphens, at most 128"
+_NAMESPACE_RULE = "a CloudWatch namespace: 1-255 characters without ':'"
+
+
+class ConfigError(ValueError):
+    """A cdk.json context value is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class DeployEnvironment:
+    """One account/region the stack is deployed into."""
+
+    account: str
+    region: str
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The run schedule as EventBridge Scheduler takes it, plus the longest gap between two runs."""
+
+    expression: str
+    timezone: str
+    interval_minutes: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the stack needs from cdk.json, validated."""
+
+    stack_name: str
+    schedule: Schedule
+    heartbeat_window_minutes: int
+    policy_tag_key: str
+    named_policies: Mapping[str, str]
+    default_at: str
+    default_timezone: str
+    deployment: str | None
+    metric_namespace: str
+    alarm_emails: tuple[str, ...]
+    grace_minutes: int
+    log_retention_days: int
+    log_level: str
+    memory_mb: int
+    timeout_seconds: int
+    engines: tuple[str, ...]
+    dry_run: bool
+    api_rate: float
+    api_burst: int
+    environments: tuple[DeployEnvironment, ...]
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any]) -> Settings:
+        """Build from a context mapping (missing keys take DEFAULTS); raise ConfigError on a bad value."""
+        _reject_misspelt_keys(context)
+        ctx = _Context(context)
+        schedule = ctx.schedule()
+        heartbeat = ctx.optional_int(HEARTBEAT_MINUTES, low=MIN_INTERVAL_MINUTES, high=MAX_INTERVAL_MINUTES)
+        timeout_seconds = ctx.integer(TIMEOUT_SECONDS, low=60, high=MAX_LAMBDA_TIMEOUT_SECONDS)
+        return cls(
+            stack_name=ctx.matching(STACK_NAME, _STACK_NAME, _STACK_NAME_RULE),
+            schedule=schedule,
+            heartbeat_window_minutes=2 * (heartbeat or schedule.interval_minutes),
+            policy_tag_key=ctx.tag_text(POLICY_TAG_KEY, max_len=128, allow_empty=False),
+            named_policies=ctx.named_policies(),
+            default_at=ctx.matching(DEFAULT_AT, _CLOCK, "a time of day HH:MM such as 03:00"),
+            default_timezone=ctx.zone(DEFAULT_TIMEZONE),
+            deployment=ctx.optional_deployment(),
+            metric_namespace=ctx.matching(METRIC_NAMESPACE, _NAMESPACE, _NAMESPACE_RULE),
+            alarm_emails=ctx.emails(),
+            grace_minutes=ctx.integer(GRACE_MINUTES, low=0, high=7 * 24 * 60),
+            log_retention_days=ctx.choice(LOG_RETENTION_DAYS, LOG_RETENTION_CHOICES),
+            log_level=ctx.choice(LOG_LEVEL, LOG_LEVELS),
+            memory_mb=ctx.integer(MEMORY_MB, low=128, high=10_240),
+            timeout_seconds=timeout_seconds,
+            engines=ctx.engines(),
+            dry_run=ctx.boolean(DRY_RUN),
+            api_rate=ctx.number(API_RATE, low=0.1, high=1000),
+            api_burst=ctx.integer(API_BURST, low=1, high=10_000),
+            environments=ctx.environments(),
+        )
+
+
+def _reject_misspelt_keys(context: Mapping[str, Any]) -> None:
+    """A key that is almost one of ours is a typo that would silently fall back to the default."""
+    for key in context:
+        if key in DEFAULTS or ":" in key or "/" in key:
+            continue
+        close = difflib.get_close_matches(key, KEYS, n=1, cutoff=0.8)
+        if close:
+            raise ConfigError(f"unknown context key {key!r} (cdk.json or -c): did you mean {close[0]!r}?")
+
+
+class _Context:
+    def __init__(self, context: Mapping[str, Any]) -> None:
+        self._context = context
+
+    def raw(self, key: str) -> Any:
+        value = self._context.get(key)
+        return DEFAULTS[key] if value is None else value
+
+    def bad(self, key: str, value: object, allowed: str) -> ConfigError:
+        return ConfigError(f"context key {key!r} (cdk.json or -c) has invalid value {value!r}: expected {allowed}")
+
+    def decoded(self, key: str, kind: type | tuple[type, ...]) -> Any:
+        """The value, decoding JSON text from the command line when the key wants a non-string."""
+        value = self.raw(key)
+        if isinstance(value, str) and kind is not str:
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                return value
+        return value
+
+    def string(self, key: str) -> str:
+        value = self.raw(key)
+        if not isinstance(value, str) or not value.strip():
+            raise self.bad(key, value, "a non-empty string")
+        return value.strip()
+
+    def matching(self, key: str, pattern: re.Pattern[str], allowed: str) -> str:
+        value = self.string(key)
+        if not pattern.match(value):
+            raise self.bad(key, value, allowed)
+        return value
+
+    def tag_text(self, key: str, *, max_len: int, allow_empty: bool) -> str:
+        value = self.raw(key)
+        allowed = (
+            f"{'0' if allow_empty else '1'}-{max_len} letters, digits, spaces or _ . : / = + - @, "
+            "not starting with aws: or rds:"
+        )
+        if (
+            not isinstance(value, str)
+            or (not value and not allow_empty)
+            or len(value) > max_len
+            or not _TAG_TEXT.match(value)
+            or value.lower().startswith(("aws:", "rds:"))
+        ):
+            raise self.bad(key, value, allowed)
+        return value
+
+    def zone(self, key: str) -> str:
+        value = self.string(key)
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise self.bad(key, value, "an IANA time zone such as UTC or Europe/Berlin") from error
+        return value
+
+    def integer(self, key: str, *, low: int, high: int) -> int:
+        value = self.decoded(key, int)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.bad(key, value, f"a whole number from {low} to {high}")
+        return value
+
+    def optional_int(self, key: str, *, low: int, high: int) -> int | None:
+        return None if self.raw(key) is None else self.integer(key, low=low, high=high)
+
+    def number(self, key: str, *, low: float, high: float) -> float:
+        value = self.decoded(key, (int, float))
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            raise self.bad(key, value, f"a number from {low} to {high}")
+        return float(value)
+
+    def boolean(self, key: str) -> bool:
+        value = self.decoded(key, bool)
+        if not isinstance(value, bool):
+            raise self.bad(key, value, "true or false")
+        return value
+
+    def choice(self, key: str, allowed: Sequence[Any]) -> Any:
+        kind = type(allowed[0])
+        value = self.decoded(key, kind)
+        if kind is str and isinstance(value, str):
+            value = value.upper()
+        if isinstance(value, bool) or value not in allowed:
+            raise self.bad(key, value, "one of " + ", ".join(str(option) for option in allowed))
+        return value
+
+    def string_list(self, key: str, allowed: str) -> list[str]:
+        value = self.decoded(key, list)
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise self.bad(key, value, allowed)
+        if len(set(value)) != len(value):
+            raise self.bad(key, value, allowed + " without duplicates")
+        return value
+
+    def engines(self) -> tuple[str, ...]:
+        allowed = "a non-empty list of RDS engine names such as aurora-postgresql"
+        engines = self.string_list(ENGINES, allowed)
+        if not engines or not all(_ENGINE.match(engine) for engine in engines):
+            raise self.bad(ENGINES, engines, allowed)
+        return tuple(engines)
+
+    def emails(self) -> tuple[str, ...]:
+        allowed = "a list of e-mail addresses (may be empty)"
+        emails = self.string_list(ALARM_EMAILS, allowed)
+        for email in emails:
+            if not _EMAIL.match(email):
+                raise self.bad(ALARM_EMAILS, email, "an e-mail address such as oncall@example.com")
+        return tuple(emails)
+
+    def optional_deployment(self) -> str | None:
+        if self.raw(DEPLOYMENT) is None:
+            return None
+        return self.tag_text(DEPLOYMENT, max_len=256, allow_empty=False)
+
+    def named_policies(self) -> Mapping[str, str]:
+        value = self.decoded(NAMED_POLICIES, dict)
+        allowed = 'a JSON object of policy name to policy text, such as {"gold": "hourly 24 daily 7"}'
+        if not isinstance(value, dict) or not all(
+            isinstance(name, str) and name.strip() and isinstance(spec, str) and spec.strip()
+            for name, spec in value.items()
+        ):
+            raise self.bad(NAMED_POLICIES, value, allowed)
+        return MappingProxyType(dict(value))
+
+    def environments(self) -> tuple[DeployEnvironment, ...]:
+        value = self.decoded(ENVIRONMENTS, list)
+        allowed = 'a list of {"account": "123456789012", "region": "eu-west-1"} objects (may be empty)'
+        if not isinstance(value, list):
+            raise self.bad(ENVIRONMENTS, value, allowed)
+        environments: list[DeployEnvironment] = []
+        for item in value:
+            if not isinstance(item, dict) or set(item) != {"account", "region"}:
+                raise self.bad(ENVIRONMENTS, item, allowed)
+            account, region = item["account"], item["region"]
+            if not isinstance(account, str) or not _ACCOUNT.match(account):
+                raise self.bad(ENVIRONMENTS, item, "an account id of 12 digits, as a string")
+            if not isinstance(region, str) or not _REGION.match(region):
+                raise self.bad(ENVIRONMENTS, item, "a region name such as eu-west-1")
+            environments.append(DeployEnvironment(account=account, region=region))
+        if len(set(environments)) != len(environments):
+            raise self.bad(ENVIRONMENTS, value, "each account/region pair at most once")
+        return tuple(environments)
+
+    def schedule(self) -> Schedule:
+        expression = self.string(SCHEDULE)
+        timezone = self.zone(SCHEDULE_TIMEZONE)
+        heartbeat_given = self.raw(HEARTBEAT_MINUTES) is not None
+        try:
+            interval = schedule_interval_minutes(expression)
+        except _ScheduleError as error:
+            raise self.bad(SCHEDULE, expression, str(error)) from error
+        if interval is None:
+            if not heartbeat_given:
+                raise self.bad(
+                    SCHEDULE,
+                    expression,
+                    f"a schedule that runs every day (or set {HEARTBEAT_MINUTES!r} to the longest gap "
+                    "between two runs, in minutes, so the heartbeat alarm knows when a run is overdue)",
+                )
+            interval = self.integer(HEARTBEAT_MINUTES, low=MIN_INTERVAL_MINUTES, high=MAX_INTERVAL_MINUTES)
+        if not MIN_INTERVAL_MINUTES <= interval <= MAX_INTERVAL_MINUTES:
+            raise self.bad(
+                SCHEDULE,
+                expression,
+                f"runs at most {MAX_INTERVAL_MINUTES // 60} hours and at least {MIN_INTERVAL_MINUTES} "
+                f"minutes apart (this one leaves gaps of {interval} minutes)",
+            )
+        return Schedule(expression=expression, timezone=timezone, interval_minutes=interval)
+
+
+class _ScheduleError(ValueError):
+    pass
+
+
+_SCHEDULE_FORMS = "rate(N minutes|hours|days) or cron(minutes hours day-of-month month day-of-week year)"
+
+
+def schedule_interval_minutes(expression: str) -> int | None:
+    """The longest gap between two runs of an EventBridge Scheduler expression, in minutes.
+
+    None for a valid cron expression that does not run every day (weekdays only, some months...):
+    its longest gap is not worth deriving here, the caller must be told it explicitly.
+    """
+    rate = _RATE.match(expression)
+    if rate:
+        value, unit = int(rate.group(1)), rate.group(2)
+        if value < 1 or (value == 1) != (not unit.endswith("s")):
+            raise _ScheduleError(f"{_SCHEDULE_FORMS}; a rate of 1 takes a singular unit, others a plural")
+        return value * _UNIT_MINUTES[unit.rstrip("s")]
+    cron = _CRON.match(expression)
+    if not cron:
+        raise _ScheduleError(_SCHEDULE_FORMS)
+    fields = cron.group(1).split()
+    if len(fields) != 6:
+        raise _ScheduleError(f"{_SCHEDULE_FORMS}: a cron expression has 6 fields")
+    minutes, hours, day_of_month, month, day_of_week, year = fields
+    if (day_of_month == "?") == (day_of_week == "?"):
+        raise _ScheduleError(f"{_SCHEDULE_FORMS}: exactly one of day-of-month and day-of-week must be '?'")
+    every_day = day_of_month in ("*", "?") and day_of_week in ("*", "?") and month == "*" and year == "*"
+    minute_values = _cron_values(minutes, 0, 59)
+    hour_values = _cron_values(hours, 0, 23)
+    if not every_day:
+        return None
+    times = sorted(hour * 60 + minute for hour in hour_values for minute in minute_values)
+    gaps = [later - earlier for earlier, later in pairwise(times)]
+    gaps.append(times[0] + 24 * 60 - times[-1])  # from the last run of a day to the first of the next
+    return max(gaps)
+
+
+def _cron_values(field: str, low: int, high: int) -> set[int]:
+    """The values of one numeric cron field: *, N, A-B, */S, A/S, A-B/S and comma lists of them."""
+    values: set[int] = set()
+    for part in field.split(","):
+        base, _, step_text = part.partition("/")
+        try:
+            step = int(step_text) if step_text else 1
+            if base == "*":
+                start, end = low, high
+            elif "-" in base:
+                first, last = base.split("-", 1)
+                start, end = int(first), int(last)
+            else:
+                start = int(base)
+                end = high if step_text else start
+        except ValueError as error:
+            raise _ScheduleError(f"{_SCHEDULE_FORMS}: cannot read cron field {field!r}") from error
+        if step < 1 or not low <= start <= end <= high:
+            raise _ScheduleError(f"{_SCHEDULE_FORMS}: cron field {field!r} is out of range {low}-{high}")
+        values.update(range(start, end + 1, step))
+    return values
