@@ -1,0 +1,335 @@
+"""The backup function, its schedule, its dead-letter queues and its least-privilege role."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Final
+
+from aws_cdk import Acknowledgment, ArnFormat, CfnResource, Duration, Stack, TimeZone, Token, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as scheduler_targets
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra import contract
+from infra.bundling import function_code
+from infra.config import Settings
+
+RUNTIME: Final = lambda_.Runtime.PYTHON_3_13
+ARCHITECTURE: Final = lambda_.Architecture.ARM_64
+# pip's name for the Lambda arm64 platform (Amazon Linux 2023, glibc 2.34: manylinux2014 wheels run there).
+PIP_PLATFORM: Final = "manylinux2014_aarch64"
+# The AWS-managed Powertools for AWS Lambda (Python) v3 layer for python3.13 on arm64, in the AWS partition.
+# Version 27 is the one the Powertools documentation lists (docs/index.md, "Lambda Layer"); bump it together
+# with the aws-lambda-powertools pin in requirements-dev.txt so tests and production run the same release.
+POWERTOOLS_LAYER_ACCOUNT: Final = "017000801446"
+POWERTOOLS_LAYER_NAME: Final = "AWSLambdaPowertoolsPythonV3-python313-arm64"
+POWERTOOLS_LAYER_VERSION: Final = 27
+
+# One run at a time per environment: a second invocation while one runs is throttled and retried by Lambda.
+RESERVED_CONCURRENCY: Final = 1
+# Lambda's asynchronous retries of a failed run (its maximum is 2); the run is idempotent.
+ASYNC_RETRY_ATTEMPTS: Final = 2
+# Scheduler's retries when handing the event to Lambda fails (not when the run fails).
+SCHEDULER_RETRY_ATTEMPTS: Final = 3
+# A run that has waited longer than this is stale: the next scheduled run supersedes it.
+MAX_LAMBDA_EVENT_AGE: Final = Duration.hours(6)
+MAX_SCHEDULER_EVENT_AGE: Final = Duration.hours(24)
+# Failed events are kept for two weeks (the SQS maximum) so a holiday does not lose them.
+DLQ_RETENTION: Final = Duration.days(14)
+
+
+_RETENTION: Final = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1096: logs.RetentionDays.THREE_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    2192: logs.RetentionDays.SIX_YEARS,
+    2557: logs.RetentionDays.SEVEN_YEARS,
+    2922: logs.RetentionDays.EIGHT_YEARS,
+    3288: logs.RetentionDays.NINE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackupFunctionProps:
+    settings: Settings
+    # The marker value written on every snapshot this deployment creates (and the metric dimension).
+    deployment: str
+
+
+def function_environment(settings: Settings, deployment: str) -> dict[str, str]:
+    """Exactly the variables snapshot_scheduler.config.Settings.from_env() requires."""
+    return {
+        contract.ENV_POLICY_TAG_KEY: settings.policy_tag_key,
+        contract.ENV_DEPLOYMENT: deployment,
+        contract.ENV_NAMED_POLICIES: json.dumps(dict(settings.named_policies), sort_keys=True),
+        contract.ENV_DEFAULT_AT: settings.default_at,
+        contract.ENV_DEFAULT_TZ: settings.default_timezone,
+        contract.ENV_GRACE_MINUTES: str(settings.grace_minutes),
+        contract.ENV_ENGINES: ",".join(settings.engines),
+        contract.ENV_DRY_RUN: "true" if settings.dry_run else "false",
+        contract.ENV_API_RATE: f"{settings.api_rate:g}",
+        contract.ENV_API_BURST: str(settings.api_burst),
+        contract.ENV_SERVICE_NAME: contract.SERVICE_NAME,
+        contract.ENV_METRICS_NAMESPACE: settings.metric_namespace,
+        contract.ENV_LOG_LEVEL: settings.log_level,
+    }
+
+
+def schedule_input(settings: Settings) -> dict[str, object]:
+    """What the handler receives: the scheduled time (ISO 8601 UTC), and dry_run only when switched on."""
+    payload: dict[str, object] = {"time": scheduler.ContextAttribute.scheduled_time}
+    if settings.dry_run:
+        payload["dry_run"] = True
+    return payload
+
+
+class BackupFunction(Construct):
+    """The scheduled Lambda function with everything it needs to run unattended."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, props: BackupFunctionProps) -> None:
+        super().__init__(scope, construct_id)
+        settings = props.settings
+        interval = Duration.minutes(settings.schedule.interval_minutes)
+
+        self.failure_queue = _dead_letter_queue(self, "FailedRuns", "failed runs after Lambda's retries")
+        self.schedule_queue = _dead_letter_queue(
+            self, "UndeliveredSchedules", "schedule events Scheduler could not hand to Lambda"
+        )
+
+        self.log_group = logs.LogGroup(self, "Logs", retention=_RETENTION[settings.log_retention_days])
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="snapshot-scheduler backup function: RDS cluster snapshots of opted-in clusters only",
+        )
+        _grant_rds(self.role, policy_tag_key=settings.policy_tag_key, deployment=props.deployment)
+        self.log_group.grant_write(self.role)
+
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description="Takes and expires tag-driven manual snapshots of RDS/Aurora DB clusters",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=contract.HANDLER,
+            code=function_code(runtime=RUNTIME, platform=PIP_PLATFORM),
+            layers=[
+                lambda_.LayerVersion.from_layer_version_arn(
+                    self,
+                    "Powertools",
+                    f"arn:aws:lambda:{Stack.of(self).region}:{POWERTOOLS_LAYER_ACCOUNT}:layer:"
+                    f"{POWERTOOLS_LAYER_NAME}:{POWERTOOLS_LAYER_VERSION}",
+                )
+            ],
+            memory_size=settings.memory_mb,
+            timeout=Duration.seconds(settings.timeout_seconds),
+            reserved_concurrent_executions=RESERVED_CONCURRENCY,
+            tracing=lambda_.Tracing.ACTIVE,
+            role=self.role,
+            log_group=self.log_group,
+            environment=function_environment(settings, props.deployment),
+            retry_attempts=ASYNC_RETRY_ATTEMPTS,
+            max_event_age=_at_most(interval, MAX_LAMBDA_EVENT_AGE),
+            on_failure=destinations.SqsDestination(self.failure_queue),
+        )
+
+        # CDK renders both a Role GetAtt and a DependsOn on the role; cfn-lint's W3005 flags the redundant,
+        # harmless DependsOn. Ignored on this resource only.
+        _cfn(self.function).add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+
+        stack = Stack.of(self)
+        self.scheduler_role = iam.Role(
+            self,
+            "SchedulerRole",
+            description="EventBridge Scheduler: invoke the snapshot-scheduler backup function, nothing else",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={
+                    "StringEquals": {
+                        "aws:SourceAccount": stack.account,
+                        "aws:SourceArn": stack.format_arn(
+                            service="scheduler",
+                            resource="schedule-group",
+                            resource_name="default",
+                            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+                        ),
+                    }
+                },
+            ),
+        )
+        self.schedule = scheduler.Schedule(
+            self,
+            "Schedule",
+            description=f"Runs snapshot-scheduler ({settings.schedule.expression}, {settings.schedule.timezone})",
+            schedule=scheduler.ScheduleExpression.expression(
+                settings.schedule.expression, TimeZone.of(settings.schedule.timezone)
+            ),
+            time_window=scheduler.TimeWindow.off(),
+            target=scheduler_targets.LambdaInvoke(
+                self.function,
+                input=scheduler.ScheduleTargetInput.from_object(schedule_input(settings)),
+                retry_attempts=SCHEDULER_RETRY_ATTEMPTS,
+                max_event_age=_at_most(interval, MAX_SCHEDULER_EVENT_AGE),
+                dead_letter_queue=self.schedule_queue,
+                role=self.scheduler_role,
+            ),
+        )
+        self._acknowledge(settings.policy_tag_key)
+
+    def _acknowledge(self, policy_tag_key: str) -> None:
+        """cdk-nag findings that are deliberate here, each with its reason."""
+        stack = Stack.of(self)
+        function_id = stack.resolve(stack.get_logical_id(_cfn(self.function)))
+        runtime_reason = (
+            f"{RUNTIME.name} is the newest runtime for which the AWS-managed Powertools layer is pinned "
+            f"({POWERTOOLS_LAYER_NAME}:{POWERTOOLS_LAYER_VERSION}); move runtime and layer together."
+        )
+        Validations.of(self.function).acknowledge(
+            Acknowledgment(id="AwsSolutions-L1", reason=runtime_reason),
+            Acknowledgment(id="Serverless-LambdaLatestVersion", reason=runtime_reason),
+            Acknowledgment(
+                id="Serverless-LambdaDLQ",
+                reason="Failed asynchronous runs go to the on-failure destination (EventInvokeConfig -> "
+                "FailedRuns SQS queue), which records the event and the error; a DeadLetterConfig would "
+                "duplicate it with less information.",
+            ),
+        )
+        Validations.of(self.role.node.find_child("DefaultPolicy")).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="rds:DescribeDBClusters, rds:DescribeDBClusterSnapshots and rds:DescribeAccountAttributes "
+                "list the whole account and region (read-only); X-Ray's PutTraceSegments and "
+                "PutTelemetryRecords (active tracing) have no resource-level permissions.",
+            ),
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{_nag_rds_arn(stack)}:cluster:*]",
+                reason="rds:CreateDBClusterSnapshot on any cluster of the account and region, but IAM allows it "
+                f"only on clusters that carry the opt-in tag (Null rds:cluster-tag/{policy_tag_key} = false).",
+            ),
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{_nag_rds_arn(stack)}:cluster-snapshot:*]",
+                reason="Snapshot names are made at run time; IAM allows creating and tagging a snapshot only "
+                f"with this deployment's {contract.MARKER_TAG} request tag, and deleting one only when it "
+                "carries that tag (rds:cluster-snapshot-tag condition) and no snapshot-hold=true tag.",
+            ),
+        )
+        Validations.of(self.scheduler_role.node.find_child("DefaultPolicy")).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::<{function_id}.Arn>:*]",
+                reason="lambda:InvokeFunction on the backup function and its own versions and aliases "
+                "(ARN:qualifier), as the Scheduler target grants it; no other function.",
+            ),
+        )
+
+
+def _nag_rds_arn(stack: Stack) -> str:
+    """How cdk-nag spells this stack's RDS ARN prefix in a finding id: pseudo parameters as <AWS::...>
+    in an environment-agnostic stack, the literal values in a stack bound to an account and region."""
+
+    def spelled(value: str, pseudo: str) -> str:
+        return f"<AWS::{pseudo}>" if Token.is_unresolved(value) else value
+
+    partition = spelled(stack.partition, "Partition")
+    return f"arn:{partition}:rds:{spelled(stack.region, 'Region')}:{spelled(stack.account, 'AccountId')}"
+
+
+def _cfn(construct: Construct) -> CfnResource:
+    child = construct.node.default_child
+    assert isinstance(child, CfnResource)
+    return child
+
+
+def _at_most(duration: Duration, ceiling: Duration) -> Duration:
+    return duration if duration.to_seconds() <= ceiling.to_seconds() else ceiling
+
+
+def _dead_letter_queue(scope: Construct, construct_id: str, holds: str) -> sqs.Queue:
+    queue = sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=DLQ_RETENTION,
+    )
+    reason = f"This queue is itself a dead-letter queue ({holds}); a DLQ of a DLQ has nothing to catch."
+    Validations.of(queue).acknowledge(
+        Acknowledgment(id="AwsSolutions-SQS3", reason=reason),
+        Acknowledgment(id="Serverless-SQSRedrivePolicy", reason=reason),
+    )
+    return queue
+
+
+def _grant_rds(role: iam.Role, *, policy_tag_key: str, deployment: str) -> None:
+    """Least privilege enforced by IAM: create only on opted-in clusters, only with our marker; delete
+    only what carries our marker, and never what an operator holds."""
+    stack = Stack.of(role)
+    clusters = stack.format_arn(
+        service="rds", resource="cluster", resource_name="*", arn_format=ArnFormat.COLON_RESOURCE_NAME
+    )
+    snapshots = stack.format_arn(
+        service="rds", resource="cluster-snapshot", resource_name="*", arn_format=ArnFormat.COLON_RESOURCE_NAME
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            sid="DescribeClustersSnapshotsAndQuota",
+            actions=list(contract.RDS_DESCRIBE_ACTIONS),
+            resources=["*"],
+        )
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            sid="SnapshotOptedInClustersOnly",
+            actions=[contract.RDS_CREATE_SNAPSHOT],
+            resources=[clusters],
+            conditions={"Null": {f"rds:cluster-tag/{policy_tag_key}": "false"}},
+        )
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            sid="CreateSnapshotsCarryingOurMarker",
+            actions=[contract.RDS_CREATE_SNAPSHOT, contract.RDS_ADD_TAGS],
+            resources=[snapshots],
+            conditions={"StringEquals": {f"aws:RequestTag/{contract.MARKER_TAG}": deployment}},
+        )
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            sid="DeleteOnlyOurSnapshots",
+            actions=[contract.RDS_DELETE_SNAPSHOT],
+            resources=[snapshots],
+            conditions={"StringEquals": {f"rds:cluster-snapshot-tag/{contract.MARKER_TAG}": deployment}},
+        )
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            sid="NeverDeleteHeldSnapshots",
+            effect=iam.Effect.DENY,
+            actions=[contract.RDS_DELETE_SNAPSHOT],
+            resources=[snapshots],
+            conditions={
+                "StringEqualsIgnoreCase": {f"rds:cluster-snapshot-tag/{contract.HOLD_TAG}": contract.HOLD_VALUE}
+            },
+        )
+    )

@@ -1,0 +1,87 @@
+"""The function's code asset, bundled on this machine without Docker.
+
+The asset is the `snapshot_scheduler` package plus the pure-Python run-time requirements of
+lambda_src/requirements.txt (tzdata), installed for the Lambda platform by pip. boto3 comes from the
+Lambda runtime and Powertools from the AWS-managed layer, so nothing compiled is bundled.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import jsii
+from aws_cdk import BundlingOptions, ILocalBundling
+from aws_cdk import aws_lambda as lambda_
+
+LAMBDA_SOURCE_DIR: Final = Path(__file__).resolve().parent.parent / "lambda_src"
+PACKAGE: Final = "snapshot_scheduler"
+REQUIREMENTS: Final = "requirements.txt"
+# Never part of the asset (and never part of its hash): byte code and tool caches.
+EXCLUDE: Final = ("**/__pycache__", "**/*.pyc", "**/.mypy_cache", "**/.pytest_cache")
+
+Runner = Callable[[Sequence[str]], None]
+
+
+def _run(command: Sequence[str]) -> None:
+    subprocess.run(command, check=True)
+
+
+@jsii.implements(ILocalBundling)
+class LocalPipBundler:
+    """Copies the package and pip-installs its requirements for the function's platform."""
+
+    def __init__(
+        self,
+        *,
+        source_dir: Path,
+        python_version: str,
+        platform: str,
+        runner: Runner = _run,
+    ) -> None:
+        self._source_dir = source_dir
+        self._python_version = python_version
+        self._platform = platform
+        self._runner = runner
+
+    def pip_command(self, output_dir: str) -> list[str]:
+        return [
+            sys.executable, "-m", "pip", "install",
+            "--requirement", str(self._source_dir / REQUIREMENTS),
+            "--target", output_dir,
+            "--no-deps", "--only-binary=:all:",
+            "--platform", self._platform,
+            "--python-version", self._python_version,
+            "--implementation", "cp",
+            "--no-compile", "--disable-pip-version-check", "--quiet",
+        ]  # fmt: skip
+
+    def try_bundle(self, output_dir: str, *_options: Any, **_keywords: Any) -> bool:
+        """Called by CDK (through jsii, with the BundlingOptions) before it would try Docker."""
+        shutil.copytree(
+            self._source_dir / PACKAGE,
+            Path(output_dir) / PACKAGE,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+            dirs_exist_ok=True,
+        )
+        self._runner(self.pip_command(output_dir))
+        return True
+
+
+def function_code(*, runtime: lambda_.Runtime, platform: str, source_dir: Path = LAMBDA_SOURCE_DIR) -> lambda_.Code:
+    """lambda_src/ as a bundled asset. Bundling is skipped (the directory is staged as is) when the
+    `aws:cdk:bundling-stacks` context excludes the stack, as the unit tests do."""
+    python_version = runtime.name.removeprefix("python")
+    return lambda_.Code.from_asset(
+        str(source_dir),
+        exclude=list(EXCLUDE),
+        bundling=BundlingOptions(
+            # Never pulled: local bundling succeeds or raises, so CDK never falls back to Docker.
+            image=runtime.bundling_image,
+            local=LocalPipBundler(source_dir=source_dir, python_version=python_version, platform=platform),
+        ),
+    )

@@ -1,0 +1,63 @@
+"""Names the stack shares with the Lambda code: by value, never by import (infra/ never imports lambda_src/).
+
+tests/infra checks each against its source of truth in lambda_src/snapshot_scheduler
+(config.ENV_VARS, tags.MARKER and tags.HOLD, observability.Metric and its dimensions, adapters.rds.IAM_ACTIONS)
+and runs the real handler to compare what it emits with the alarms.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+HANDLER: Final = "snapshot_scheduler.handlers.backup.lambda_handler"
+SERVICE_NAME: Final = "snapshot-scheduler"
+
+# Environment variables the function's configuration loader requires (all of them, no others).
+ENV_POLICY_TAG_KEY: Final = "SNAPSHOT_POLICY_TAG_KEY"
+ENV_DEPLOYMENT: Final = "SNAPSHOT_DEPLOYMENT"
+ENV_NAMED_POLICIES: Final = "SNAPSHOT_NAMED_POLICIES"
+ENV_DEFAULT_AT: Final = "SNAPSHOT_DEFAULT_AT"
+ENV_DEFAULT_TZ: Final = "SNAPSHOT_DEFAULT_TZ"
+ENV_GRACE_MINUTES: Final = "SNAPSHOT_GRACE_MINUTES"
+ENV_ENGINES: Final = "SNAPSHOT_ENGINES"
+ENV_DRY_RUN: Final = "SNAPSHOT_DRY_RUN"
+ENV_API_RATE: Final = "SNAPSHOT_API_RATE"
+ENV_API_BURST: Final = "SNAPSHOT_API_BURST"
+ENV_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
+ENV_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
+ENV_LOG_LEVEL: Final = "POWERTOOLS_LOG_LEVEL"
+
+# Tags: the deployment marker the function writes on every snapshot it creates (its value is the
+# deployment), and the operator's hold. IAM conditions are written on these.
+MARKER_TAG: Final = "snapshot-scheduler:deployment"
+HOLD_TAG: Final = "snapshot-hold"
+HOLD_VALUE: Final = "true"
+
+# RDS actions the function calls (the stack grants exactly these).
+RDS_DESCRIBE_ACTIONS: Final = (
+    "rds:DescribeDBClusters",
+    "rds:DescribeDBClusterSnapshots",
+    "rds:DescribeAccountAttributes",
+)
+RDS_CREATE_SNAPSHOT: Final = "rds:CreateDBClusterSnapshot"
+RDS_ADD_TAGS: Final = "rds:AddTagsToResource"
+RDS_DELETE_SNAPSHOT: Final = "rds:DeleteDBClusterSnapshot"
+
+# Metric dimensions on every metric of a run: exactly {service, deployment}.
+DIMENSION_SERVICE: Final = "service"
+DIMENSION_DEPLOYMENT: Final = "deployment"
+
+# Metric names (observability.Metric) the stack alarms on or charts.
+SNAPSHOTS_CREATED: Final = "SnapshotsCreated"
+SNAPSHOTS_DELETED: Final = "SnapshotsDeleted"
+SNAPSHOTS_DEFERRED: Final = "SnapshotsDeferred"
+SNAPSHOTS_FAILED: Final = "SnapshotsFailed"
+POLICY_ERRORS: Final = "PolicyErrors"
+CLUSTERS_MANAGED: Final = "ClustersManaged"
+CLUSTERS_OUT_OF_POLICY: Final = "ClustersOutOfPolicy"
+OLDEST_RECOVERY_POINT_AGE: Final = "OldestRecoveryPointAge"
+QUOTA_USED: Final = "ManualSnapshotQuotaUsed"
+QUOTA_MAX: Final = "ManualSnapshotQuotaMax"
+QUOTA_UTILIZATION: Final = "ManualSnapshotQuotaUtilization"
+RUN_DURATION: Final = "RunDuration"
+HEARTBEAT: Final = "Heartbeat"
