@@ -1,0 +1,332 @@
+"""Alarms (to an encrypted, SSL-only SNS topic) and one dashboard for a snapshot-scheduler deployment.
+
+The run metrics are the function's EMF output: namespace from the configuration, dimensions exactly
+{service, deployment}; tests/infra runs the real handler and checks every alarm against what it emits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from aws_cdk import Acknowledgment, ArnFormat, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra import contract
+
+QUOTA_UTILIZATION_THRESHOLD_PERCENT: Final = 80
+# SQS publishes queue metrics every five minutes.
+QUEUE_PERIOD: Final = Duration.minutes(5)
+DASHBOARD_WIDTH: Final = 24
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitoringProps:
+    # Prefix of alarm and dashboard names: unique per account and region (the stack name).
+    name_prefix: str
+    metric_namespace: str
+    deployment: str
+    alarm_emails: Sequence[str]
+    # The longest gap between two scheduled runs: each run emits one set of metrics.
+    run_interval: Duration
+    # No completed run in this window raises the heartbeat alarm (twice the run interval).
+    heartbeat_window: Duration
+    function: lambda_.IFunction
+    log_group: logs.ILogGroup
+    # Label (for names and the dashboard) -> dead-letter queue.
+    dead_letter_queues: Mapping[str, sqs.IQueue]
+
+
+class Monitoring(Construct):
+    """Topic, alarms and dashboard."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, props: MonitoringProps) -> None:
+        super().__init__(scope, construct_id)
+        self._props = props
+        self.topic = self._alarm_topic()
+        self.alarms: list[cloudwatch.Alarm] = []
+        self._run_alarms()
+        self._function_alarms()
+        self._queue_alarms()
+        self.dashboard = self._dashboard()
+
+    # ---- metrics ------------------------------------------------------------------------------------
+
+    def run_metric(self, name: str, statistic: str, *, label: str | None = None) -> cloudwatch.Metric:
+        """A metric of the function's EMF output, per run interval."""
+        return cloudwatch.Metric(
+            namespace=self._props.metric_namespace,
+            metric_name=name,
+            dimensions_map={
+                contract.DIMENSION_SERVICE: contract.SERVICE_NAME,
+                contract.DIMENSION_DEPLOYMENT: self._props.deployment,
+            },
+            statistic=statistic,
+            period=self._props.run_interval,
+            label=label,
+        )
+
+    # ---- topic --------------------------------------------------------------------------------------
+
+    def _alarm_topic(self) -> sns.Topic:
+        stack = Stack.of(self)
+        key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            description=f"Encrypts the {self._props.name_prefix} alarm topic",
+            enable_key_rotation=True,
+            # It protects alarm notices in transit only: nothing encrypted with it outlives the stack.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        # CloudWatch publishes alarm notifications to the encrypted topic: it needs the key, for this account.
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToUseTheKey",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+            )
+        )
+        topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            display_name=f"{self._props.name_prefix} alarms",
+            master_key=key,
+            enforce_ssl=True,
+        )
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsOfThisAccount",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    },
+                },
+            )
+        )
+        for email in self._props.alarm_emails:
+            subscription = topic.add_subscription(subscriptions.EmailSubscription(email))
+            Validations.of(subscription).acknowledge(
+                Acknowledgment(
+                    id="Serverless-SNSRedrivePolicy",
+                    reason=f"E-mail subscription ({email}) for alarm notices: an undeliverable notice is "
+                    "counted in the topic's NumberOfNotificationsFailed, a queue of unread alarm e-mails "
+                    "would help no one.",
+                )
+            )
+        return topic
+
+    # ---- alarms -------------------------------------------------------------------------------------
+
+    def _alarm(
+        self,
+        short_name: str,
+        *,
+        metric: cloudwatch.IMetric,
+        description: str,
+        threshold: float = 0,
+        comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
+    ) -> cloudwatch.Alarm:
+        """An alarm on one datapoint, to the topic on ALARM and on OK. By default: any value above zero,
+        and no data is fine (a run that had nothing to report, or no run: the heartbeat alarm covers that)."""
+        alarm = cloudwatch.Alarm(
+            self,
+            short_name,
+            alarm_name=f"{self._props.name_prefix}-{short_name}",
+            alarm_description=description,
+            metric=metric,
+            threshold=threshold,
+            comparison_operator=comparison,
+            evaluation_periods=1,
+            datapoints_to_alarm=1,
+            treat_missing_data=missing,
+        )
+        action = cloudwatch_actions.SnsAction(self.topic)
+        alarm.add_alarm_action(action)
+        alarm.add_ok_action(action)
+        self.alarms.append(alarm)
+        return alarm
+
+    def _run_alarms(self) -> None:
+        logs_hint = f" Run reports are in log group {self._props.log_group.log_group_name}."
+        self._alarm(
+            "ClustersOutOfPolicy",
+            metric=self.run_metric(contract.CLUSTERS_OUT_OF_POLICY, "Maximum"),
+            description="RECOVERY-POINT BREACH: at least one opted-in cluster has no snapshot for its latest "
+            "due slot, past the grace period. Find the clusters in the latest run report (deferred, skipped "
+            "and failed entries give the reason: quota, busy or stopped cluster, access denied). Take a manual "
+            "snapshot now if the data matters, then fix the cause; the alarm clears after a run with none "
+            "out of policy." + logs_hint,
+        )
+        self._alarm(
+            "SnapshotsFailed",
+            metric=self.run_metric(contract.SNAPSHOTS_FAILED, "Sum"),
+            description="A snapshot create or delete failed with an error that retrying will not fix "
+            "(access denied, cluster not found, invalid state). The run report's 'failed' entries name the "
+            "cluster, the error code and the message. Check the cluster's state and tags and the function "
+            "role; the next run retries." + logs_hint,
+        )
+        self._alarm(
+            "PolicyErrors",
+            metric=self.run_metric(contract.POLICY_ERRORS, "Sum"),
+            description="A cluster's policy tag value does not parse, so that cluster is NOT being "
+            "snapshotted. The run report's skipped entries name the cluster and the parse error; correct the "
+            "tag value (or the named policy in cdk.json) and the next run picks it up." + logs_hint,
+        )
+        self._alarm(
+            "ManualSnapshotQuota",
+            metric=self.run_metric(contract.QUOTA_UTILIZATION, "Maximum"),
+            threshold=QUOTA_UTILIZATION_THRESHOLD_PERCENT,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            description=f"Manual DB cluster snapshots use {QUOTA_UTILIZATION_THRESHOLD_PERCENT}% or more of "
+            "the regional quota (Service Quotas code L-9B510759, default 100). At 100% new snapshots fail for "
+            "everyone in the account and region. Shorten retention in the policies, delete snapshots no one "
+            "needs, or request a quota increase.",
+        )
+        self._alarm(
+            "HeartbeatMissing",
+            metric=self.run_metric(contract.HEARTBEAT, "Sum").with_(period=self._props.heartbeat_window),
+            threshold=1,
+            comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            missing=cloudwatch.TreatMissingData.BREACHING,
+            description="No run has completed in twice the schedule interval: NO SNAPSHOTS ARE BEING TAKEN. "
+            "Check that the EventBridge Scheduler schedule is enabled, the function's Errors and Throttles "
+            "alarms, both dead-letter queues, and the function logs for timeouts or start-up (configuration) "
+            "errors." + logs_hint,
+        )
+
+    def _function_alarms(self) -> None:
+        function = self._props.function
+        period = self._props.run_interval
+        self._alarm(
+            "FunctionErrors",
+            metric=function.metric_errors(statistic="Sum", period=period),
+            description="The backup function ended with an error or a timeout (Lambda retries twice, then "
+            "sends the event to the FailedRuns queue). Read the error in the logs: a configuration error "
+            "needs a redeploy with corrected cdk.json context; a timeout means a run did not finish in time: "
+            "check RunDuration on the dashboard and raise timeoutSeconds (at most 900)."
+            + f" Log group: {self._props.log_group.log_group_name}.",
+        )
+        self._alarm(
+            "FunctionThrottles",
+            metric=function.metric_throttles(statistic="Sum", period=period),
+            description="An invocation was throttled: a run was still going when the next one started "
+            "(reserved concurrency is 1 by design). Lambda retries it; if this repeats, runs take longer "
+            "than the schedule interval: check RunDuration on the dashboard and lengthen the interval.",
+        )
+
+    def _queue_alarms(self) -> None:
+        for label, queue in self._props.dead_letter_queues.items():
+            self._alarm(
+                f"{label}DeadLetters",
+                metric=queue.metric_approximate_number_of_messages_visible(statistic="Maximum", period=QUEUE_PERIOD),
+                description=f"The {label} dead-letter queue ({queue.queue_name}) holds events: runs that "
+                "never happened or failed for good. Read the messages (they carry the event and, for failed "
+                "runs, the error), fix the cause, then purge the queue; the next scheduled run catches up "
+                "by itself.",
+            )
+
+    # ---- dashboard ----------------------------------------------------------------------------------
+
+    def _dashboard(self) -> cloudwatch.Dashboard:
+        props = self._props
+        function = props.function
+        hours = cloudwatch.MathExpression(
+            expression="age / 3600",
+            using_metrics={"age": self.run_metric(contract.OLDEST_RECOVERY_POINT_AGE, "Maximum")},
+            label="Oldest recovery point (hours)",
+            period=props.run_interval,
+        )
+        half = DASHBOARD_WIDTH // 2
+        dashboard = cloudwatch.Dashboard(
+            self,
+            "Dashboard",
+            dashboard_name=props.name_prefix,
+            default_interval=Duration.days(7),
+        )
+        dashboard.add_widgets(
+            cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms), width=DASHBOARD_WIDTH)
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Snapshots per run",
+                width=half,
+                left=[
+                    self.run_metric(contract.SNAPSHOTS_CREATED, "Sum", label="Created"),
+                    self.run_metric(contract.SNAPSHOTS_DELETED, "Sum", label="Deleted"),
+                    self.run_metric(contract.SNAPSHOTS_DEFERRED, "Sum", label="Deferred"),
+                    self.run_metric(contract.SNAPSHOTS_FAILED, "Sum", label="Failed"),
+                ],
+            ),
+            cloudwatch.GraphWidget(
+                title="Recovery points",
+                width=half,
+                left=[
+                    self.run_metric(contract.CLUSTERS_OUT_OF_POLICY, "Maximum", label="Clusters out of policy"),
+                    self.run_metric(contract.CLUSTERS_MANAGED, "Maximum", label="Clusters managed"),
+                ],
+                right=[hours],
+            ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Manual cluster snapshot quota",
+                width=half,
+                left=[
+                    self.run_metric(contract.QUOTA_USED, "Maximum", label="Used"),
+                    self.run_metric(contract.QUOTA_MAX, "Maximum", label="Max"),
+                ],
+                right=[self.run_metric(contract.QUOTA_UTILIZATION, "Maximum", label="Utilisation %")],
+            ),
+            cloudwatch.GraphWidget(
+                title="Run duration (ms)",
+                width=half,
+                left=[
+                    self.run_metric(contract.RUN_DURATION, "Maximum", label="Max"),
+                    self.run_metric(contract.RUN_DURATION, "Average", label="Average"),
+                ],
+            ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Function errors and throttles",
+                width=half,
+                left=[
+                    function.metric_errors(statistic="Sum", period=props.run_interval, label="Errors"),
+                    function.metric_throttles(statistic="Sum", period=props.run_interval, label="Throttles"),
+                ],
+                right=[function.metric_duration(statistic="Maximum", period=props.run_interval, label="Duration")],
+            ),
+            cloudwatch.GraphWidget(
+                title="Dead-letter queue depth",
+                width=half,
+                left=[
+                    queue.metric_approximate_number_of_messages_visible(
+                        statistic="Maximum", period=QUEUE_PERIOD, label=label
+                    )
+                    for label, queue in props.dead_letter_queues.items()
+                ],
+            ),
+        )
+        return dashboard
