@@ -1,0 +1,171 @@
+"""Every alarm (and dashboard graph) on a run metric watches something the real handler emits.
+
+Given the synthesized stack, when the real handler runs under moto with the function's environment taken
+from that template, then each (namespace, metric name, dimensions) of an alarm on the function's own
+metrics appears in the EMF it prints.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
+from moto import mock_aws
+from snapshot_scheduler import observability
+from snapshot_scheduler.adapters import rds
+from snapshot_scheduler.handlers import backup
+
+from tests.infra.synthesis import Synthesized, synth
+
+REGION = "us-east-1"
+# The first run creates the daily snapshot; the second finds it and reports the oldest recovery point's age.
+SCHEDULED_TIMES = ("2026-11-27T03:00:00Z", "2026-11-27T04:00:00Z")
+MetricKey = tuple[str, str, frozenset[tuple[str, str]]]
+
+CUSTOM = {"metricNamespace": "Backups/Prod", "deployment": "prod-eu", "policyTagKey": "backup-policy"}
+
+
+@pytest.fixture(scope="module")
+def custom(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return synth(CUSTOM, outdir=tmp_path_factory.mktemp("cross-check"))
+
+
+class LambdaContext:
+    function_name = "snapshot-scheduler-backup"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 512
+    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:snapshot-scheduler-backup"
+    aws_request_id = str(uuid.uuid4())
+    log_group_name = "/aws/lambda/snapshot-scheduler-backup"
+    log_stream_name = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 14 * 60 * 1000
+
+
+def _quota_answer(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+    """moto does not implement DescribeAccountAttributes: answer it as RDS does."""
+    quotas = [{"AccountQuotaName": "ManualClusterSnapshots", "Used": 3, "Max": 100}]
+    return AWSResponse("", 200, HTTPHeaders(), None), {
+        "AccountQuotas": quotas,
+        "ResponseMetadata": {"HTTPStatusCode": 200},
+    }
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_RDS", "POWERTOOLS_METRICS_DISABLED"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    with mock_aws():
+        yield
+
+
+def run_handler(synthesized: Synthesized, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The real handler, configured from the template, over one opted-in Aurora cluster in moto."""
+    env: dict[str, str] = synthesized.only("AWS::Lambda::Function")["Properties"]["Environment"]["Variables"]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    # Logger and Metrics are created at import time: make sure they use this template's configuration.
+    monkeypatch.setattr(observability.metrics, "namespace", env["POWERTOOLS_METRICS_NAMESPACE"])
+    monkeypatch.setattr(observability.metrics, "service", env["POWERTOOLS_SERVICE_NAME"])
+    original_build = rds.build_client
+
+    def build_client(*args: Any, **kwargs: Any) -> Any:
+        client = original_build(*args, **kwargs)
+        # A before-call handler that returns a response answers the call in place of the service.
+        client.meta.events.register("before-call.rds.DescribeAccountAttributes", _quota_answer)  # type: ignore[arg-type]
+        return client
+
+    monkeypatch.setattr(rds, "build_client", build_client)
+    monkeypatch.setattr(backup, "build_client", build_client, raising=False)
+    backup.runtime.cache_clear()
+
+    boto3.client("rds", region_name=REGION).create_db_cluster(
+        DBClusterIdentifier="orders",
+        Engine="aurora-postgresql",
+        MasterUsername="admin",
+        MasterUserPassword="not-a-secret-1",
+        Tags=[{"Key": env["SNAPSHOT_POLICY_TAG_KEY"], "Value": "daily"}],
+    )
+    try:
+        return [backup.lambda_handler({"time": at}, LambdaContext()) for at in SCHEDULED_TIMES]
+    finally:
+        backup.runtime.cache_clear()
+
+
+def emitted_metrics(stdout: str) -> set[MetricKey]:
+    """(namespace, name, dimensions) of every metric in the EMF blobs printed to stdout."""
+    found: set[MetricKey] = set()
+    for line in stdout.splitlines():
+        try:
+            blob = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(blob, dict) or "_aws" not in blob:
+            continue
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            for dimension_set in directive["Dimensions"]:
+                dimensions = frozenset((name, str(blob[name])) for name in dimension_set)
+                for metric in directive["Metrics"]:
+                    found.add((directive["Namespace"], metric["Name"], dimensions))
+    return found
+
+
+def alarmed_metrics(synthesized: Synthesized) -> set[MetricKey]:
+    """(namespace, name, dimensions) of every alarm on the function's own (non-AWS/) metrics."""
+    found: set[MetricKey] = set()
+    for alarm in synthesized.resources("AWS::CloudWatch::Alarm").values():
+        props = alarm["Properties"]
+        if props["Namespace"].startswith("AWS/"):
+            continue
+        dimensions = frozenset((d["Name"], d["Value"]) for d in props["Dimensions"])
+        found.add((props["Namespace"], props["MetricName"], dimensions))
+    return found
+
+
+def charted_metrics(synthesized: Synthesized) -> set[MetricKey]:
+    """(namespace, name, dimensions) of every dashboard graph line on the function's own metrics."""
+    parts = synthesized.only("AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"]["Fn::Join"][1]
+    body = json.loads("".join(part if isinstance(part, str) else "TOKEN" for part in parts))
+    found: set[MetricKey] = set()
+    for widget in body["widgets"]:
+        for line in widget["properties"].get("metrics", []):
+            names = [item for item in line if isinstance(item, str)]
+            if not names or names[0].startswith("AWS/") or names[0] == "TOKEN":
+                continue
+            namespace, name, *pairs = names
+            found.add((namespace, name, frozenset(zip(pairs[::2], pairs[1::2], strict=True))))
+    return found
+
+
+@pytest.mark.parametrize("which", ["default", "custom"])
+def test_every_alarm_and_graph_on_run_metrics_matches_what_the_handler_emits(
+    which: str,
+    default_synth: Synthesized,
+    custom: Synthesized,
+    aws: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    synthesized = default_synth if which == "default" else custom
+    first, second = run_handler(synthesized, monkeypatch)
+    emitted = emitted_metrics(capsys.readouterr().out)
+
+    assert [entry["cluster"] for entry in first["created"]] == ["orders"], first
+    assert second["created"] == [], second
+    alarmed = alarmed_metrics(synthesized)
+    assert len(alarmed) == 5  # out of policy, failures, policy errors, quota, heartbeat
+    assert alarmed - emitted == set(), f"alarms on metrics the handler does not emit; it emits {sorted(emitted)}"
+    charted = charted_metrics(synthesized)
+    assert len(charted) >= 10
+    assert charted - emitted == set(), f"graphs of metrics the handler does not emit; it emits {sorted(emitted)}"

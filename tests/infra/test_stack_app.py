@@ -1,0 +1,91 @@
+"""app.py end to end, in-process, as `cdk synth` runs it: context from the CLI, cdk-nag and CDK's own
+validation on, one stack per environment."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import App
+
+import app
+from tests.infra.synthesis import SKIP_BUNDLING, cdk_json_context
+
+TWO_ENVIRONMENTS = [
+    {"account": "111111111111", "region": "eu-west-1"},
+    {"account": "222222222222", "region": "us-east-1"},
+]
+
+
+def run_app(monkeypatch: pytest.MonkeyPatch, outdir: Path, **context: Any) -> int:
+    """app.main over the app the CDK CLI would describe: cdk.json's context with `context` on top (as `-c`
+    gives it), without credentials. (The CLI passes both through the environment, which the running jsii
+    kernel no longer reads, so the App is built here.)"""
+    monkeypatch.delenv("CDK_DEFAULT_ACCOUNT", raising=False)
+    monkeypatch.delenv("CDK_DEFAULT_REGION", raising=False)
+    cdk_app = App(context={**cdk_json_context(), **SKIP_BUNDLING, **context}, outdir=str(outdir))
+    return app.main(cdk_app)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    outdir = tmp_path_factory.mktemp("fleet")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        assert run_app(monkeypatch, outdir, environments=TWO_ENVIRONMENTS, alarmEmails=["oncall@example.com"]) == 0
+    return outdir
+
+
+def stacks(outdir: Path) -> dict[str, dict[str, Any]]:
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    return {
+        name: artifact
+        for name, artifact in manifest["artifacts"].items()
+        if artifact["type"] == "aws:cloudformation:stack"
+    }
+
+
+def test_two_environments_give_two_stacks_with_distinct_names_in_their_own_account_and_region(fleet: Path) -> None:
+    found = stacks(fleet)
+    assert {name: artifact["environment"] for name, artifact in found.items()} == {
+        "SnapshotScheduler-111111111111-eu-west-1": "aws://111111111111/eu-west-1",
+        "SnapshotScheduler-222222222222-us-east-1": "aws://222222222222/us-east-1",
+    }
+
+
+def test_each_stack_of_a_fleet_has_its_own_deployment_marker_and_names(fleet: Path) -> None:
+    for name in stacks(fleet):
+        template = json.loads((fleet / f"{name}.template.json").read_text())
+        resources = template["Resources"].values()
+        (function,) = [r for r in resources if r["Type"] == "AWS::Lambda::Function"]
+        assert function["Properties"]["Environment"]["Variables"]["SNAPSHOT_DEPLOYMENT"] == name
+        alarm_names = [r["Properties"]["AlarmName"] for r in resources if r["Type"] == "AWS::CloudWatch::Alarm"]
+        assert alarm_names and all(alarm.startswith(f"{name}-") for alarm in alarm_names)
+        (dashboard,) = [r for r in resources if r["Type"] == "AWS::CloudWatch::Dashboard"]
+        assert dashboard["Properties"]["DashboardName"] == name
+
+
+def test_the_full_synth_ran_cdk_nag_and_cdk_validation_and_found_nothing(fleet: Path) -> None:
+    report = json.loads((fleet / "validation-report.json").read_text())
+    assert report["pluginReports"] == []
+    acknowledged = (fleet / f"{next(iter(stacks(fleet)))}.metadata.json").read_text()
+    assert "aws:cdk:acknowledged-rules" in acknowledged  # the packs ran, and saw the acknowledgments
+
+
+def test_no_environments_give_one_environment_agnostic_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert run_app(monkeypatch, tmp_path) == 0
+    assert {name: artifact["environment"] for name, artifact in stacks(tmp_path).items()} == {
+        "SnapshotScheduler": "aws://unknown-account/unknown-region"
+    }
+
+
+def test_a_configuration_error_stops_synth_with_a_message_naming_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_app(monkeypatch, tmp_path, memoryMb=64) == 2
+    error = capsys.readouterr().err
+    assert "'memoryMb'" in error
+    assert "64" in error
+    assert "from 128 to 10240" in error
+    assert not list(tmp_path.glob("*.template.json"))
