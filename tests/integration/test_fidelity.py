@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.support.fidelity import RdsFidelity, SimClock, TokenBucket
@@ -429,6 +431,19 @@ def test_an_empty_bucket_answers_throttling_which_standard_retries_absorb_on_the
     assert clock.slept == pytest.approx(fidelity.retry_sleep) and fidelity.retry_sleep > 0
 
 
+def test_a_client_configured_like_the_engine_retries_throttling_max_attempts_times() -> None:
+    fidelity = RdsFidelity(clock=SimClock(START), bucket=TokenBucket(burst=0, rate=0.0))
+    config = Config(retries={"mode": "standard", "max_attempts": 3})  # botocore: 3 retries, 4 attempts
+    client = fidelity.attach(boto3.client("rds", region_name="us-east-1", config=config))
+
+    with pytest.raises(ClientError) as excinfo:
+        client.describe_db_clusters()
+
+    assert error_of(excinfo) == ("Throttling", "Rate exceeded", 400)
+    assert excinfo.value.response["ResponseMetadata"]["RetryAttempts"] == 3
+    assert fidelity.throttled["DescribeDBClusters"] == 4
+
+
 def test_throttling_reaches_the_caller_as_code_throttling_rate_exceeded_http_400() -> None:
     _, client = layer(bucket=TokenBucket(burst=1, rate=0.001), attempts=1)
     client.describe_db_clusters()
@@ -578,7 +593,7 @@ def test_a_client_can_only_be_attached_once_and_only_to_rds() -> None:
     with pytest.raises(ValueError, match="already"):
         fidelity.attach(client)
     with pytest.raises(ValueError, match="not ec2"):
-        fidelity.attach(__import__("boto3").client("ec2", region_name="us-east-1"))
+        fidelity.attach(boto3.client("ec2", region_name="us-east-1"))
 
 
 def test_two_clients_on_one_layer_share_its_bucket_and_state() -> None:
