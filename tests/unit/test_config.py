@@ -95,7 +95,7 @@ def test_config_error_is_a_snapshot_scheduler_error() -> None:
     assert issubclass(ConfigError, SnapshotSchedulerError)
 
 
-# --- missing -------------------------------------------------------------------------------------------------
+# --- missing ------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ENV_VARS)
@@ -115,7 +115,7 @@ def test_blank_variable_counts_as_missing(name: str) -> None:
     assert name in str(caught.value)
 
 
-# --- malformed -----------------------------------------------------------------------------------------------
+# --- malformed ----------------------------------------------------------------------------------------------
 
 GRACE_UNDERSCORE = pytest.mark.xfail(
     strict=True,
@@ -177,7 +177,7 @@ def test_malformed_variable_is_a_startup_error_naming_it_its_value_and_what_is_a
     assert allowed in message
 
 
-# --- named policies are checked at startup ---------------------------------------------------------------------
+# --- named policies are checked at startup ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ def unnamed(policy: Policy) -> Policy:
     return dataclasses.replace(policy, name=None)
 
 
-# --- presets -------------------------------------------------------------------------------------------
+# --- presets ------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -69,7 +69,7 @@ def test_preset_name_with_surrounding_spaces_is_the_preset() -> None:
     assert unnamed(parse_policy("  daily ")) == unnamed(parse_policy("daily"))
 
 
-# --- named policies --------------------------------------------------------------------------------------
+# --- named policies -----------------------------------------------------------------------------------------
 
 
 def test_named_policy_resolves_to_its_text() -> None:
@@ -122,7 +122,7 @@ def test_unknown_name_lists_presets_and_the_deployments_names() -> None:
         assert word in message
 
 
-# --- inline grammar --------------------------------------------------------------------------------------
+# --- inline grammar -----------------------------------------------------------------------------------------
 
 
 def test_inline_defaults_are_daily_at_the_deployment_time_in_utc_on_sunday() -> None:
@@ -241,7 +241,7 @@ def test_anything_else_is_not_off(text: str) -> None:
     assert not is_off(text)
 
 
-# --- canonical text ----------------------------------------------------------------------------------------
+# --- canonical text -----------------------------------------------------------------------------------------
 
 ROUND_TRIP = [
     "keep-last=1",
@@ -340,7 +340,7 @@ def test_describe_puts_the_policy_in_words(text: str, fragments: list[str]) -> N
         assert fragment in words
 
 
-# --- errors: the table of bad tag values ---------------------------------------------------------------------
+# --- errors: the table of bad tag values --------------------------------------------------------------------
 
 BAD_VALUES = [
     # (tag value, fragments the message must hold: the bad word, and what is allowed)

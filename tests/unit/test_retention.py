@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from _pytest.mark import ParameterSet
 from snapshot_scheduler.policy import Policy, parse_policy
 from snapshot_scheduler.retention import plan_retention
 
@@ -265,7 +266,7 @@ OLDEST_LABEL = pytest.mark.xfail(
 )
 
 
-def golden_params(*, exact_reasons: bool) -> list[object]:
+def golden_params(*, exact_reasons: bool) -> list[ParameterSet]:
     params = []
     for number, text, expected in GOLDEN:
         marks = []
@@ -329,7 +330,7 @@ def test_keep_hourly_all_keeps_the_newest_of_every_hour_like_restic() -> None:
     )
 
 
-# --- restic's documented examples ("Removing snapshots according to a policy") ---------------------------------
+# --- restic's documented examples ("Removing snapshots according to a policy") ------------------------------
 
 
 def test_doc_example_twelve_sundays_keep_daily_4_keeps_the_last_four() -> None:
@@ -369,7 +370,7 @@ def test_doc_example_a_century_of_daily_backups_with_gfs_counts() -> None:
     assert len(kept) == 7 + 4 + 10 + 74
 
 
-# --- the rules, one at a time ----------------------------------------------------------------------------------
+# --- the rules, one at a time -------------------------------------------------------------------------------
 
 
 def utc(text: str) -> datetime:
@@ -511,7 +512,7 @@ def test_all_keeps_the_newest_of_every_period(period: str) -> None:
 
     plan = plan_retention(parse_policy(f"keep-{period}=all"), times)
 
-    kept, bucket = set(plan.keep), {}
+    kept, bucket = set(plan.keep), dict[object, datetime]()
     for t in sorted(times, reverse=True):
         key = {
             "hourly": (t.date(), t.hour),
@@ -534,7 +535,7 @@ def test_counters_are_independent_and_or_ed() -> None:
     assert by_reason[times[-1]] == ("last snapshot", "weekly snapshot")
 
 
-# --- the plan itself ------------------------------------------------------------------------------------------
+# --- the plan itself ----------------------------------------------------------------------------------------
 
 
 def test_every_item_is_either_kept_or_removed_once_and_they_are_the_given_objects() -> None:
@@ -571,7 +572,7 @@ def test_result_does_not_depend_on_the_input_order() -> None:
 
 
 def test_key_reads_the_time_from_any_item() -> None:
-    items = [{"id": "b", "at": utc("2026-03-10 03:00")}, {"id": "a", "at": utc("2026-03-09 03:00")}]
+    items: list[dict[str, datetime]] = [{"at": utc("2026-03-10 03:00")}, {"at": utc("2026-03-09 03:00")}]
 
     plan = plan_retention(parse_policy("keep-last=1"), items, key=lambda x: x["at"])
 
@@ -586,7 +587,7 @@ def test_times_in_other_zones_are_compared_as_instants() -> None:
 
 
 def test_empty_list_gives_an_empty_plan() -> None:
-    plan = plan_retention(parse_policy("daily"), [])
+    plan = plan_retention(parse_policy("daily"), list[datetime]())
 
     assert plan.keep == [] and plan.remove == []
 

@@ -46,7 +46,7 @@ def hourly_runs(start: datetime, end: datetime, minute: int = 5) -> list[datetim
     return runs
 
 
-# --- the basics, in UTC ----------------------------------------------------------------------------------
+# --- the basics, in UTC -------------------------------------------------------------------------------------
 
 
 def test_daily_slot_is_the_latest_anchor_at_or_before_the_time() -> None:
@@ -135,7 +135,7 @@ def test_weekly_day_is_the_local_day_not_the_utc_day() -> None:
     assert current_slot(p, utc("2026-03-10 00:00")) == utc("2026-03-08 16:00")
 
 
-# --- zones ----------------------------------------------------------------------------------------------------
+# --- zones --------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -174,7 +174,7 @@ def test_naive_time_is_rejected(fn: object) -> None:
         fn(policy("every=1d"), datetime(2026, 3, 10, 3, 0))  # type: ignore[operator]
 
 
-# --- daylight saving: single days -------------------------------------------------------------------------
+# --- daylight saving: single days ---------------------------------------------------------------------------
 
 # 2026: Berlin jumps 02:00 CET -> 03:00 CEST on 29 March (01:00 UTC) and falls back 03:00 -> 02:00 on
 # 25 October (01:00 UTC); New York jumps 02:00 EST -> 03:00 EDT on 8 March (07:00 UTC) and falls back
@@ -246,7 +246,7 @@ def test_spring_forward_hourly_policy_has_a_slot_in_every_real_hour(tz: str, day
     assert len(slots) == 12
 
 
-# --- daylight saving: a month of hourly runs ------------------------------------------------------------------
+# --- daylight saving: a month of hourly runs ----------------------------------------------------------------
 
 MONTHS = [
     pytest.param("Europe/Berlin", "2026-03-01", "2026-04-01", 0, id="berlin-spring"),
@@ -332,7 +332,7 @@ def test_a_month_of_runs_every_2h_policy_never_has_two_slots_in_one_real_hour(
     assert sum(1 for gap in gaps if gap != 2 * HOUR) <= 2
 
 
-# --- other zones with odd transitions ---------------------------------------------------------------------------
+# --- other zones with odd transitions -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
