@@ -45,7 +45,8 @@ class Metric(StrEnum):
 
 def publish(report: RunReport, deployment: str) -> None:
     """One EMF set per run. Counts are emitted even when zero, so alarms and graphs see every run."""
-    metrics.set_default_dimensions(**{DEPLOYMENT_DIMENSION: deployment})
+    if metrics.default_dimensions.get(DEPLOYMENT_DIMENSION) != deployment:  # once per container
+        metrics.set_default_dimensions(**{DEPLOYMENT_DIMENSION: deployment})
     count = MetricUnit.Count
     counts = {
         Metric.SNAPSHOTS_CREATED: len(report.created),

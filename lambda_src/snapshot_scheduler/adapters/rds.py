@@ -36,7 +36,7 @@ IAM_ACTIONS = (
 
 THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded"})
 PAGE_SIZE = 100  # the most RDS returns per page
-MAX_ATTEMPTS = 10  # standard mode: jittered exponential backoff on throttling and transient errors
+MAX_RETRIES = 10  # botocore's `max_attempts` counts retries: 11 tries, jittered exponential backoff
 
 
 class RdsError(SnapshotSchedulerError):
@@ -86,7 +86,7 @@ _ERRORS: Mapping[str, type[RdsError]] = {
 def build_client(region: str | None = None, profile: str | None = None) -> RDSClient:
     """An RDS client with standard-mode retries; honours AWS_ENDPOINT_URL like every boto3 client."""
     session = boto3.session.Session(region_name=region, profile_name=profile)
-    config = Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS}, connect_timeout=5, read_timeout=30)
+    config = Config(retries={"mode": "standard", "max_attempts": MAX_RETRIES}, connect_timeout=5, read_timeout=30)
     return session.client("rds", config=config)
 
 
