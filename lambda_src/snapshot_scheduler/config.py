@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from snapshot_scheduler.errors import ConfigError
-from snapshot_scheduler.policy import PolicyError, parse_clock, parse_policy, parse_zone
+from snapshot_scheduler.policy import PolicyError, check_name, parse_clock, parse_policy, parse_zone
 
 POLICY_TAG_KEY = "SNAPSHOT_POLICY_TAG_KEY"
 DEPLOYMENT = "SNAPSHOT_DEPLOYMENT"
@@ -50,6 +50,8 @@ ENV_VARS = (
 # What an RDS tag key or value may hold (letters, digits, white space and _ . : / = + - @).
 _TAG_TEXT = re.compile(r"^[\w\s.:/=+\-@]*$")
 _ENGINE = re.compile(r"^[a-z][a-z0-9-]*$")
+_INT = re.compile(r"^[0-9]+$")
+_DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _N = TypeVar("_N", int, float)
 
@@ -94,11 +96,18 @@ class Settings:
 
     def check_named_policies(self) -> None:
         """A named policy that does not parse is a deployment error, caught at start-up, not per cluster."""
+        seen: dict[str, str] = {}
         for name, spec in self.named_policies.items():
+            if name.lower() in seen:
+                raise ConfigError(
+                    f"{NAMED_POLICIES}: policy names {seen[name.lower()]!r} and {name!r} differ only in case"
+                )
+            seen[name.lower()] = name
             try:
-                parse_policy(spec, self.named_policies, at=self.default_at, tz=self.default_tz)
+                check_name(name)
+                parse_policy(name, self.named_policies, at=self.default_at, tz=self.default_tz)
             except PolicyError as error:
-                raise ConfigError(f"{NAMED_POLICIES}: policy {name!r} is invalid: {error}") from error
+                raise ConfigError(f"{NAMED_POLICIES}: policy {name!r} ({spec!r}) is invalid: {error}") from error
 
 
 class _Env:
@@ -131,10 +140,9 @@ class _Env:
 
     def number(self, name: str, kind: type[_N], *, low: _N, high: _N) -> _N:
         value = self.required(name)
-        try:
-            number = kind(value)
-        except ValueError:
-            number = None
+        # Plain decimal digits only: int() and float() would also take "6_0", "1e3" or "inf".
+        pattern = _INT if kind is int else _DECIMAL
+        number = kind(value) if pattern.match(value) else None
         if number is None or not low <= number <= high:
             raise self._bad(name, value, f"a {kind.__name__} from {low} to {high}")
         return number

@@ -159,8 +159,26 @@ def parse_policy(text: str, named: Mapping[str, str] | None = None, *, at: str =
     if not value:
         raise PolicyError(f"policy is empty; {_WHAT_IS_ALLOWED}")
     if "=" not in value and " " not in value:
-        return _parse_name(value, named or {}, at=at, tz=tz)
-    return _parse_words(value, at=at, tz=tz)
+        policy = _parse_name(value, named or {}, at=at, tz=tz)
+    else:
+        policy = _parse_words(value, at=at, tz=tz)
+    spec = policy.spec()
+    if len(spec) > _MAX_TAG_VALUE:
+        # The canonical text is recorded on every snapshot; a policy that cannot be recorded cannot be used.
+        raise PolicyError(
+            f"policy {value!r} spelled out is {len(spec)} characters ({spec!r}); "
+            f"a tag value holds at most {_MAX_TAG_VALUE}: use fewer keep-* words"
+        )
+    return policy
+
+
+def check_name(name: str) -> None:
+    """A named policy's name must be something a tag value can select: one word, no `=`."""
+    if not _NAME.match(name) or is_off(name):
+        raise PolicyError(
+            f"policy name {name!r} cannot be selected by a tag; allowed: a letter, then letters, digits, _ . -"
+            f" (and not {OFF!r})"
+        )
 
 
 def is_off(text: str | None) -> bool:
@@ -174,7 +192,10 @@ _WHAT_IS_ALLOWED = (
 
 
 def _parse_name(name: str, named: Mapping[str, str], *, at: str, tz: str) -> Policy:
-    spec = named.get(name, PRESETS.get(name.lower()))
+    """Names match whatever their case; the deployment's names win over presets. A named policy's text
+    is inline words or a preset's name (never another named policy: no chains to follow or loop)."""
+    folded = {key.lower(): spec for key, spec in named.items()}
+    spec = folded.get(name.lower(), PRESETS.get(name.lower()))
     if spec is None:
         known = ", ".join(sorted({*PRESETS, *named}))
         raise PolicyError(
@@ -182,7 +203,7 @@ def _parse_name(name: str, named: Mapping[str, str], *, at: str, tz: str) -> Pol
             "such as every=1d keep-daily=7"
         )
     try:
-        policy = _parse_words(spec, at=at, tz=tz)
+        policy = parse_policy(spec, at=at, tz=tz) if name.lower() in folded else _parse_words(spec, at=at, tz=tz)
     except PolicyError as error:
         raise PolicyError(f"policy {name!r} ({spec!r}) is invalid: {error}") from error
     return Policy(policy.every, policy.at, policy.on, policy.tz, policy.retention, name=name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import MINYEAR, UTC, date, datetime, timedelta, tzinfo
 from typing import Any, Generic, TypeVar, cast
 
 from snapshot_scheduler.policy import ALL, Duration, Policy
@@ -118,18 +118,19 @@ def plan_retention(policy: Policy, items: Sequence[T], key: Callable[[T], dateti
                 continue
             bucket = bucket_of(local, position)
             if bucket != last_bucket[name] or position == oldest_position:
+                reasons.append(reason if bucket != last_bucket[name] else f"oldest {reason}")
                 last_bucket[name] = bucket
                 if count != ALL:
                     counts[name] = count - 1
-                reasons.append(reason)
         for name, bucket_of, reason in _WITHIN:
             within: Duration | None = getattr(retention, name)
             if within is None or t <= _before(newest, within, zone):
                 continue
             bucket = bucket_of(local, position)
             if bucket != last_bucket[name] or position == oldest_position:
+                label = f"{reason} {within.text}"
+                reasons.append(label if bucket != last_bucket[name] else f"oldest {label}")
                 last_bucket[name] = bucket
-                reasons.append(f"{reason} {within.text}")
         decisions.append(Decision(item, t, tuple(reasons)))
     return RetentionPlan(tuple(decisions))
 
@@ -138,6 +139,8 @@ def _before(newest: datetime, within: Duration, zone: tzinfo) -> datetime:
     """`newest` minus a calendar duration, normalising like Go's time.AddDate (Mar 31 - 1m = Mar 3)."""
     local = newest.astimezone(zone)
     months = local.year * 12 + (local.month - 1) - within.years * 12 - within.months
+    if months < 12 * MINYEAR + 1:  # reaches before the calendar begins: everything is within
+        return datetime.min.replace(tzinfo=UTC)
     first = date(months // 12, months % 12 + 1, 1)
     day = first + timedelta(days=local.day - 1 - within.days)
     wall = datetime.combine(day, local.timetz().replace(tzinfo=None), tzinfo=zone)

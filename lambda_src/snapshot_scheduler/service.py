@@ -216,9 +216,10 @@ class _Actor:
         try:
             self._create(cluster)
         except QuotaExceeded as error:
-            return self._quota_exceeded(cluster, error)
-        except ClusterBusy as error:
-            logger.info(f"cluster busy{' again' if retry else ''}: {error.message}", extra=extra)
+            return self._quota_exceeded(cluster, error, retry=retry)
+        except (ClusterBusy, SnapshotBusy) as error:
+            # SnapshotBusy on create is undocumented; like a busy cluster it is retried, capped by the run.
+            logger.info(f"cluster busy{' again' if retry else ''}: {error}", extra=extra)
             return _Outcome.BUSY
         except SnapshotExists:
             logger.info("snapshot for this slot already exists (duplicate delivery or retry)", extra=extra)
@@ -239,23 +240,14 @@ class _Actor:
         tags = snapshot_tags(self._context, cluster)
         self._rds.create_snapshot(cluster.create, cluster.cluster_id, tags)
 
-    def _quota_exceeded(self, cluster: ClusterPlan, error: QuotaExceeded) -> _Outcome:
-        """Prune again (a fresh look may free room), retry once; if still full, start nothing more."""
+    def _quota_exceeded(self, cluster: ClusterPlan, error: QuotaExceeded, *, retry: bool) -> _Outcome:
+        """Prune again (a fresh look may free room) and try once more; if still full, start nothing more."""
         self._report.quota_exceeded += 1
         logger.warning(f"quota exceeded: {error.message}", extra={"cluster": cluster.cluster_id})
         if not self._repruned:
             self._repruned = True
             self._reprune()
-            try:
-                self._create(cluster)
-            except QuotaExceeded:
-                self._report.quota_exceeded += 1
-            except RdsError as retry_error:
-                self._report.add_failed(cluster.cluster_id, retry_error.code, retry_error.message)
-                return _Outcome.DONE
-            else:
-                self._report.add_created(cluster.cluster_id, str(cluster.create))
-                return _Outcome.DONE
+            return self._attempt(cluster, retry=retry)
         self._quota_full = True
         self._defer(cluster, Reason.QUOTA, f"manual snapshot quota is full: {error.message}")
         return _Outcome.QUOTA

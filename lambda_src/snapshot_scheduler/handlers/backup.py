@@ -50,12 +50,22 @@ def scheduled_time(event: dict[str, Any]) -> datetime:
     return at.astimezone(UTC)
 
 
+def event_dry_run(event: dict[str, Any]) -> bool:
+    """`dry_run` as JSON true/false or the text "true"/"false" (a templated Scheduler input gives text)."""
+    value = event.get("dry_run", False)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError(f"event dry_run {value!r} is not a boolean; expected true or false")
+
+
 @logger.inject_lambda_context(log_event=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps = runtime()
     at = scheduled_time(event)
-    dry_run = deps.settings.dry_run or bool(event.get("dry_run", False))
+    dry_run = deps.settings.dry_run or event_dry_run(event)
     budget = service.Budget(remaining=lambda: context.get_remaining_time_in_millis() / 1000, sleep=deps.sleep)
     report = service.run(deps.settings, deps.rds, at, dry_run=dry_run, budget=budget)
     publish(report, deps.settings.deployment)
