@@ -117,12 +117,6 @@ def test_blank_variable_counts_as_missing(name: str) -> None:
 
 # --- malformed ----------------------------------------------------------------------------------------------
 
-GRACE_UNDERSCORE = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: numbers are parsed with int()/float(), which accept Python literal syntax: "
-    "SNAPSHOT_GRACE_MINUTES=6_0 is taken as 60 and SNAPSHOT_API_RATE=1_0 as 10 instead of being rejected",
-)
-
 MALFORMED = [
     # (variable, value, fragment of what is allowed)
     ("SNAPSHOT_POLICY_TAG_KEY", "aws:snapshot-policy", "aws:"),
@@ -145,7 +139,8 @@ MALFORMED = [
     ("SNAPSHOT_GRACE_MINUTES", "-1", "from 0"),
     ("SNAPSHOT_GRACE_MINUTES", "1.5", "int"),
     ("SNAPSHOT_GRACE_MINUTES", "99999999", "10080"),
-    pytest.param("SNAPSHOT_GRACE_MINUTES", "6_0", "int", marks=GRACE_UNDERSCORE),
+    ("SNAPSHOT_GRACE_MINUTES", "6_0", "int"),  # int() would take Python's digit grouping
+    ("SNAPSHOT_GRACE_MINUTES", "1e3", "int"),
     ("SNAPSHOT_ENGINES", ",", "comma-separated"),
     ("SNAPSHOT_ENGINES", "Aurora MySQL", "engine names"),
     ("SNAPSHOT_ENGINES", "aurora-mysql;postgres", "comma-separated"),
@@ -156,7 +151,8 @@ MALFORMED = [
     ("SNAPSHOT_API_RATE", "nan", "float"),
     ("SNAPSHOT_API_RATE", "inf", "1000"),
     ("SNAPSHOT_API_RATE", "-5", "from 0.1"),
-    pytest.param("SNAPSHOT_API_RATE", "1_0", "float", marks=GRACE_UNDERSCORE),
+    ("SNAPSHOT_API_RATE", "1_0", "float"),
+    ("SNAPSHOT_API_RATE", "1e2", "float"),
     ("SNAPSHOT_API_BURST", "0", "from 1"),
     ("SNAPSHOT_API_BURST", "2.5", "int"),
     ("SNAPSHOT_API_BURST", "lots", "int"),
@@ -200,26 +196,15 @@ def test_bad_named_policy_is_a_startup_error(policies: dict[str, str], fragments
         assert fragment in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a named policy whose name no tag value can select (it holds a space, '=' or a character "
-    "outside the tag charset) is accepted; it is dead configuration that looks valid. policy.py defines a "
-    "_NAME pattern for names but nothing uses it",
-)
-@pytest.mark.parametrize("name", ["gold tier", "every=1d", "gold,silver", ""])
+@pytest.mark.parametrize("name", ["gold tier", "every=1d", "gold,silver", "", "off", "7day"])
 def test_named_policy_that_no_tag_could_name_is_a_startup_error(name: str) -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_env(env(SNAPSHOT_NAMED_POLICIES=json.dumps({name: "keep-daily=7"})))
 
     assert config.NAMED_POLICIES in str(caught.value)
+    assert repr(name) in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: check_named_policies parses each policy text with the named policies as names, so a text that "
-    "is just another policy's name ({'gold': 'silver'}) passes at startup, yet at run time a cluster tagged gold "
-    "is skipped with \"'silver' is not a key=value word\"",
-)
 def test_named_policy_accepted_at_startup_is_one_a_cluster_can_use() -> None:
     named = {"gold": "silver", "silver": "keep-daily=3"}
 
@@ -229,6 +214,21 @@ def test_named_policy_accepted_at_startup_is_one_a_cluster_can_use() -> None:
         return  # rejected at startup: consistent
     # accepted at startup: then a cluster tagged with it must get a policy, not a PolicyError
     parse_policy("gold", settings.named_policies, at=settings.default_at, tz=settings.default_tz)
+
+
+def test_named_policies_differing_only_in_case_are_a_startup_error() -> None:
+    # tag values select names whatever their case, so these two would be one name
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env(SNAPSHOT_NAMED_POLICIES=json.dumps({"Gold": "keep-daily=7", "gold": "keep-daily=3"})))
+
+    assert "'Gold'" in str(caught.value) and "'gold'" in str(caught.value)
+
+
+def test_named_policy_may_be_a_presets_name() -> None:
+    settings = Settings.from_env(env(SNAPSHOT_NAMED_POLICIES=json.dumps({"standard": "gfs"})))
+
+    policy = parse_policy("standard", settings.named_policies)
+    assert policy.retention == parse_policy("gfs").retention
 
 
 def test_named_policies_are_checked_with_the_deployment_defaults() -> None:

@@ -364,18 +364,28 @@ def test_deployment_dry_run_setting_changes_nothing(monkeypatch: pytest.MonkeyPa
     assert answer["dry_run"] is True and rds.snapshot_ids() == set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='BUG: the handler takes bool(event["dry_run"]), so the string "false" (as a hand-written or '
-    "templated Scheduler input gives it) turns the run into a dry run: no snapshot is ever taken",
-)
-def test_event_dry_run_false_as_text_is_not_a_dry_run(monkeypatch: pytest.MonkeyPatch, rds: FakeRds) -> None:
+@pytest.mark.parametrize(("value", "dry"), [("false", False), ("False", False), (False, False), ("TRUE", True)])
+def test_event_dry_run_as_json_or_text(monkeypatch: pytest.MonkeyPatch, rds: FakeRds, value: object, dry: bool) -> None:
+    # a templated Scheduler input gives text: "false" must not turn the run into a dry run
     rds.add_cluster("orders", {TAG: "daily"})
 
-    answer = invoke(monkeypatch, rds, {**EVENT, "dry_run": "false"})
+    answer = invoke(monkeypatch, rds, {**EVENT, "dry_run": value})
 
-    assert answer["dry_run"] is False
-    assert rds.snapshot_ids() == {"orders-20260310-0300"}
+    assert answer["dry_run"] is dry
+    assert rds.snapshot_ids() == (set() if dry else {"orders-20260310-0300"})
+
+
+@NO_METRICS_WARNING
+@pytest.mark.parametrize("value", ["yes", "0", 1])
+def test_event_dry_run_that_is_not_a_boolean_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, rds: FakeRds, value: object
+) -> None:
+    rds.add_cluster("orders", {TAG: "daily"})
+
+    with pytest.raises(ValueError, match="dry_run"):
+        invoke(monkeypatch, rds, {**EVENT, "dry_run": value})
+
+    assert rds.calls_to("create_snapshot") == []
 
 
 @NO_METRICS_WARNING

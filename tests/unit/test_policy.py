@@ -86,11 +86,6 @@ def test_named_policy_overrides_a_preset_of_the_same_name() -> None:
     assert policy.retention == Retention(daily=30)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: presets match case-insensitively but named policies only exactly, so tag `Daily` bypasses "
-    "the deployment's override of `daily` and silently gets the built-in preset (keep-daily=7, not 30)",
-)
 def test_named_override_of_a_preset_wins_whatever_the_case_of_the_tag() -> None:
     policy = parse_policy("Daily", {"daily": "every=1d keep-daily=30"})
 
@@ -101,6 +96,19 @@ def test_named_policy_uses_the_deployment_defaults_it_leaves_unsaid() -> None:
     policy = parse_policy("gold", {"gold": "keep-daily=30"}, at="22:15", tz="America/New_York")
 
     assert (policy.every, policy.at, policy.tz) == (Every.D1, "22:15", "America/New_York")
+
+
+def test_named_policy_name_matches_whatever_its_case() -> None:
+    assert parse_policy("GOLD", {"gold": "keep-daily=30"}).retention == Retention(daily=30)
+
+
+def test_named_policy_text_may_be_a_presets_name_but_not_another_named_policy() -> None:
+    named = {"standard": "gfs", "gold": "standard"}
+
+    assert parse_policy("standard", named).retention == parse_policy("gfs").retention
+    with pytest.raises(PolicyError) as caught:
+        parse_policy("gold", named)
+    assert "gold" in str(caught.value) and "standard" in str(caught.value)
 
 
 def test_invalid_named_policy_error_names_the_policy_and_its_bad_word() -> None:
@@ -295,26 +303,46 @@ def test_spec_is_a_valid_rds_tag_value(text: str) -> None:
     assert RDS_TAG_VALUE.match(parse_policy(text).spec())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a policy accepted at 256 characters can have a canonical spec() longer than 256 (spec adds "
-    "every/at/tz), so the snapshot-scheduler:policy tag is invalid and every CreateDBClusterSnapshot of that "
-    "cluster fails; the parser should reject a policy whose canonical text does not fit in a tag value",
+LONG_BUT_LEGAL = (
+    "keep-last=48 keep-hourly=72 keep-daily=31 keep-weekly=53 keep-monthly=120 keep-yearly=all "
+    "keep-within=3d12h keep-within-hourly=7d keep-within-daily=3m keep-within-weekly=1y6m "
+    "keep-within-monthly=10y keep-within-yearly=99y"
 )
-def test_every_accepted_policy_has_a_spec_that_fits_in_a_tag_value() -> None:
-    # Given a long but legal tag value (221 characters) and a deployment whose default zone is long
-    text = (
-        "keep-last=48 keep-hourly=72 keep-daily=31 keep-weekly=53 keep-monthly=120 keep-yearly=all "
-        "keep-within=3d12h keep-within-hourly=7d keep-within-daily=3m keep-within-weekly=1y6m "
-        "keep-within-monthly=10y keep-within-yearly=99y"
-    )
+
+
+@pytest.mark.parametrize(
+    ("text", "tz"),
+    [
+        (LONG_BUT_LEGAL, "UTC"),
+        (LONG_BUT_LEGAL, "America/Argentina/Buenos_Aires"),
+        (
+            "every=1w on=mon at=23:59 tz=America/Argentina/ComodRivadavia keep-last=48 keep-hourly=72 "
+            "keep-daily=31 keep-weekly=53 keep-monthly=120 keep-yearly=all keep-within=3d12h "
+            "keep-within-hourly=7d keep-within-daily=3m keep-within-weekly=1y6m",
+            "UTC",
+        ),
+    ],
+)
+def test_every_accepted_policy_has_a_spec_that_fits_in_a_tag_value(text: str, tz: str) -> None:
+    # Given a long but legal tag value (at most 256 characters)
     assert len(text) <= 256
 
-    # When it is accepted
-    policy = parse_policy(text, tz="America/Argentina/Buenos_Aires")
-
-    # Then its canonical text, which goes on every snapshot as a tag value, fits in one
+    # When it is parsed, then either its canonical text (which goes on every snapshot as a tag value) fits,
+    # or it is refused with a message saying why
+    try:
+        policy = parse_policy(text, tz=tz)
+    except PolicyError as error:
+        assert "256" in str(error)
+        return
     assert RDS_TAG_VALUE.match(policy.spec())
+
+
+def test_policy_whose_canonical_text_is_too_long_is_refused_naming_the_limit() -> None:
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(LONG_BUT_LEGAL, tz="America/Argentina/Buenos_Aires")
+
+    assert "256" in str(caught.value)
+    assert "keep-" in str(caught.value)
 
 
 # --- in words -----------------------------------------------------------------------------------------------
