@@ -885,3 +885,39 @@ def test_two_deployments_never_touch_each_others_snapshots(rds: FakeRds) -> None
     # (retention runs before creation, so each keeps its policy's count plus the one just made)
     assert (of("prod", "only-prod"), of("prod", "shared"), of("prod", "only-dr")) == (3, 3, 0)
     assert (of("dr", "only-dr"), of("dr", "shared"), of("dr", "only-prod")) == (4, 4, 0)
+
+
+# --- a month of hourly runs ------------------------------------------------------------------------------------
+
+
+def test_a_month_of_hourly_runs_takes_each_slot_once_and_keeps_exactly_the_policys_set(rds: FakeRds) -> None:
+    # Given an hourly policy in Berlin over the month the clocks go back, runs at :05 past every UTC hour, and
+    # snapshots that take half an hour to become available
+    policy = parse_policy("every=1h keep-hourly=24 keep-daily=7 tz=Europe/Berlin")
+    rds.add_cluster("orders", {TAG: "every=1h keep-hourly=24 keep-daily=7 tz=Europe/Berlin"})
+    rds.new_snapshot_status = "creating"
+    start = datetime(2026, 10, 10, 0, 5, tzinfo=UTC)
+    made: list[str] = []
+
+    for hour in range(24 * 31):
+        at = start + timedelta(hours=hour)
+        rds.now = at
+        rds.finish_creating()  # the previous run's snapshot is done by now
+        report = run(rds, at)
+        assert report.failed == [] and report.deferred == [], at
+        made += [entry["snapshot"] for entry in report.created]
+
+    # Then each wall-clock hour got exactly one snapshot: one per run, but for the repeated hour of 25 October
+    assert len(made) == len(set(made)) == 24 * 31 - 1
+    # and what is left is what keep-hourly=24 keep-daily=7 keeps (the newest 24 hours, the newest of each of
+    # the 7 newest local days), plus the snapshot the last run started after pruning
+    remaining = {s.id: s for s in rds.snapshots_by_id.values()}
+    available = sorted((s for s in remaining.values() if s.status == "available"), key=lambda s: s.time or AT)
+    times = [s.time for s in available if s.time is not None]
+    newest_hours = times[-24:]
+    by_day: dict[object, datetime] = {}
+    for t in times:
+        by_day[t.astimezone(policy.zone).date()] = t
+    newest_days = sorted(by_day.values())[-7:]
+    assert set(times) == set(newest_hours) | set(newest_days)
+    assert [s.id for s in remaining.values() if s.status == "creating"] == [made[-1]]
