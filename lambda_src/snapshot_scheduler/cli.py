@@ -577,7 +577,7 @@ def render_status(rows: Sequence[ClusterStatus], quota: Quota | None, at: dateti
             row.cluster,
             row.state,
             row.newest or "-",
-            _age(row.age) if row.age is not None else "-",
+            age_text(row.age) if row.age is not None else "-",
             _counts(row),
             _when(row.next_slot) if row.next_slot else "-",
             row.policy_text,
@@ -622,7 +622,8 @@ def _when(moment: datetime | None, tz: str | None = None) -> str:
     return text
 
 
-def _age(age: timedelta) -> str:
+def age_text(age: timedelta) -> str:
+    """A duration for people: 3d 4h, 2h 5m, 7m."""
     minutes = int(age.total_seconds() // 60)
     days, minutes = divmod(minutes, 24 * 60)
     hours, minutes = divmod(minutes, 60)

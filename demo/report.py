@@ -1,0 +1,458 @@
+"""Turn a simulated month into a readable report: per cluster, the timeline, the metrics, the files."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from snapshot_scheduler.cli import age_text
+from snapshot_scheduler.planning import ClusterPlan, Kept
+from snapshot_scheduler.policy import Policy
+from snapshot_scheduler.schedule import current_slot
+
+from demo import scenario
+from demo.simulate import Results, parse_lines
+
+WIDTH = 100
+LIST_KEPT_UP_TO = 8
+CELL = 3  # characters per day in the terminal timeline  # more kept snapshots than this are grouped by reason
+
+# The run-metric alarms of infra/monitoring.py (alarm, metric, breached when; one run per period): what
+# would have paged. The heartbeat alarm is checked separately.
+ALARMS: tuple[tuple[str, str, str], ...] = (
+    ("ClustersOutOfPolicy", "ClustersOutOfPolicy", "> 0"),
+    ("SnapshotsFailed", "SnapshotsFailed", "> 0"),
+    ("PolicyErrors", "PolicyErrors", "> 0"),
+    ("ManualSnapshotQuota", "ManualSnapshotQuotaUtilization", ">= 80"),
+)
+GAUGES = frozenset(
+    {
+        "ManualSnapshotQuotaUsed",
+        "ManualSnapshotQuotaMax",
+        "ManualSnapshotQuotaUtilization",
+        "ClustersManaged",
+        "ClustersOutOfPolicy",
+        "OldestRecoveryPointAge",
+        "RunDuration",
+    }
+)
+
+
+@dataclass
+class ClusterTally:
+    taken: int = 0
+    deleted: int = 0
+    deferred: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    failed: list[str] = field(default_factory=list)
+    busy_retries: int = 0
+    created_times: list[datetime] = field(default_factory=list)
+
+
+@dataclass
+class MetricSeries:
+    unit: str
+    values: list[float] = field(default_factory=list)
+
+
+def tally(results: Results, logs: Sequence[Mapping[str, Any]]) -> dict[str, ClusterTally]:
+    clusters: dict[str, ClusterTally] = defaultdict(ClusterTally)
+    for run in results.runs:
+        at = datetime.fromisoformat(run["scheduled_time"])
+        for entry in run["created"]:
+            clusters[entry["cluster"]].taken += 1
+            clusters[entry["cluster"]].created_times.append(at)
+        for entry in run["deleted"]:
+            clusters[entry["cluster"]].deleted += 1
+        for entry in run["deferred"]:
+            clusters[entry["cluster"]].deferred[entry["code"]] += 1
+        for entry in run["skipped"]:
+            clusters[entry["cluster"]].skipped[entry["code"]] += 1
+        for entry in run["failed"]:
+            clusters[entry["cluster"]].failed.append(f"{at:%m-%d %H:%M} {entry['error']}: {entry['message']}")
+    for record in logs:
+        if str(record.get("message", "")).startswith("cluster busy again") and record.get("cluster"):
+            clusters[str(record["cluster"])].busy_retries += 1
+    return clusters
+
+
+def metric_series(blobs: Iterable[Mapping[str, Any]]) -> tuple[str, dict[str, str], dict[str, MetricSeries]]:
+    """(namespace, dimensions, name -> series) from the EMF blobs, one blob per run."""
+    namespace, dimensions = "", {}
+    series: dict[str, MetricSeries] = {}
+    for blob in blobs:
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            namespace = directive["Namespace"]
+            dimensions = {name: str(blob.get(name)) for group in directive["Dimensions"] for name in group}
+            for metric in directive["Metrics"]:
+                name = metric["Name"]
+                value = blob.get(name, 0)
+                values: list[Any] = value if isinstance(value, list) else [value]
+                target = series.setdefault(name, MetricSeries(metric.get("Unit", "")))
+                target.values.append(float(sum(float(v) for v in values)))
+    return namespace, dimensions, series
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def render(results: Results) -> str:
+    blobs, logs = parse_lines(results.stdout)
+    clusters = tally(results, logs)
+    plans = {plan.cluster_id: plan for plan in (results.plan.clusters if results.plan else ())}
+    sections = [
+        _header(results),
+        _events(results),
+        _clusters(results, clusters, plans),
+        _timeline(results, plans),
+        _metrics(results, blobs),
+        _status(results),
+    ]
+    return "\n\n".join(section for section in sections if section)
+
+
+def rule(title: str) -> str:
+    return f"== {title} " + "=" * max(0, WIDTH - len(title) - 4)
+
+
+def _header(results: Results) -> str:
+    runs = len(results.runs)
+    return "\n".join(
+        [
+            rule("snapshot-scheduler demo"),
+            f"The real Lambda handler (snapshot_scheduler.handlers.backup.lambda_handler), invoked {runs} times:",
+            f"once an hour from {_when(results.start)} to {_when(results.end)}, as EventBridge Scheduler would,",
+            f"against moto_server at {results.endpoint} behind the fidelity layer (tests/support): real paging,",
+            f"a manual snapshot quota of {scenario.QUOTA}, busy clusters, snapshots 'creating' for "
+            f"{age_text(scenario.SNAPSHOT_CREATING_FOR)}, the RDS rate limit",
+            f"and {scenario.THROTTLE_PROBABILITY:.0%} random throttling, on a simulated clock. "
+            f"Deployment marker '{scenario.DEPLOYMENT}'. Took {results.seconds:.1f}s of real time.",
+        ]
+    )
+
+
+def _events(results: Results) -> str:
+    if not results.events:
+        return ""
+    lines = [rule("What happened during the month (besides the schedule)")]
+    lines += [f"  {_when(at)}  {text}" for at, text in sorted(results.events)]
+    return "\n".join(lines)
+
+
+def _clusters(results: Results, clusters: Mapping[str, ClusterTally], plans: Mapping[str, ClusterPlan]) -> str:
+    lines = [rule("Clusters")]
+    for sample in scenario.FLEET:
+        counts = clusters.get(sample.id, ClusterTally())
+        plan = plans.get(sample.id)
+        tag = f'{scenario.TAG_KEY}="{sample.policy}"' if sample.policy is not None else "no policy tag"
+        lines.append("")
+        lines.append(f"{sample.id}  ({sample.engine}, {tag})")
+        lines.append(f"  {sample.story}")
+        rows: list[tuple[str, str]] = []
+        if plan is not None and plan.policy is not None:
+            name = f"{plan.policy.name} = {plan.policy.spec()}: " if plan.policy.name else ""
+            rows.append(("policy", name + plan.policy.describe()))
+        elif sample.policy is None:
+            rows.append(("policy", "none: not managed, never touched"))
+        if counts.skipped:
+            reason = _first_reason(results, sample.id, "skipped")
+            rows.append(("skipped", f"{_counts(counts.skipped)} runs: {reason}"))
+        kept = list(plan.kept) if plan is not None else []
+        if plan is not None and plan.policy is not None:
+            slots = _slots(plan.policy, results)
+            rows.append(
+                ("snapshots", f"{counts.taken} taken for {slots} slots, {counts.deleted} deleted, {len(kept)} kept now")
+            )
+        rows += [("kept", line) for line in _kept_lines(kept)]
+        if counts.deferred:
+            rows.append(("deferred", f"{_counts(counts.deferred)} (the next run retried: the slot stays due)"))
+        if counts.busy_retries:
+            rows.append(("retries", f"{counts.busy_retries} busy-cluster retries inside runs"))
+        if counts.failed:
+            rows += [("error", text) for text in counts.failed[:5]]
+        elif sample.policy is not None:
+            rows.append(("errors", "none"))
+        width = max(len(key) for key, _ in rows) if rows else 0
+        lines += [f"  {key.ljust(width)}  {value}" for key, value in rows]
+    untouched = _untouched(results)
+    if untouched:
+        lines += ["", untouched]
+    return "\n".join(lines)
+
+
+def _first_reason(results: Results, cluster: str, kind: str) -> str:
+    for run in results.runs:
+        for entry in run[kind]:
+            if entry["cluster"] == cluster:
+                return str(entry["reason"])
+    return ""
+
+
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{n} {code}" for code, n in counter.most_common())
+
+
+def _kept_lines(kept: Sequence[Kept]) -> list[str]:
+    newest_first = sorted(kept, key=lambda k: k.snapshot.time or datetime.min.replace(tzinfo=UTC), reverse=True)
+    if len(newest_first) <= LIST_KEPT_UP_TO:
+        return [f"{k.snapshot.id}  {', '.join(k.reasons)}" for k in newest_first]
+    groups: dict[tuple[str, ...], list[Kept]] = defaultdict(list)
+    for k in newest_first:
+        groups[k.reasons].append(k)
+    lines = []
+    for reasons, members in sorted(groups.items(), key=lambda item: -len(item[1])):
+        times = [m.snapshot.time for m in members if m.snapshot.time is not None]
+        span = f"{_short(min(times))} .. {_short(max(times))}" if len(times) > 1 else _short(times[0]) if times else ""
+        noun = "snapshot" if len(members) == 1 else "snapshots"
+        lines.append(f"{len(members):3d} {noun} ({span}): {', '.join(reasons)}")
+    return lines
+
+
+def _untouched(results: Results) -> str:
+    """Snapshots the service must never touch: others' manual ones and automated ones."""
+    before, after = results.foreign_before, results.foreign_after
+    automated = sum(1 for ident in before if ident.startswith("rds:"))
+    kept = len(before & after)
+    verdict = "all still there" if kept == len(before) else f"ONLY {kept} LEFT: {sorted(before - after)}"
+    return (
+        f"Snapshots that are not this deployment's ({len(before) - automated} hand-made of scratch, "
+        f"{automated} automated): {verdict}."
+    )
+
+
+def _slots(policy: Policy, results: Results) -> int:
+    """How many slots the policy had over the month's runs (each run's current slot, counted once)."""
+    return len({current_slot(policy, datetime.fromisoformat(run["scheduled_time"])) for run in results.runs})
+
+
+# ---- timeline ---------------------------------------------------------------------------------------------
+
+
+def chart_start(results: Results, plans: Mapping[str, ClusterPlan]) -> date:
+    """The first day with a kept snapshot, or the month's first (the first run catches up the slot before)."""
+    times = [k.snapshot.time for plan in plans.values() for k in plan.kept if k.snapshot.time is not None]
+    return min([results.start.date(), *(t.astimezone(UTC).date() for t in times)])
+
+
+def timeline_rows(results: Results, plans: Mapping[str, ClusterPlan]) -> list[tuple[str, list[int], str]]:
+    """(cluster, kept snapshots per day, note) for each cluster with a policy tag."""
+    first = chart_start(results, plans)
+    days = (results.end.date() - first).days + 1
+    rows = []
+    for sample in scenario.FLEET:
+        if sample.policy is None:
+            continue
+        plan = plans.get(sample.id)
+        kept = list(plan.kept) if plan is not None else []
+        per_day = [0] * days
+        for item in kept:
+            if item.snapshot.time is not None:
+                per_day[(item.snapshot.time.astimezone(UTC).date() - first).days] += 1
+        held = sum(1 for item in kept if item.snapshot.held)
+        if plan is None or plan.policy is None:
+            note = "skipped every run: its tag is invalid"
+        else:
+            note = f"{len(kept)} kept" + (f", {held} held" if held else "")
+        rows.append((sample.id, per_day, note))
+    return rows
+
+
+def _timeline(results: Results, plans: Mapping[str, ClusterPlan]) -> str:
+    rows = timeline_rows(results, plans)
+    if not rows:
+        return ""
+    first = chart_start(results, plans)
+    days = len(rows[0][1])
+    label = max(len(name) for name, _, _ in rows)
+    pad = " " * (label + 1)
+    months = [" "] * (days * CELL)
+    numbers = [" "] * (days * CELL)
+    for index in range(days):
+        day = first + timedelta(days=index)
+        if index == 0 or day.day == 1:
+            _put(months, index * CELL, day.strftime("%b"))
+        if day.weekday() == 0:
+            _put(numbers, index * CELL, f"{day.day:>{CELL}}")
+    lines = [
+        rule("Timeline: the snapshots kept at the end, by the day they were taken (UTC)"),
+        "One column per day (numbers over the columns mark Mondays); each cell counts the cluster's kept",
+        f"snapshots from that day, '.' none. The month of runs starts on {results.start:%b %d}: the first run",
+        "takes each cluster's latest slot, which can fall a few days earlier.",
+        "",
+        pad + "".join(months).rstrip(),
+        pad + "".join(numbers).rstrip(),
+    ]
+    for name, per_day, note in rows:
+        cells = "".join(f"{n:>{CELL}}" if n else f"{'.':>{CELL}}" for n in per_day)
+        lines.append(f"{name.ljust(label)} {cells}   {note}".rstrip())
+    return "\n".join(lines)
+
+
+def _put(row: list[str], index: int, text: str) -> None:
+    for offset, char in enumerate(text):
+        if index + offset < len(row):
+            row[index + offset] = char
+
+
+# ---- metrics ----------------------------------------------------------------------------------------------
+
+
+def _metrics(results: Results, blobs: Sequence[Mapping[str, Any]]) -> str:
+    namespace, dimensions, series = metric_series(blobs)
+    dims = " ".join(f"{k}={v}" for k, v in dimensions.items())
+    lines = [
+        rule("Metrics emitted (EMF, captured from the handler's output)"),
+        f"{len(blobs)} EMF blobs, one per run, namespace {namespace}, dimensions {dims}.",
+        "Counts: the month's total and the largest in one run. Gauges: the range over the month and the last.",
+        "",
+    ]
+    table = [("METRIC", "UNIT", "TOTAL", "MAX/RUN", "MIN .. MAX", "LAST")]
+    for name, data in series.items():
+        values = data.values
+        if name in GAUGES:
+            table.append(
+                (
+                    name,
+                    data.unit,
+                    "",
+                    "",
+                    f"{_num(min(values), name)} .. {_num(max(values), name)}",
+                    _num(values[-1], name),
+                )
+            )
+        else:
+            table.append((name, data.unit, _num(sum(values), name), _num(max(values), name), "", ""))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        lines.append("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    lines += ["", "Alarms of the deployed stack (infra/monitoring.py) these runs would have raised:"]
+    for alarm, metric, breach in ALARMS:
+        values = series.get(metric, MetricSeries("")).values
+        threshold = float(breach.split()[1])
+        breached = [v for v in values if (v >= threshold if breach.startswith(">=") else v > threshold)]
+        verdict = f"ALARM in {len(breached)} of {len(values)} runs" if breached else "OK"
+        lines.append(f"  {alarm:<22} ({metric} {breach}): {verdict}")
+    beats = sum(series.get("Heartbeat", MetricSeries("")).values)
+    lines.append(
+        f"  {'HeartbeatMissing':<22} (Heartbeat < 1 per window): {'OK' if beats else 'ALARM'} ({beats:.0f} beats)"
+    )
+    throttles = sum(series.get("Throttles", MetricSeries("")).values)
+    lines += [
+        "",
+        f"RDS calls answered: {sum(results.calls.values())} ("
+        + ", ".join(f"{op} {n}" for op, n in sorted(results.calls.items()))
+        + f"). {results.throttled} attempts were answered Throttling and retried by the SDK; "
+        f"the runs counted {throttles:.0f} of them (the rest were the operator's).",
+    ]
+    return "\n".join(lines)
+
+
+def _num(value: float, name: str) -> str:
+    if name == "OldestRecoveryPointAge":
+        return age_text(timedelta(seconds=value))
+    if name == "RunDuration":
+        return f"{value:.0f}"
+    if name == "ManualSnapshotQuotaUtilization":
+        return f"{value:.0f}%"
+    return f"{value:.0f}"
+
+
+def _status(results: Results) -> str:
+    if not results.status_table:
+        return ""
+    return "\n".join(
+        [
+            rule(f"snapshot-scheduler status --at {results.end:%Y-%m-%dT%H:%MZ} (the operator's view at the end)"),
+            results.status_table,
+        ]
+    )
+
+
+# ---- files ------------------------------------------------------------------------------------------------
+
+
+def write_files(results: Results, text: str, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    blobs, logs = parse_lines(results.stdout)
+    plans = {plan.cluster_id: plan for plan in (results.plan.clusters if results.plan else ())}
+    files = {
+        "report.txt": text + "\n",
+        "runs.jsonl": "".join(json.dumps(run) + "\n" for run in results.runs),
+        "metrics.jsonl": "".join(json.dumps(blob) + "\n" for blob in blobs),
+        "logs.jsonl": "".join(json.dumps(record) + "\n" for record in logs),
+        "timeline.html": timeline_html(results, plans),
+    }
+    written = []
+    for name, content in files.items():
+        path = out_dir / name
+        path.write_text(content)
+        written.append(path)
+    return written
+
+
+def timeline_html(results: Results, plans: Mapping[str, ClusterPlan]) -> str:
+    """Every snapshot taken (grey) and kept (coloured by its reason) on one time axis, one row per cluster."""
+    start, end = results.start, results.end + timedelta(hours=1)
+    span = (end - start).total_seconds()
+    left, width, row = 110, 900, 34
+    samples = [s for s in scenario.FLEET if s.policy is not None]
+    height = 40 + row * len(samples) + 30
+    colours = {"held": "#d62728", "yearly": "#9467bd", "monthly": "#8c564b", "weekly": "#ff7f0e", "daily": "#1f77b4"}
+
+    def x(moment: datetime) -> float:
+        return left + width * (moment - start).total_seconds() / span
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 20}" height="{height}" '
+        'font-family="sans-serif" font-size="12">'
+    ]
+    day = start
+    while day <= end:
+        parts.append(f'<line x1="{x(day):.1f}" y1="25" x2="{x(day):.1f}" y2="{height - 25}" stroke="#eee"/>')
+        if day.weekday() == 0:
+            parts.append(f'<text x="{x(day):.1f}" y="18" text-anchor="middle">{day:%b %d}</text>')
+        day += timedelta(days=1)
+    taken = tally(results, [])
+    for index, sample in enumerate(samples):
+        y = 40 + row * index
+        parts.append(f'<text x="{left - 8}" y="{y + 4}" text-anchor="end">{html.escape(sample.id)}</text>')
+        for created in taken.get(sample.id, ClusterTally()).created_times:
+            parts.append(f'<line x1="{x(created):.1f}" y1="{y - 8}" x2="{x(created):.1f}" y2="{y + 8}" stroke="#ccc"/>')
+        plan = plans.get(sample.id)
+        for kept in plan.kept if plan is not None else ():
+            moment = kept.snapshot.time
+            if moment is None or moment < start:
+                continue
+            reasons = ", ".join(kept.reasons)
+            colour = next((c for word, c in colours.items() if word in reasons), "#2ca02c")
+            title = html.escape(f"{kept.snapshot.id}: {reasons}")
+            parts.append(f'<circle cx="{x(moment):.1f}" cy="{y}" r="4" fill="{colour}"><title>{title}</title></circle>')
+    legend = "grey tick: taken (and later deleted unless a dot); dots: kept at the end - " + ", ".join(
+        f"{word}" for word in colours
+    )
+    parts.append(f'<text x="{left}" y="{height - 8}">{html.escape(legend)}; green: hourly/last/other</text>')
+    parts.append("</svg>")
+    legend_items = "".join(f'<span style="color:{c}">&#9679; {html.escape(w)}</span> ' for w, c in colours.items())
+    return (
+        "<!doctype html><meta charset='utf-8'><title>snapshot-scheduler demo: kept snapshots</title>"
+        "<h1>snapshot-scheduler demo: snapshots kept after a month of hourly runs</h1>"
+        f"<p>{_when(results.start)} to {_when(results.end)}. Hover a dot for the snapshot and why it is kept. "
+        f"{legend_items}</p>" + "".join(parts) + "\n"
+    )
+
+
+# ---- small formats ----------------------------------------------------------------------------------------
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _short(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%m-%d %H:%M")

@@ -1,0 +1,161 @@
+"""The demo's world: a month, a fleet of sample clusters with different policy tags, and what happens to it.
+
+Everything here is data; `simulate.py` plays it. Change the fleet or the events here to try other cases.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from tests.support.harness import DEFAULT_ENV
+
+# A month that crosses the end of daylight-saving time in Europe (Oct 25) and North America (Nov 1).
+START = datetime(2026, 10, 12, 0, 0, tzinfo=UTC)
+DAYS = 30
+RUN_EVERY = timedelta(hours=1)  # the stack's default schedule: rate(1 hour)
+
+DEPLOYMENT = "demo"
+TAG_KEY = "snapshot-policy"
+NAMED_POLICIES: Mapping[str, str] = {"tier1": "every=4h keep-last=6 keep-daily=14"}
+
+QUOTA = 100  # manual cluster snapshots in the account (the RDS default)
+SNAPSHOT_CREATING_FOR = timedelta(minutes=20)  # how long a new snapshot stays `creating`
+THROTTLE_PROBABILITY = 0.01  # a call now and then answered `Throttling` (botocore retries it)
+API_LATENCY = 0.05  # simulated seconds per RDS call
+
+
+@dataclass(frozen=True)
+class SampleCluster:
+    id: str
+    engine: str
+    policy: str | None  # the snapshot-policy tag's value; None: no tag
+    story: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def all_tags(self) -> dict[str, str]:
+        policy = {TAG_KEY: self.policy} if self.policy is not None else {}
+        return {**policy, **self.tags}
+
+
+FLEET: tuple[SampleCluster, ...] = (
+    SampleCluster(
+        "orders", "aurora-postgresql", "hourly", "preset: hourly snapshots, a day of hours and a week of days"
+    ),
+    SampleCluster("billing", "aurora-mysql", "daily", "preset: one snapshot a day, a week kept"),
+    SampleCluster("ledger", "aurora-postgresql", "gfs", "preset: grandfather-father-son (days, weeks, months, years)"),
+    SampleCluster(
+        "analytics",
+        "aurora-mysql",
+        "every=1w on=fri at=18:30 tz=America/New_York keep-weekly=4 keep-monthly=3",
+        "inline weekly policy in New York time: 18:30 EDT is 22:30 UTC until Nov 1, 18:30 EST is 23:30 UTC after",
+        tags={"team": "data"},
+    ),
+    SampleCluster("payments", "aurora-postgresql", "tier1", "named policy from the deployment's configuration"),
+    SampleCluster(
+        "reports",
+        "aurora-postgresql",
+        "every=1d at=02:00 keep-daily=7",
+        "busy now and then: backups and a maintenance window get in the way",
+    ),
+    SampleCluster("legacy", "aurora-mysql", "daily,7", "malformed tag: skipped every run, nothing deleted"),
+    SampleCluster("scratch", "aurora-postgresql", None, "no tag: never touched (its hand-made snapshots use quota)"),
+)
+
+# Hand-made snapshots of `scratch`, taken before the month starts: not ours, never touched, but they count
+# against the account's quota.
+HAND_MADE = 10
+
+
+@dataclass(frozen=True)
+class Busy:
+    """The cluster refuses snapshots (InvalidDBClusterStateFault) from `at`: for `attempts` tries, or
+    showing `status` for `lasting`."""
+
+    cluster: str
+    at: datetime
+    attempts: int | None = None
+    status: str | None = None
+    lasting: timedelta | None = None
+    story: str = ""
+
+
+@dataclass(frozen=True)
+class Hold:
+    """An operator tags one snapshot snapshot-hold=true: it is kept whatever the policy says."""
+
+    cluster: str
+    slot: datetime
+    at: datetime
+    story: str = ""
+
+
+BUSY: tuple[Busy, ...] = (
+    Busy("reports", START + timedelta(days=3, hours=1, minutes=50), attempts=2, story="a backup overlaps the slot"),
+    Busy(
+        "reports",
+        START + timedelta(days=9, hours=1, minutes=45),
+        status="maintenance",
+        lasting=timedelta(hours=2, minutes=30),
+        story="a maintenance window runs past two scheduled runs",
+    ),
+    Busy("reports", START + timedelta(days=20, hours=1, minutes=50), attempts=4, story="a long backup"),
+)
+
+HOLDS: tuple[Hold, ...] = (
+    Hold(
+        "orders",
+        slot=START + timedelta(days=6, hours=14),
+        at=START + timedelta(days=6, hours=16),
+        story="an operator keeps the snapshot taken before a risky migration",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class HandMade:
+    """Someone takes `count` manual snapshots of `cluster` at `at` and deletes them at `removed_at`."""
+
+    cluster: str
+    count: int
+    at: datetime
+    removed_at: datetime
+    story: str = ""
+
+
+HAND_MADE_LATER: tuple[HandMade, ...] = (
+    HandMade(
+        "scratch",
+        count=12,
+        at=START + timedelta(days=21, hours=9, minutes=30),
+        removed_at=START + timedelta(days=22, hours=5, minutes=30),
+        story="a teammate's snapshots before an upgrade fill the account's quota",
+    ),
+)
+
+
+def function_environment() -> dict[str, str]:
+    """The function's environment as the stack sets it (its defaults), for this deployment.
+
+    Powertools reads some of it (the metric namespace, the service name) when the package is imported,
+    so the demo sets it before importing the engine."""
+    return {
+        **DEFAULT_ENV,
+        "SNAPSHOT_POLICY_TAG_KEY": TAG_KEY,
+        "SNAPSHOT_DEPLOYMENT": DEPLOYMENT,
+        "SNAPSHOT_NAMED_POLICIES": json.dumps(dict(NAMED_POLICIES)),
+    }
+
+
+def aws_environment(endpoint: str) -> dict[str, str]:
+    """A local AWS with dummy credentials: nothing the demo does can reach a real account."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "demo",
+        "AWS_SECRET_ACCESS_KEY": "demo",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }

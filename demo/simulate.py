@@ -1,0 +1,270 @@
+"""Play the scenario: the real Lambda handler, run hourly for a month against moto_server plus the fidelity
+layer (tests/support), on a simulated clock. Returns everything the report needs; prints nothing."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from unittest.mock import patch
+
+from snapshot_scheduler import cli, service
+from snapshot_scheduler.adapters import rds
+from snapshot_scheduler.adapters.rds import RdsAdapter
+from snapshot_scheduler.config import Settings
+from snapshot_scheduler.naming import snapshot_id
+from snapshot_scheduler.observability import logger
+from snapshot_scheduler.planning import RunPlan
+
+from demo import scenario
+from tests.support.clock import SimClock
+from tests.support.fidelity import RdsFidelity, TokenBucket
+from tests.support.harness import rds_client, scheduled_lambda
+
+CLEARED = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_RDS")
+
+
+@dataclass
+class Results:
+    endpoint: str
+    start: datetime
+    end: datetime  # the last run's scheduled time
+    runs: list[dict[str, Any]] = field(default_factory=list)  # the handler's answers, in order
+    stdout: list[str] = field(default_factory=list)  # every line the handler printed (logs and EMF)
+    plan: RunPlan | None = None  # what a run at `end` would decide: the kept snapshots and their reasons
+    status_table: str = ""  # `snapshot-scheduler status` at the end
+    events: list[tuple[datetime, str]] = field(default_factory=list)  # what the scenario did, when
+    foreign_before: set[str] = field(default_factory=set)  # snapshots not ours (hand-made, automated) at the start
+    foreign_after: set[str] = field(default_factory=set)  # ... and at the end: the service must touch none
+    calls: dict[str, int] = field(default_factory=dict)  # RDS calls the layer answered, by operation
+    throttled: int = 0
+    seconds: float = 0.0
+
+
+Progress = Callable[[int, int], None]
+
+
+class DemoFidelity(RdsFidelity):
+    """The fidelity layer, reading moto again only when something it did not see changed moto.
+
+    The layer re-reads every cluster and snapshot from moto at the start of each sweep, to notice changes
+    made around it; over HTTP that is a full round trip and parse per run. In the demo every change goes
+    through the layer (or is followed by `refresh()`), so its own registry stays true and a month of runs
+    takes seconds. Falls back to the layer's own behaviour if its internals differ."""
+
+    def _sync_snapshots(self) -> None:
+        if getattr(self, "_demo_snapshots_read", False) and not getattr(self, "_snapshots_stale", True):
+            return
+        self._demo_snapshots_read = True
+        super()._sync_snapshots()
+
+    def _sync_clusters(self) -> None:
+        if getattr(self, "_demo_clusters_read", False) and not getattr(self, "_clusters_stale", True):
+            return
+        self._demo_clusters_read = True
+        super()._sync_clusters()
+
+
+def simulate(endpoint: str, progress: Progress | None = None) -> Results:
+    """The month of runs. `endpoint` is a running moto_server."""
+    started = time.monotonic()
+    hours = int(timedelta(days=scenario.DAYS) / scenario.RUN_EVERY)
+    first = scenario.START
+    results = Results(endpoint=endpoint, start=first, end=first + (hours - 1) * scenario.RUN_EVERY)
+    with _environment(scenario.aws_environment(endpoint)):
+        fidelity = DemoFidelity(
+            clock=SimClock(first - timedelta(hours=1)),
+            quota=scenario.QUOTA,
+            bucket=TokenBucket(),  # RDS's own: 300 burst, 12 per second
+            latency=scenario.API_LATENCY,
+            snapshot_creating_for=scenario.SNAPSHOT_CREATING_FOR,
+            throttle_probability=scenario.THROTTLE_PROBABILITY,
+            seed=7,
+        )
+        operator = rds_client(fidelity, endpoint_url=endpoint)  # what "someone at a terminal" uses
+        _build_fleet(fidelity)
+        results.foreign_before = _foreign(fidelity)
+        with scheduled_lambda(fidelity, env=scenario.function_environment()) as handler, _capture_lines(results.stdout):
+            events = _Events(fidelity, operator, results)
+            for n in range(hours):
+                at = first + n * scenario.RUN_EVERY
+                events.apply_until(at)
+                results.runs.append(handler.run(at))
+                if progress is not None:
+                    progress(n + 1, hours)
+            settings = Settings.from_env()
+            results.plan = service.discover(settings, RdsAdapter(operator), results.end).plan
+            results.status_table = _cli_status(results.end)
+        results.foreign_after = _foreign(fidelity)
+        results.calls = dict(fidelity.calls)
+        results.throttled = sum(fidelity.throttled.values())
+    results.seconds = time.monotonic() - started
+    return results
+
+
+def _build_fleet(fidelity: RdsFidelity) -> None:
+    for cluster in scenario.FLEET:
+        fidelity.create_cluster(cluster.id, engine=cluster.engine, tags=cluster.all_tags())
+    for n in range(scenario.HAND_MADE):
+        fidelity.seed_snapshot(
+            "scratch",
+            f"scratch-before-upgrade-{n + 1:02d}",
+            created=scenario.START - timedelta(days=40 - n),
+            tags={"owner": "dba-team"},
+        )
+
+
+def _foreign(fidelity: RdsFidelity) -> set[str]:
+    """Every snapshot in the account that is not this deployment's (manual by others, automated)."""
+    marker = "snapshot-scheduler:deployment"
+    return {view.id for view in fidelity.snapshots(snapshot_type=None) if view.tags.get(marker) != scenario.DEPLOYMENT}
+
+
+class _Events:
+    """Applies the scenario's busy spells and holds as simulated time reaches them."""
+
+    def __init__(self, fidelity: RdsFidelity, operator: Any, results: Results) -> None:
+        self._fidelity = fidelity
+        self._operator = operator
+        self._results = results
+        self._busy = sorted(scenario.BUSY, key=lambda b: b.at)
+        self._holds = sorted(scenario.HOLDS, key=lambda h: h.at)
+        self._hand_made = sorted(scenario.HAND_MADE_LATER, key=lambda h: h.at)
+        self._removals: list[tuple[datetime, scenario.HandMade, list[str]]] = []
+
+    def apply_until(self, at: datetime) -> None:
+        while self._busy and self._busy[0].at <= at:
+            busy = self._busy.pop(0)
+            if busy.attempts is not None:
+                self._fidelity.make_busy(busy.cluster, attempts=busy.attempts)
+                what = f"refuses the next {busy.attempts} snapshot attempts"
+            else:
+                assert busy.lasting is not None
+                until = busy.at + busy.lasting
+                self._fidelity.make_busy(busy.cluster, until=until, status=busy.status)
+                what = f"is in {busy.status} until {until:%m-%d %H:%M} UTC"
+            self._results.events.append((busy.at, f"{busy.cluster} {what} ({busy.story})"))
+        while self._holds and self._holds[0].at <= at:
+            hold = self._holds.pop(0)
+            identifier = snapshot_id(hold.cluster, hold.slot)
+            self._hold(identifier)
+            self._results.events.append((hold.at, f"{identifier} tagged snapshot-hold=true ({hold.story})"))
+        while self._hand_made and self._hand_made[0].at <= at:
+            made = self._hand_made.pop(0)
+            taken = self._take_by_hand(made)
+            self._removals.append((made.removed_at, made, taken))
+            self._results.events.append(
+                (made.at, f"{len(taken)} hand-made snapshots of {made.cluster} taken ({made.story})")
+            )
+        for removal in [r for r in self._removals if r[0] <= at]:
+            self._removals.remove(removal)
+            when, made, taken = removal
+            for identifier in taken:
+                self._operator.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier=identifier)
+            self._results.events.append((when, f"the {len(taken)} hand-made snapshots of {made.cluster} deleted"))
+
+    def _take_by_hand(self, made: scenario.HandMade) -> list[str]:
+        """Through the layer, so the account's quota and rate limit apply to them as to anyone."""
+        self._fidelity.clock.advance_to(made.at)  # type: ignore[attr-defined]
+        taken = []
+        for n in range(made.count):
+            identifier = f"{made.cluster}-by-hand-{made.at:%m%d}-{n + 1:02d}"
+            try:
+                self._operator.create_db_cluster_snapshot(
+                    DBClusterIdentifier=made.cluster, DBClusterSnapshotIdentifier=identifier
+                )
+            except self._operator.exceptions.SnapshotQuotaExceededFault:
+                break
+            taken.append(identifier)
+        return taken
+
+    def _hold(self, identifier: str) -> None:
+        answer = self._operator.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=identifier)
+        arn = answer["DBClusterSnapshots"][0]["DBClusterSnapshotArn"]
+        self._operator.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": "snapshot-hold", "Value": "true"}])
+        self._fidelity.refresh()
+
+
+def _cli_status(at: datetime) -> str:
+    """`snapshot-scheduler status --at END`, as an operator would see it. Called inside scheduled_lambda(),
+    whose build_client attaches the layer: the CLI gets it too (it imported the original by name)."""
+    out, err = io.StringIO(), io.StringIO()
+    with patch.object(cli, "build_client", rds.build_client), redirect_stdout(out), redirect_stderr(err):
+        cli.main(["status", "--at", at.isoformat()])
+    return out.getvalue().rstrip()
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in (*values, *CLEARED)}
+    for name in CLEARED:
+        os.environ.pop(name, None)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+class _Lines(io.TextIOBase):
+    """A text stream that keeps complete lines."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self._lines = lines
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        self._partial += text
+        *complete, self._partial = self._partial.split("\n")
+        self._lines.extend(line for line in complete if line)
+        return len(text)
+
+    def writable(self) -> bool:
+        return True
+
+
+@contextmanager
+def _capture_lines(lines: list[str]) -> Iterator[None]:
+    """What the handler prints to stdout (Powertools: JSON log lines and the EMF metric blobs) is the
+    demo's data, not its output: keep it. The Logger's handler holds its own reference to stdout."""
+    sink = _Lines(lines)
+    handler = logger.registered_handler
+    stream = handler.stream if isinstance(handler, logging.StreamHandler) else None
+    if isinstance(handler, logging.StreamHandler):
+        handler.setStream(sink)
+    try:
+        with redirect_stdout(sink):
+            yield
+    finally:
+        if isinstance(handler, logging.StreamHandler) and stream is not None:
+            handler.setStream(stream)
+
+
+def parse_lines(lines: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(EMF blobs, log records) from the handler's stdout."""
+    blobs: list[dict[str, Any]] = []
+    logs: list[dict[str, Any]] = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            (blobs if "_aws" in record else logs).append(record)
+    return blobs, logs
+
+
+def python_version() -> str:
+    return sys.version.split()[0]
