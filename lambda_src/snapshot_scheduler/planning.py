@@ -7,9 +7,10 @@ acts on the plan, and `plan` / `--dry-run` print it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from snapshot_scheduler import tags
 from snapshot_scheduler.model import (
@@ -62,6 +63,7 @@ class ClusterPlan:
     create: str | None = None  # the snapshot identifier to create now, when due
     skip: tuple[Reason, str] | None = None
     defer: tuple[Reason, str] | None = None
+    fail: tuple[str, str] | None = None  # (error code, message): reported failed, nothing created
     newest_available: datetime | None = None  # creation time of the newest available snapshot
     creating: bool = False  # one of its snapshots is still being made
     next_slot: datetime | None = None
@@ -87,7 +89,7 @@ class RunPlan:
     @property
     def due(self) -> list[ClusterPlan]:
         """Clusters to snapshot now, most overdue first."""
-        due = [p for p in self.clusters if p.create is not None and p.skip is None and p.defer is None]
+        due = [p for p in self.clusters if p.create is not None and not (p.skip or p.defer or p.fail)]
         return sorted(due, key=lambda p: (p.overdue, p.cluster_id), reverse=True)
 
 
@@ -105,18 +107,31 @@ def plan_run(
         text = cluster.tags.get(context.tag_key)
         if is_off(text):
             continue  # not managed; its snapshots, if any, are pruned as orphans below
-        plans.append(_plan_cluster(context, cluster, text or "", ours.pop(cluster.id, []), taken=taken, at=at))
+        mine = ours.pop(cluster.id, [])
+        plan = partial(_plan_cluster, context, cluster, text or "", mine, taken, at)
+        plans.append(_guarded(cluster.id, cluster, mine, plan))
     for cluster_id, orphaned in sorted(ours.items()):
-        plans.append(_plan_orphan(cluster_id, orphaned))
+        plans.append(_guarded(cluster_id, None, orphaned, partial(_plan_orphan, cluster_id, orphaned)))
     return RunPlan(scheduled_time=at, clusters=tuple(plans))
 
 
-def _plan_cluster(
+def _guarded(
+    cluster_id: str, cluster: Cluster | None, snapshots: list[Snapshot], plan: Callable[[], ClusterPlan]
+) -> ClusterPlan:
+    """One cluster's unexpected error fails that cluster (keeping all its snapshots), never the run."""
+    try:
+        return plan()
+    except Exception as error:  # a bug or an input no rule foresaw: contain it to this cluster
+        reason = "planning failed; nothing is deleted"
+        kept = tuple(Kept(s, (reason,)) for s in snapshots)
+        return ClusterPlan(cluster_id, cluster, None, kept=kept, fail=("PlanningError", f"{reason}: {error!r}"))
+
+
+def _plan_cluster(  # noqa: PLR0917 - called from one place, through partial
     context: PolicyContext,
     cluster: Cluster,
     text: str,
     snapshots: list[Snapshot],
-    *,
     taken: Mapping[str, Snapshot],
     at: datetime,
 ) -> ClusterPlan:
@@ -148,8 +163,8 @@ def _plan_cluster(
         creating=any(s.status == CREATING for s in snapshots),
     )
     existing = taken.get(identifier)
-    if existing is not None and existing.status in (AVAILABLE, CREATING) and existing.cluster_id == cluster.id:
-        return base  # this slot is done (or being done)
+    if existing is not None:
+        return _slot_taken(context, base, existing)
     in_flight = [s for s in snapshots if s.status == CREATING]
     skip = _skip_for_status(cluster)
     if skip is not None:
@@ -161,6 +176,29 @@ def _plan_cluster(
             defer=(Reason.IN_PROGRESS, f"snapshot {in_flight[0].id} is still creating"),
         )
     return replace(base, create=identifier)
+
+
+def _slot_taken(context: PolicyContext, plan: ClusterPlan, existing: Snapshot) -> ClusterPlan:
+    """The slot's identifier exists: done if it is ours and alive; otherwise say why, loudly."""
+    if not existing.managed_by(context.deployment) or existing.cluster_id != plan.cluster_id:
+        owner = existing.tags.get(tags.MARKER, "none")
+        return replace(
+            plan,
+            fail=(
+                "IdentifierTaken",
+                f"snapshot {existing.id} of cluster {existing.cluster_id} (deployment marker {owner!r}) holds "
+                "this slot's identifier; is another deployment managing this cluster?",
+            ),
+        )
+    if existing.status in (AVAILABLE, CREATING):
+        return plan  # this slot is done (or being done)
+    return replace(
+        plan,
+        fail=(
+            "SlotSnapshotFailed",
+            f"snapshot {existing.id} for this slot is {existing.status}; delete it to let the next run retry the slot",
+        ),
+    )
 
 
 def _plan_orphan(cluster_id: str, snapshots: list[Snapshot]) -> ClusterPlan:
@@ -234,7 +272,8 @@ def snapshot_tags(context: PolicyContext, plan: ClusterPlan) -> dict[str, str]:
     user = sorted(
         (key, value)
         for key, value in plan.cluster.tags.items()
-        if not key.lower().startswith(("aws:", "rds:")) and key not in ours
+        # A hold on the cluster must not make every snapshot of it unprunable.
+        if not key.lower().startswith(("aws:", "rds:")) and key not in ours and key != tags.HOLD
     )
     return ours | dict(user[: tags.MAX_TAGS - len(ours)])
 

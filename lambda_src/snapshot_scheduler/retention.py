@@ -139,12 +139,15 @@ def _before(newest: datetime, within: Duration, zone: tzinfo) -> datetime:
     """`newest` minus a calendar duration, normalising like Go's time.AddDate (Mar 31 - 1m = Mar 3)."""
     local = newest.astimezone(zone)
     months = local.year * 12 + (local.month - 1) - within.years * 12 - within.months
-    if months < 12 * MINYEAR + 1:  # reaches before the calendar begins: everything is within
+    if months < 12 * MINYEAR:  # reaches before the calendar begins: everything is within
         return datetime.min.replace(tzinfo=UTC)
-    first = date(months // 12, months % 12 + 1, 1)
-    day = first + timedelta(days=local.day - 1 - within.days)
-    wall = datetime.combine(day, local.timetz().replace(tzinfo=None), tzinfo=zone)
-    return wall.astimezone(UTC) - timedelta(hours=within.hours)
+    try:
+        first = date(months // 12, months % 12 + 1, 1)
+        day = first + timedelta(days=local.day - 1 - within.days)
+        wall = datetime.combine(day, local.timetz().replace(tzinfo=None), tzinfo=zone)
+        return wall.astimezone(UTC) - timedelta(hours=within.hours)
+    except OverflowError:  # days or hours reaching before the calendar begins
+        return datetime.min.replace(tzinfo=UTC)
 
 
 def _aware(t: datetime) -> datetime:

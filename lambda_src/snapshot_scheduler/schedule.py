@@ -2,8 +2,8 @@
 
 Slots are wall-clock times in the policy's zone: `at` plus multiples of `every` within each local day
 (for `1w`, on the policy's weekday). Across daylight-saving changes each wall-clock slot happens exactly
-once: a time the spring jump skips maps to the instant just after the jump, and a time the autumn
-fall-back repeats counts at its first occurrence. So no slot vanishes and none is taken twice.
+once: a time the spring jump skips is shifted by the jump (02:30 in a 02:00->03:00 jump becomes 03:30),
+and a time the autumn fall-back repeats counts at its first occurrence. So no slot vanishes and none is taken twice.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ def current_slot(policy: Policy, at: datetime) -> datetime:
     """The latest slot at or before `at` (aware), in UTC."""
     now = _utc(at)
     local_day = now.astimezone(policy.zone).date()
-    lookback = 8 if policy.every is Every.W1 else 1
+    lookback = 8 if policy.every is Every.W1 else 2  # 2: a zone may skip a whole calendar day
     for offset in range(lookback + 1):
         earlier = [slot for slot in slots_on(policy, local_day - timedelta(days=offset)) if slot <= now]
         if earlier:
@@ -45,7 +45,7 @@ def slots_on(policy: Policy, day: date) -> list[datetime]:
     first_hour = hour % step
     zone = policy.zone
     instants = {
-        # fold=0: a skipped wall time takes the offset before the jump, landing just after it;
+        # fold=0: a skipped wall time takes the offset before the jump, so it is shifted by the jump;
         # a repeated one means its first occurrence.
         datetime.combine(day, time(h, minute), tzinfo=zone).astimezone(UTC)
         for h in range(first_hour, 24, step)

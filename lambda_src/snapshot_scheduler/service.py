@@ -105,7 +105,11 @@ def run(
 
 def _report_decisions(plan: RunPlan, report: RunReport) -> None:
     for cluster in plan.clusters:
-        if cluster.skip is not None:
+        if cluster.fail is not None:
+            error, message = cluster.fail
+            logger.error(f"failed: {message}", extra={"cluster": cluster.cluster_id, "error": error})
+            report.add_failed(cluster.cluster_id, error, message)
+        elif cluster.skip is not None:
             code, reason = cluster.skip
             log = logger.error if code is Reason.POLICY_ERROR else logger.info
             log(f"skipped: {reason}", extra={"cluster": cluster.cluster_id, "reason": code.value})

@@ -358,13 +358,6 @@ def test_every_local_day_of_a_year_has_exactly_one_daily_slot(tz: str, year: int
         assert len(set(seen)) == len(seen), anchor
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG (rare): when a zone skips a whole calendar day (Pacific/Apia skipped 30 December 2011), "
-    "current_slot looks back only one local day and raises AssertionError instead of finding the slot two "
-    "local days back; in a run that escapes plan_run and fails every cluster",
-)
 def test_a_skipped_calendar_day_does_not_lose_the_previous_slot() -> None:
     # Apia went from 29 December 2011 23:59 (-10:00) to 31 December 00:00 (+14:00)
     p = policy("every=1d at=23:00 tz=Pacific/Apia")

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import pytest
-from snapshot_scheduler import service, tags
+from snapshot_scheduler import planning, service, tags
 from snapshot_scheduler.adapters.rds import (
     ClusterBusy,
     ClusterNotFound,
@@ -29,7 +29,7 @@ from snapshot_scheduler.adapters.rds import (
 from snapshot_scheduler.config import Settings
 from snapshot_scheduler.model import RunReport, Snapshot
 from snapshot_scheduler.naming import snapshot_id
-from snapshot_scheduler.policy import PolicyError, parse_policy
+from snapshot_scheduler.policy import Policy, PolicyError, parse_policy
 
 from tests.support.fake_rds import FakeRds, LambdaClock, managed_snapshot, settings
 
@@ -355,15 +355,7 @@ def test_every_kind_of_bad_policy_is_a_skip_not_a_crash(rds: FakeRds, text: str)
     "within",
     [
         "9999y",
-        pytest.param(
-            "800000d",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=OverflowError,
-                reason="BUG: keep-within=800000d (days reaching before year 1) raises OverflowError in "
-                "retention; planning has no per-cluster isolation, so the whole run fails",
-            ),
-        ),
+        "800000d",
     ],
 )
 def test_a_policy_that_breaks_retention_does_not_stop_the_other_clusters(rds: FakeRds, within: str) -> None:
@@ -377,22 +369,30 @@ def test_a_policy_that_breaks_retention_does_not_stop_the_other_clusters(rds: Fa
     assert "healthy-20260310-0300" in rds.snapshot_ids()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: a slot computation that fails for one cluster (here Pacific/Apia's skipped 30 December 2011, "
-    "see test_schedule) escapes plan_run: planning has no per-cluster isolation, so no cluster is served",
-)
-def test_one_clusters_planning_failure_does_not_stop_the_others(rds: FakeRds) -> None:
+def test_one_clusters_planning_failure_does_not_stop_the_others(rds: FakeRds, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a slot computation that breaks for one cluster's zone (a bug no rule foresaw)
+    real_slot = planning.current_slot
+
+    def broken_for_apia(policy: Policy, at: datetime) -> datetime:
+        if policy.tz == "Pacific/Apia":
+            raise RuntimeError("no slot")
+        return real_slot(policy, at)
+
+    monkeypatch.setattr(planning, "current_slot", broken_for_apia)
     at = datetime(2011, 12, 30, 10, 30, tzinfo=UTC)
     rds.now = at
     rds.add_cluster("apia", {TAG: "every=1d at=23:00 tz=Pacific/Apia keep-daily=7"})
+    history(rds, "apia", 3, policy="every=1d at=23:00 tz=Pacific/Apia keep-daily=1")
     rds.add_cluster("healthy", {TAG: "daily"})
+    before = set(rds.snapshot_ids())
 
+    # When a run plans both
     report = run(rds, at)
 
+    # Then the broken cluster fails alone, keeps every snapshot, and the healthy one is served
     assert "healthy-20111230-0300" in rds.snapshot_ids()
-    assert [e["cluster"] for e in report.failed + report.skipped] == ["apia"]
+    assert [(e["cluster"], e["error"]) for e in report.failed] == [("apia", "PlanningError")]
+    assert {s for s in before if s.startswith("apia")} <= set(rds.snapshot_ids())
 
 
 # --- busy, stopped, in progress -----------------------------------------------------------------------------
@@ -921,3 +921,48 @@ def test_a_month_of_hourly_runs_takes_each_slot_once_and_keeps_exactly_the_polic
     newest_days = sorted(by_day.values())[-7:]
     assert set(times) == set(newest_hours) | set(newest_days)
     assert [s.id for s in remaining.values() if s.status == "creating"] == [made[-1]]
+
+
+def test_a_hold_on_the_cluster_is_not_copied_onto_its_snapshots(rds: FakeRds) -> None:
+    # Given a cluster that carries snapshot-hold=true itself (an operator's tag meant for snapshots)
+    rds.add_cluster("orders", {TAG: "daily", tags.HOLD: "true", "team": "payments"})
+
+    # When a run snapshots it
+    run(rds)
+
+    # Then the new snapshot is not held, so retention can still prune it later
+    (snapshot,) = rds.snapshots_by_id.values()
+    assert tags.HOLD not in snapshot.tags
+    assert snapshot.tags["team"] == "payments"
+
+
+def test_a_slot_identifier_held_by_another_deployment_fails_loudly(rds: FakeRds) -> None:
+    # Given another deployment that already snapshotted this cluster for this slot under the same identifier
+    rds.add_cluster("orders", {TAG: "daily"})
+    managed(rds, "orders", SLOT, deployment="other-deployment")
+
+    # When our run reaches the slot
+    report = run(rds)
+
+    # Then it neither counts the other's snapshot as ours nor tries to create; it reports a failure that names
+    # the other deployment, and the other's snapshot stays
+    assert rds.calls_to("create_snapshot") == []
+    (failure,) = entries(report.failed, "orders")
+    assert failure["error"] == "IdentifierTaken"
+    assert "other-deployment" in failure["message"]
+    assert snapshot_id("orders", SLOT) in rds.snapshot_ids()
+
+
+def test_a_failed_snapshot_for_the_slot_is_reported_not_counted_as_done(rds: FakeRds) -> None:
+    # Given our snapshot for the current slot ended up failed
+    rds.add_cluster("orders", {TAG: "daily"})
+    managed(rds, "orders", SLOT, status="failed")
+
+    # When a run reaches the slot
+    report = run(rds)
+
+    # Then it says so (the slot is not silently lost) and deletes nothing
+    (failure,) = entries(report.failed, "orders")
+    assert failure["error"] == "SlotSnapshotFailed"
+    assert snapshot_id("orders", SLOT) in failure["message"]
+    assert rds.deleted_ids() == []

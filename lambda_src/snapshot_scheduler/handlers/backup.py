@@ -52,7 +52,9 @@ def scheduled_time(event: dict[str, Any]) -> datetime:
 
 def event_dry_run(event: dict[str, Any]) -> bool:
     """`dry_run` as JSON true/false or the text "true"/"false" (a templated Scheduler input gives text)."""
-    value = event.get("dry_run", False)
+    value = event.get("dry_run")
+    if value is None:
+        return False
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
