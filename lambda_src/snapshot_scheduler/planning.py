@@ -38,7 +38,6 @@ class PolicyContext:
     named: Mapping[str, str]
     default_at: str
     default_tz: str
-    grace: timedelta
 
     def parse(self, text: str) -> Policy:
         return parse_policy(text, self.named, at=self.default_at, tz=self.default_tz)

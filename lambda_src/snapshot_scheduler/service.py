@@ -65,7 +65,6 @@ def policy_context(settings: Settings) -> PolicyContext:
         named=settings.named_policies,
         default_at=settings.default_at,
         default_tz=settings.default_tz,
-        grace=settings.grace,
     )
 
 
