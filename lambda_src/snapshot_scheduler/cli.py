@@ -21,7 +21,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
@@ -93,6 +93,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             _fail("interrupted")
             return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            # The reader went away (`snapshot-scheduler plan | head`): stop quietly, as the docs of the
+            # signal module advise, so Python's own flush at exit does not complain again.
+            with suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_INCOMPLETE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -518,7 +524,7 @@ def render_report(report: RunReport) -> str:
     summary = (
         f"{len(report.created)} {verb}created, {len(report.deleted)} {verb}deleted, "
         f"{len(report.deferred)} deferred, {len(report.skipped)} skipped, {len(report.failed)} failed; "
-        f"{report.clusters_managed} clusters managed, {len(report.out_of_policy)} out of policy"
+        f"{_plural(report.clusters_managed, 'cluster')} managed, {len(report.out_of_policy)} out of policy"
     )
     if report.quota is not None:
         summary += f"; quota {_quota_text(report.quota)}"
@@ -601,6 +607,10 @@ def _counts(row: ClusterStatus) -> str:
         f"{n} {what}" for n, what in ((row.creating, "creating"), (row.held, "held"), (row.to_delete, "to delete")) if n
     ]
     return str(row.snapshots) + (f" ({', '.join(extra)})" if extra else "")
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def _quota_text(quota: Quota) -> str:
