@@ -166,12 +166,19 @@ def _clusters(results: Results, clusters: Mapping[str, ClusterTally], plans: Map
         kept = list(plan.kept) if plan is not None else []
         if plan is not None and plan.policy is not None:
             slots = _slots(plan.policy, results)
+            missed = ""
+            if slots > counts.taken:
+                missed = f" ({slots - counts.taken} missed: still deferred when their slot ended)"
             rows.append(
-                ("snapshots", f"{counts.taken} taken for {slots} slots, {counts.deleted} deleted, {len(kept)} kept now")
+                (
+                    "snapshots",
+                    f"{counts.taken} taken for {slots} slots{missed}, {counts.deleted} deleted, {len(kept)} kept now",
+                )
             )
         rows += [("kept", line) for line in _kept_lines(kept)]
         if counts.deferred:
-            rows.append(("deferred", f"{_counts(counts.deferred)} (the next run retried: the slot stays due)"))
+            retried = "each retried by the next run while its slot lasted"
+            rows.append(("deferred", f"{_counts(counts.deferred)} ({retried})"))
         if counts.busy_retries:
             rows.append(("retries", f"{counts.busy_retries} busy-cluster retries inside runs"))
         if counts.failed:
