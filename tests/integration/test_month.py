@@ -1,0 +1,411 @@
+"""A month of hourly scheduled runs of the real handler against moto plus the fidelity layer.
+
+Given a fleet with every kind of policy (presets, a named policy, inline ones in Berlin and New York across
+their clock changes, a weekly one), snapshots that take minutes, an operator's hold, snapshots that are not
+ours (hand-made, another deployment's, AWS Backup's, automated), a cluster whose tag is removed and one that
+is deleted mid-month, a cluster of another engine, and a three-hour outage of the scheduler; when 740+ hourly
+runs happen on the simulated clock (autumn in the default suite, spring too with `-m slow`); then after
+every run:
+
+- the snapshots it created are exactly the ones due: one per wall-clock slot, the slots computed here by
+  walking UTC time and reading the policy's zone (not with the engine's schedule module), caught up after
+  the outage but never back-filled;
+- the snapshots of ours that exist are exactly a reference model's: restic retention (`plan_retention`, the
+  pure oracle, unit-tested against restic's own results) applied run by run, holds out of the counters,
+  orphans pruned by their recorded policy;
+- nothing else was touched, and the run made the minimum of API calls.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from snapshot_scheduler.policy import Policy, parse_policy
+from snapshot_scheduler.retention import plan_retention
+
+from tests.integration.scenario import (
+    CLUSTER,
+    DEPLOYMENT,
+    HOLD,
+    MARKER,
+    POLICY,
+    SLOT,
+    TAG,
+    created,
+    deleted,
+    everything,
+    fresh_rds,
+    layer,
+    moto_once,
+    reasons,
+    seed_ours,
+    slot_id,
+)
+from tests.support.fidelity import RdsFidelity
+from tests.support.harness import rds_client, scheduled_lambda
+
+MINUTE = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+RUNS = 31 * 24
+CREATING_FOR = timedelta(minutes=7)
+NAMED = {"critical": "every=2h at=01:00 tz=America/New_York keep-last=6 keep-daily=3"}
+GFS_SPEC = "every=1d at=03:00 tz=UTC keep-daily=7 keep-weekly=4 keep-monthly=12 keep-yearly=7"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A policy's slots, written out by hand: every `step` hours from `at`, local time in `tz`."""
+
+    step: int
+    at: time
+    tz: str = "UTC"
+    weekday: int | None = None  # 0 = Monday, for weekly policies
+
+    def slots(self, start: datetime, end: datetime) -> list[datetime]:
+        """Walk UTC time in half hours, noting the first instant at which each local wall-clock time occurs
+        (an autumn hour that repeats does not make a second slot); then, day by day, the slot's wall-clock
+        time, or when a spring jump skipped it, the wall-clock time an hour later (shifted by the jump)."""
+        zone = ZoneInfo(self.tz)
+        first: dict[tuple[date, int, int], datetime] = {}
+        instant = start.replace(minute=0)
+        while instant <= end:
+            local = instant.astimezone(zone)
+            first.setdefault((local.date(), local.hour, local.minute), instant)
+            instant += timedelta(minutes=30)
+        days = sorted({day for day, _, _ in first})[1:-1]  # whole local days only
+        found = set()
+        for day in days:
+            if self.weekday is not None and day.weekday() != self.weekday:
+                continue
+            for hour in range(self.at.hour % self.step, 24, self.step):
+                wall, shifted = (day, hour, self.at.minute), (day, hour + 1, self.at.minute)
+                found.add(first[wall] if wall in first else first[shifted])
+        return sorted(found)
+
+
+@dataclass
+class Model:
+    """What should exist for one cluster: our snapshots (identifier -> slot) and which are held."""
+
+    cluster: str
+    policy: Policy
+    schedule: Schedule
+    managed: bool = True  # False once the tag is removed or the cluster deleted: an orphan
+    snapshots: dict[str, datetime] = field(default_factory=dict)
+    held: set[str] = field(default_factory=set)
+    slots: list[datetime] = field(default_factory=list)
+
+    def current_slot(self, at: datetime) -> datetime:
+        return self.slots[bisect.bisect_right(self.slots, at) - 1]
+
+    def step(self, at: datetime, *, refused: bool = False) -> tuple[set[str], str | None]:
+        """One run: retention first (held ones out of the counters), then the slot's snapshot if missing and
+        the cluster does not refuse it (stopped, or busy for the whole run)."""
+        candidates = [(ident, slot) for ident, slot in self.snapshots.items() if ident not in self.held]
+        plan = plan_retention(self.policy, candidates, key=lambda item: item[1])
+        remove = {ident for ident, _ in plan.remove}
+        for ident in remove:
+            del self.snapshots[ident]
+        slot = self.current_slot(at)
+        ident = slot_id(self.cluster, slot)
+        if not self.managed or refused or ident in self.snapshots:
+            return remove, None
+        self.snapshots[ident] = slot
+        return remove, ident
+
+
+# cluster -> (tag value, its slots by hand)
+FLEET: dict[str, tuple[str, Schedule]] = {
+    "hourly-db": ("hourly", Schedule(1, time(3, 0))),
+    "daily-db": ("daily", Schedule(24, time(3, 0))),
+    "gfs-db": ("gfs", Schedule(24, time(3, 0))),
+    "weekly-db": ("every=1w on=mon tz=Europe/Berlin keep-last=3", Schedule(24, time(3, 0), "Europe/Berlin", 0)),
+    "berlin-db": (
+        "every=1d at=02:30 tz=Europe/Berlin keep-daily=5 keep-weekly=2",
+        Schedule(24, time(2, 30), "Europe/Berlin"),
+    ),
+    "ny-db": ("critical", Schedule(2, time(1, 0), "America/New_York")),
+    "untag-db": ("every=1h keep-last=3 keep-daily=4", Schedule(1, time(3, 0))),
+    "gone-db": ("every=6h at=00:00 keep-within=2d", Schedule(6, time(0, 0))),
+}
+
+
+@dataclass(frozen=True)
+class Season:
+    """A month of runs from `start` (00:00 UTC on a Monday), with the operator's doings and an outage in it."""
+
+    start: datetime
+
+    @property
+    def runs(self) -> list[datetime]:
+        every_hour = (self.start + n * HOUR for n in range(RUNS))
+        return [at for at in every_hour if at not in self.outage]
+
+    @property
+    def outage(self) -> set[datetime]:
+        """The scheduler missed three runs, the daily 03:00 UTC one among them."""
+        return {self.start + 8 * DAY + h * HOUR for h in (2, 3, 4)}
+
+    @property
+    def hold_at(self) -> datetime:
+        return self.start + 2 * DAY + 6 * HOUR
+
+    @property
+    def held(self) -> str:
+        """A midday hourly snapshot: the daily counter never keeps it, the hourly one lets it go after a day."""
+        return slot_id("hourly-db", self.start + DAY + 12 * HOUR)
+
+    @property
+    def untag_at(self) -> datetime:
+        return self.start + 10 * DAY + 12 * HOUR
+
+    @property
+    def delete_at(self) -> datetime:
+        return self.start + 21 * DAY + 9 * HOUR
+
+    @property
+    def maintenance(self) -> set[datetime]:
+        """daily-db is backing up for 40 minutes from 03:00 UTC on Sundays: longer than a run may retry."""
+        return {at for at in self.runs if at.weekday() == 6 and at.hour == 3}
+
+    @property
+    def stopped(self) -> tuple[datetime, datetime]:
+        """berlin-db is stopped for two days (from the first run to the last one it misses)."""
+        return self.start + 17 * DAY, self.start + 19 * DAY - HOUR
+
+
+AUTUMN = Season(datetime(2026, 10, 12, tzinfo=UTC))  # Berlin falls back on Oct 25, New York on Nov 1
+SPRING = Season(datetime(2026, 3, 2, tzinfo=UTC))  # New York jumps on Mar 8, Berlin on Mar 29
+
+
+@pytest.fixture(scope="module", autouse=True)
+def moto_module() -> Iterator[None]:
+    with moto_once():
+        yield
+
+
+def build_fleet(fid: RdsFidelity, start: datetime) -> tuple[dict[str, Model], set[str]]:
+    """The fleet, and the identifiers of every snapshot that is not ours to touch."""
+    born = start - 90 * DAY
+    models = {}
+    for cluster, (tag, schedule) in FLEET.items():
+        fid.create_cluster(cluster, tags={TAG: tag, "team": "payments"}, created=born)
+        slots = schedule.slots(start - 9 * DAY, start + (RUNS + 24) * HOUR)
+        models[cluster] = Model(cluster, parse_policy(tag, NAMED), schedule, slots=slots)
+    fid.create_cluster("graph-db", engine="neptune", tags={TAG: "hourly"}, created=born)
+    fid.create_cluster("plain-db", tags={"team": "search"}, created=born)
+
+    # gfs-db has history from before this month: eleven dailies, the last three month ends, a year end
+    gfs = models["gfs-db"]
+    history = [start - n * DAY + 3 * HOUR for n in range(1, 12)]
+    month = start.replace(day=1, hour=3)
+    for _ in range(3):
+        history.append(month - DAY)
+        month = (month - DAY).replace(day=1)
+    history.append(datetime(start.year - 1, 12, 31, 3, 0, tzinfo=UTC))
+    for slot in set(history):
+        gfs.snapshots[seed_ours(fid, "gfs-db", slot, GFS_SPEC)] = slot
+
+    # Not ours, whatever their tags say
+    other = {MARKER: "other-deployment"}
+    theirs = {
+        fid.seed_snapshot("hourly-db", "hourly-db-before-upgrade", created=born),
+        fid.seed_snapshot("daily-db", "daily-db-manual", created=start - 3 * DAY, tags={TAG: "daily"}),
+        fid.seed_snapshot("plain-db", "plain-db-manual", created=start - 3 * DAY),
+        fid.seed_snapshot(
+            "gfs-db", "awsbackup:job-4f1c2d", created=start - 2 * DAY, tags={MARKER: DEPLOYMENT, TAG: "gfs"}
+        ),
+        fid.seed_snapshot(
+            "daily-db",
+            f"rds:daily-db-{start - DAY:%Y-%m-%d}-03-00",
+            created=start - DAY,
+            snapshot_type="automated",
+            tags={MARKER: DEPLOYMENT},
+        ),
+    }
+    for n in range(3):
+        slot = start - (n + 1) * HOUR
+        theirs.add(
+            fid.seed_snapshot(
+                "hourly-db",
+                f"hourly-db-other-{slot:%Y%m%d-%H%M}",
+                created=slot,
+                tags={**other, POLICY: "every=1h keep-last=1", SLOT: slot.isoformat(), CLUSTER: "hourly-db"},
+            )
+        )
+    theirs |= {s.id for s in fid.snapshots(snapshot_type="automated")}  # moto's, one per cluster
+    return models, theirs
+
+
+@pytest.mark.parametrize(
+    "season", [pytest.param(AUTUMN, id="autumn"), pytest.param(SPRING, id="spring", marks=pytest.mark.slow)]
+)
+def test_a_month_of_hourly_runs_creates_each_due_slot_once_and_keeps_exactly_the_retained_set(season: Season) -> None:
+    # Given the fleet on a layer whose snapshots take seven minutes
+    fresh_rds()
+    # (and the RDS default quota of 100 manual snapshots, and 2% of the calls throttled at random)
+    fid = layer(season.start - HOUR, snapshot_creating_for=CREATING_FOR, throttle_probability=0.02, seed=3)
+    operator = rds_client(fid)
+    models, theirs = build_fleet(fid, season.start)
+    untouched = {ident: view for ident, view in everything(fid).items() if ident in theirs}
+    ever: Counter[str] = Counter()
+    late: dict[datetime, list[str]] = {}
+
+    with scheduled_lambda(fid, env={"SNAPSHOT_NAMED_POLICIES": json.dumps(NAMED)}) as handler:
+        for at in season.runs:
+            # ... and what the operator did since the last run
+            if at == season.hold_at:
+                hold = [{"Key": HOLD, "Value": "true"}]
+                operator.add_tags_to_resource(ResourceName=arn_of(operator, season.held), Tags=hold)
+                models["hourly-db"].held.add(season.held)
+            if at == season.untag_at:
+                (cluster,) = operator.describe_db_clusters(DBClusterIdentifier="untag-db")["DBClusters"]
+                operator.remove_tags_from_resource(ResourceName=cluster["DBClusterArn"], TagKeys=[TAG])
+                models["untag-db"].managed = False
+            if at == season.delete_at:
+                fid.delete_cluster("gone-db")
+                models["gone-db"].managed = False
+            busy = at in season.maintenance
+            if busy:
+                fid.make_busy("daily-db", until=at + 40 * MINUTE, status="backing-up")
+            stopped = season.stopped[0] <= at <= season.stopped[1]
+            fid.set_status("berlin-db", "stopped" if stopped else None)
+            expected_deleted: set[str] = set()
+            expected_created: dict[str, str] = {}
+            for model in models.values():
+                refused = (model.cluster == "daily-db" and busy) or (model.cluster == "berlin-db" and stopped)
+                removed, made = model.step(at, refused=refused)
+                expected_deleted |= removed
+                if made is not None:
+                    expected_created[model.cluster] = made
+            manual_before = len(fid.snapshots())
+            fid.reset_counts()
+
+            # When the scheduled run happens
+            report = handler.run(at)
+
+            # Then it created exactly the due slots and deleted exactly what retention no longer keeps
+            assert created(report) == expected_created, at
+            assert deleted(report) == expected_deleted, at
+            assert report["failed"] == [], at
+            assert report["stats"]["throttles"] == fid.throttled.total(), at  # ridden out, and counted
+            due_but_busy = busy and slot_id("daily-db", models["daily-db"].current_slot(at)) not in ever
+            assert reasons(report, "deferred") == ({"daily-db": "busy"} if due_but_busy else {}), at
+            due_but_stopped = stopped and slot_id("berlin-db", models["berlin-db"].current_slot(at)) not in ever
+            assert reasons(report, "skipped") == ({"berlin-db": "stopped"} if due_but_stopped else {}), at
+            ever.update(expected_created.values())
+            # ... our snapshots that exist are exactly the model's
+            ours = {s.id for s in fid.snapshots() if s.tags.get(MARKER) == DEPLOYMENT and ":" not in s.id}
+            assert ours == {ident for model in models.values() for ident in model.snapshots}, at
+            # ... with the minimum of API calls (a busy cluster's attempts aside)
+            attempts = len(expected_created) + (1 + report["stats"]["busy_retries"] if due_but_busy else 0)
+            assert dict(fid.calls) == minimum_calls(manual_before, attempts, len(expected_deleted)), at
+            if report["stats"]["clusters_out_of_policy"]:
+                late[at] = report["stats"]["clusters_out_of_policy"]
+
+    # Then over the month each due slot got exactly one snapshot, across the clock changes
+    assert max(ever.values()) == 1
+    assert fid.snapshots("graph-db") == []
+    PINNED[season](set(ever))
+    # ... the outage's slots were caught up within their slot (daily) or lost, never back-filled (hourly)
+    missed = sorted(season.outage)
+    assert slot_id("daily-db", missed[1]) in ever
+    assert not {slot_id("hourly-db", at) for at in missed} & set(ever)
+    # ... the held snapshot survived, taking no place in the counters
+    now = everything(fid)
+    assert now[season.held].tags[HOLD] == "true"
+    # ... the orphans keep what their recorded policy keeps, never fewer than one
+    assert all(models[orphan].snapshots for orphan in ("untag-db", "gone-db"))
+    # ... nothing that is not ours was touched
+    assert {ident: now.get(ident) for ident in untouched} == untouched
+    # ... daily-db's Sunday slots were taken after its maintenance, by a later run of the same slot
+    for sunday in season.maintenance:
+        assert slot_id("daily-db", sunday) in ever
+    # ... and the recovery points were late only right after the outage and when berlin-db started again
+    assert set(late) <= {max(season.outage) + HOUR, season.stopped[1] + HOUR}, late
+
+
+def arn_of(client: Any, snapshot: str) -> str:
+    answer = client.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=snapshot)
+    return str(answer["DBClusterSnapshots"][0]["DBClusterSnapshotArn"])
+
+
+def minimum_calls(manual_snapshots: int, creates: int, deletes: int) -> dict[str, int]:
+    calls = {
+        "DescribeDBClusters": 1,
+        "DescribeDBClusterSnapshots": max(1, math.ceil(manual_snapshots / 100)),
+        "DescribeAccountAttributes": 1,
+    }
+    if creates:
+        calls["CreateDBClusterSnapshot"] = creates
+    if deletes:
+        calls["DeleteDBClusterSnapshot"] = deletes
+    return calls
+
+
+def on(ever: set[str], prefix: str) -> list[str]:
+    return sorted(ident for ident in ever if ident.startswith(prefix))
+
+
+def autumn_slots(ever: set[str]) -> None:
+    """The autumn clock changes, checked by hand against the identifiers (slot times in UTC)."""
+    # 02:30 Berlin: CEST (UTC+2) until Oct 25, when 02:30 happens twice (its first occurrence counts), CET after
+    assert on(ever, "berlin-db-20261024") == ["berlin-db-20261024-0030"]
+    assert on(ever, "berlin-db-20261025") == ["berlin-db-20261025-0030"]
+    assert on(ever, "berlin-db-20261026") == ["berlin-db-20261026-0130"]
+    # every 2 hours from 01:00 New York: EDT (UTC-4) until Nov 1, when 01:00 happens twice; EST (UTC-5) after
+    assert on(ever, "ny-db-20261101")[:5] == [
+        "ny-db-20261101-0100",
+        "ny-db-20261101-0300",
+        "ny-db-20261101-0500",
+        "ny-db-20261101-0800",
+        "ny-db-20261101-1000",
+    ]
+    # Mondays 03:00 Berlin: 01:00 UTC before Oct 25, 02:00 after; the first run catches up the week's slot
+    assert on(ever, "weekly-db") == [
+        "weekly-db-20261005-0100",
+        "weekly-db-20261012-0100",
+        "weekly-db-20261019-0100",
+        "weekly-db-20261026-0200",
+        "weekly-db-20261102-0200",
+        "weekly-db-20261109-0200",
+    ]
+
+
+def spring_slots(ever: set[str]) -> None:
+    """The spring clock changes, checked by hand against the identifiers (slot times in UTC)."""
+    # 02:30 Berlin: CET (UTC+1) until Mar 29, when 02:30 does not exist and becomes 03:30 CEST; CEST after
+    assert on(ever, "berlin-db-20260328") == ["berlin-db-20260328-0130"]
+    assert on(ever, "berlin-db-20260329") == ["berlin-db-20260329-0130"]
+    assert on(ever, "berlin-db-20260330") == ["berlin-db-20260330-0030"]
+    # every 2 hours from 01:00 New York: 01:00 EST is 06:00 UTC on Mar 8, then 03:00 EDT is 07:00 UTC
+    assert on(ever, "ny-db-20260308")[:6] == [
+        "ny-db-20260308-0000",
+        "ny-db-20260308-0200",
+        "ny-db-20260308-0400",
+        "ny-db-20260308-0600",
+        "ny-db-20260308-0700",
+        "ny-db-20260308-0900",
+    ]
+    # Mondays 03:00 Berlin: 02:00 UTC until Mar 29, 01:00 after; the first run catches up the week's slot
+    assert on(ever, "weekly-db") == [
+        "weekly-db-20260223-0200",
+        "weekly-db-20260302-0200",
+        "weekly-db-20260309-0200",
+        "weekly-db-20260316-0200",
+        "weekly-db-20260323-0200",
+        "weekly-db-20260330-0100",
+    ]
+
+
+PINNED = {AUTUMN: autumn_slots, SPRING: spring_slots}
