@@ -135,6 +135,11 @@ FLEET: dict[str, tuple[str, Schedule]] = {
         Schedule(24, time(2, 30), "Europe/Berlin"),
     ),
     "ny-db": ("critical", Schedule(2, time(1, 0), "America/New_York")),
+    "sunday-db": (  # both clock changes fall on a Sunday at 02:00-03:00 in Berlin: this slot is in them
+        "every=1w on=sun at=02:30 tz=Europe/Berlin keep-last=2",
+        Schedule(24, time(2, 30), "Europe/Berlin", 6),
+    ),
+    "mumbai-db": ("every=12h at=09:00 tz=Asia/Kolkata keep-daily=3", Schedule(12, time(9, 0), "Asia/Kolkata")),
     "untag-db": ("every=1h keep-last=3 keep-daily=4", Schedule(1, time(3, 0))),
     "gone-db": ("every=6h at=00:00 keep-within=2d", Schedule(6, time(0, 0))),
 }
@@ -371,6 +376,11 @@ def autumn_slots(ever: set[str]) -> None:
         "ny-db-20261101-0800",
         "ny-db-20261101-1000",
     ]
+    # Sundays 02:30 Berlin: Oct 25 is the day 02:30 happens twice; the first occurrence counts
+    assert on(ever, "sunday-db-202610")[-2:] == ["sunday-db-20261018-0030", "sunday-db-20261025-0030"]
+    assert on(ever, "sunday-db-202611")[:1] == ["sunday-db-20261101-0130"]
+    # 09:00 and 21:00 India (UTC+05:30, no clock change): between the hourly runs, taken by the next one
+    assert on(ever, "mumbai-db-20261101") == ["mumbai-db-20261101-0330", "mumbai-db-20261101-1530"]
     # Mondays 03:00 Berlin: 01:00 UTC before Oct 25, 02:00 after; the first run catches up the week's slot
     assert on(ever, "weekly-db") == [
         "weekly-db-20261005-0100",
@@ -396,6 +406,12 @@ def spring_slots(ever: set[str]) -> None:
         "ny-db-20260308-0600",
         "ny-db-20260308-0700",
         "ny-db-20260308-0900",
+    ]
+    # Sundays 02:30 Berlin: on Mar 29 02:30 does not exist; 03:30 CEST takes its place
+    assert on(ever, "sunday-db-202603")[-3:] == [
+        "sunday-db-20260315-0130",
+        "sunday-db-20260322-0130",
+        "sunday-db-20260329-0130",
     ]
     # Mondays 03:00 Berlin: 02:00 UTC until Mar 29, 01:00 after; the first run catches up the week's slot
     assert on(ever, "weekly-db") == [
