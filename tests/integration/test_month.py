@@ -171,6 +171,15 @@ class Season:
         return slot_id("hourly-db", self.start + DAY + 12 * HOUR)
 
     @property
+    def released(self) -> str:
+        """Held at the same time, and released later: the next run prunes it."""
+        return slot_id("hourly-db", self.start + DAY + 13 * HOUR)
+
+    @property
+    def release_at(self) -> datetime:
+        return self.start + 20 * DAY + 7 * HOUR
+
+    @property
     def untag_at(self) -> datetime:
         return self.start + 10 * DAY + 12 * HOUR
 
@@ -270,9 +279,13 @@ def test_a_month_of_hourly_runs_creates_each_due_slot_once_and_keeps_exactly_the
         for at in season.runs:
             # ... and what the operator did since the last run
             if at == season.hold_at:
-                hold = [{"Key": HOLD, "Value": "true"}]
-                operator.add_tags_to_resource(ResourceName=arn_of(operator, season.held), Tags=hold)
-                models["hourly-db"].held.add(season.held)
+                for snapshot in (season.held, season.released):
+                    hold = [{"Key": HOLD, "Value": "true"}]
+                    operator.add_tags_to_resource(ResourceName=arn_of(operator, snapshot), Tags=hold)
+                    models["hourly-db"].held.add(snapshot)
+            if at == season.release_at:
+                operator.remove_tags_from_resource(ResourceName=arn_of(operator, season.released), TagKeys=[HOLD])
+                models["hourly-db"].held.discard(season.released)
             if at == season.untag_at:
                 (cluster,) = operator.describe_db_clusters(DBClusterIdentifier="untag-db")["DBClusters"]
                 operator.remove_tags_from_resource(ResourceName=cluster["DBClusterArn"], TagKeys=[TAG])
@@ -326,9 +339,10 @@ def test_a_month_of_hourly_runs_creates_each_due_slot_once_and_keeps_exactly_the
     missed = sorted(season.outage)
     assert slot_id("daily-db", missed[1]) in ever
     assert not {slot_id("hourly-db", at) for at in missed} & set(ever)
-    # ... the held snapshot survived, taking no place in the counters
+    # ... the held snapshot survived, taking no place in the counters; the released one was pruned
     now = everything(fid)
     assert now[season.held].tags[HOLD] == "true"
+    assert season.released not in now
     # ... the orphans keep what their recorded policy keeps, never fewer than one
     assert all(models[orphan].snapshots for orphan in ("untag-db", "gone-db"))
     # ... nothing that is not ours was touched
