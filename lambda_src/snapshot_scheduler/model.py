@@ -98,6 +98,7 @@ class Reason(StrEnum):
     STOPPED = "stopped"
     UNAVAILABLE = "unavailable"
     NOT_FOUND = "not-found"
+    STALE_EVENT = "stale-event"
 
 
 @dataclass

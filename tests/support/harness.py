@@ -178,12 +178,12 @@ def _point_metrics_at(patch: pytest.MonkeyPatch, env: Mapping[str, str]) -> None
 
 
 def _runtime_on(runtime: Any, clock: Clock) -> Any:
-    """The engine's cached runtime(), with its `sleep` (budget waits, back-off) on the layer's clock."""
+    """The engine's cached runtime(), with its `sleep` (budget waits, back-off) and `now` on the layer's clock."""
 
     def runtime_on_clock() -> Any:
         built = runtime()
         if dataclasses.is_dataclass(built) and "sleep" in {field.name for field in dataclasses.fields(built)}:
-            return dataclasses.replace(built, sleep=clock.sleep)
+            return dataclasses.replace(built, sleep=clock.sleep, now=clock.now)
         return built
 
     return runtime_on_clock

@@ -99,7 +99,9 @@ def invoke(
 ) -> dict[str, Any]:
     clock = clock or LambdaClock(rds, remaining=600)
     adapter = cast(RdsAdapter, rds)  # the fake has the adapter's surface, not its class
-    runtime = backup.Runtime(settings=config or deployment_settings(), rds=adapter, sleep=clock.sleep)
+    runtime = backup.Runtime(
+        settings=config or deployment_settings(), rds=adapter, sleep=clock.sleep, now=lambda: rds.now
+    )
     monkeypatch.setattr(backup, "runtime", lambda: runtime)
     answer: dict[str, Any] = backup.lambda_handler(dict(event or EVENT), FakeContext(clock))
     return answer
@@ -339,11 +341,27 @@ def test_handler_answers_with_the_report(monkeypatch: pytest.MonkeyPatch, rds: F
 
 
 def test_event_time_is_the_run_time_not_the_clock(monkeypatch: pytest.MonkeyPatch, rds: FakeRds) -> None:
-    rds.add_cluster("orders", {TAG: "daily"})
+    # Given a cold start that reaches the handler 45 minutes after the scheduled time, in the same slot
+    rds.add_cluster("orders", {TAG: "every=1h keep-last=3"})
+    rds.now = datetime(2026, 1, 2, 3, 49, 5, tzinfo=UTC)
 
     answer = invoke(monkeypatch, rds, {"time": "2026-01-02T03:04:05Z"})
 
+    # Then the run is the scheduled time's, and its slot is caught up
+    assert answer["scheduled_time"] == "2026-01-02T03:04:05+00:00"
     assert answer["created"] == [{"cluster": "orders", "snapshot": "orders-20260102-0300"}]
+
+
+def test_an_event_delivered_after_its_slot_is_skipped_as_stale(monkeypatch: pytest.MonkeyPatch, rds: FakeRds) -> None:
+    # Given an hourly cluster and the 03:00 event delivered at 05:30 (a redrive from the dead-letter queue)
+    rds.add_cluster("orders", {TAG: "every=1h keep-last=3"})
+    rds.now = datetime(2026, 1, 2, 5, 30, tzinfo=UTC)
+
+    answer = invoke(monkeypatch, rds, {"time": "2026-01-02T03:00:00Z"})
+
+    # Then it does not back-fill 03:00 with 05:30's data
+    assert answer["created"] == []
+    assert [s["code"] for s in answer["skipped"]] == ["stale-event"]
 
 
 def test_event_dry_run_changes_nothing(monkeypatch: pytest.MonkeyPatch, rds: FakeRds) -> None:

@@ -966,3 +966,36 @@ def test_a_failed_snapshot_for_the_slot_is_reported_not_counted_as_done(rds: Fak
     assert failure["error"] == "SlotSnapshotFailed"
     assert snapshot_id("orders", SLOT) in failure["message"]
     assert rds.deleted_ids() == []
+
+
+def test_an_event_that_arrives_after_its_slot_does_not_back_fill_it(rds: FakeRds) -> None:
+    # Given an hourly cluster and the 03:00 event delivered at 05:30, after two later slots began
+    rds.add_cluster("orders", {TAG: "every=1h keep-last=5"})
+    late = SLOT + timedelta(hours=2, minutes=30)
+
+    # When the run plans with the wall clock
+    report = service.run(
+        make_settings(), cast(RdsAdapter, rds), SLOT, now=late, dry_run=False, budget=LambdaClock(rds).budget()
+    )
+
+    # Then nothing is made for 03:00 and the report says why
+    assert rds.created_ids() == []
+    assert [(s["cluster"], s["code"]) for s in report.skipped] == [("orders", "stale-event")]
+
+
+def test_an_event_late_within_its_own_slot_is_still_served(rds: FakeRds) -> None:
+    # Given a daily cluster and its 03:00 event delivered at 09:00, still inside the day's slot
+    rds.add_cluster("orders", {TAG: "daily"})
+
+    # When the run plans with the wall clock
+    service.run(
+        make_settings(),
+        cast(RdsAdapter, rds),
+        SLOT,
+        now=SLOT + timedelta(hours=6),
+        dry_run=False,
+        budget=LambdaClock(rds).budget(),
+    )
+
+    # Then the slot is caught up
+    assert rds.created_ids() == ["orders-20260310-0300"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,11 +19,13 @@ from snapshot_scheduler.observability import logger, metrics, publish
 
 @dataclass(frozen=True)
 class Runtime:
-    """What a warm container keeps between invocations: settings, the paced RDS adapter, how to wait."""
+    """What a warm container keeps between invocations: settings, the paced RDS adapter, how to wait and
+    how to read the wall clock (a late event must not back-fill its old slot)."""
 
     settings: Settings
     rds: RdsAdapter
     sleep: Callable[[float], None] = time.sleep
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
 @functools.cache
@@ -69,7 +71,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     at = scheduled_time(event)
     dry_run = deps.settings.dry_run or event_dry_run(event)
     budget = service.Budget(remaining=lambda: context.get_remaining_time_in_millis() / 1000, sleep=deps.sleep)
-    report = service.run(deps.settings, deps.rds, at, dry_run=dry_run, budget=budget)
+    report = service.run(deps.settings, deps.rds, at, now=deps.now(), dry_run=dry_run, budget=budget)
     publish(report, deps.settings.deployment)
     answer = report.to_dict()
     logger.info("run finished", extra={"report": answer})
