@@ -17,7 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.support.fidelity import RdsFidelity, SimClock, TokenBucket
-from tests.support.harness import FakeLambdaContext, moto_rds, rds_client, scheduled_lambda
+from tests.support.harness import REGION, FakeLambdaContext, moto_rds, rds_client, scheduled_lambda
 
 START = datetime(2026, 3, 1, 3, 0, tzinfo=UTC)
 MARKER = {"snapshot-scheduler:deployment": "test-deployment"}
@@ -179,6 +179,25 @@ def test_a_sweep_reads_moto_once_and_serves_later_pages_from_that_read() -> None
 
     assert [len(page) for page in first] == [100] == [len(page) for page in second]
     assert reads == 2  # one per sweep (its first page), none for later pages
+
+
+def test_without_rereads_a_sweep_serves_the_layers_own_view_until_refresh() -> None:
+    # Given a layer told that every change goes through it, and a snapshot made behind its back
+    fidelity, client = layer(quota=1000, reread_each_sweep=False)
+    fidelity.create_cluster("db")
+    create_snapshot(client, "db", "through-the-layer")
+
+    def ids() -> list[str]:
+        answer = client.describe_db_cluster_snapshots(SnapshotType="manual")
+        return [s["DBClusterSnapshotIdentifier"] for s in answer["DBClusterSnapshots"]]
+
+    assert ids() == ["through-the-layer"]
+    create_snapshot(boto3.client("rds", region_name=REGION), "db", "behind-its-back")  # straight to moto
+
+    # Then later sweeps keep serving its own view, until refresh() makes it read moto again
+    assert ids() == ["through-the-layer"]
+    fidelity.refresh()
+    assert ids() == ["behind-its-back", "through-the-layer"]
 
 
 def test_changes_made_through_the_layer_mid_sweep_show_on_later_pages() -> None:

@@ -142,6 +142,7 @@ class RdsFidelity:
         throttle_probability: float = 0.0,
         seed: int = 0,
         marker_on_full_last_page: bool = False,
+        reread_each_sweep: bool = True,
     ) -> None:
         """
         clock: SimClock (default, starting now) or RealClock; every time the layer uses comes from it.
@@ -152,6 +153,9 @@ class RdsFidelity:
         throttle_probability: chance that an attempt which got a token is throttled anyway (seeded).
         marker_on_full_last_page: a last page that is exactly full still carries a Marker, and the
             page after it is empty (AWS APIs do this at times; paginating code must cope).
+        reread_each_sweep: read moto again at the start of every sweep, to notice changes made around the
+            layer. False when every change goes through the layer (or is followed by `refresh()`): over HTTP
+            that saves a full read per run.
         """
         self.clock: Clock = clock or SimClock(datetime.now(UTC))
         self.quota = quota
@@ -160,6 +164,7 @@ class RdsFidelity:
         self.snapshot_creating_for = snapshot_creating_for
         self.throttle_probability = throttle_probability
         self.marker_on_full_last_page = marker_on_full_last_page
+        self.reread_each_sweep = reread_each_sweep
         self._random = random.Random(seed)
         self._lock = threading.RLock()
         self._moto: Moto | None = None
@@ -318,7 +323,7 @@ class RdsFidelity:
         if named:
             wanted.add(named)
         engines = set(listing.filters.get("engine", []))
-        if (listing.after is None and not wanted) or self._clusters_stale:
+        if (listing.after is None and not wanted and self.reread_each_sweep) or self._clusters_stale:
             self._sync_clusters()  # a sweep starts: read moto once, serve its later pages from this read
         if named and named not in self._clusters:
             raise _Refusal("DBClusterNotFoundFault", f"DBCluster {named} not found.", 404)
@@ -347,7 +352,8 @@ class RdsFidelity:
         if "snapshot-type" in filters:
             types &= set(filters["snapshot-type"])
         engines = set(filters.get("engine", []))
-        if (listing.after is None and not clusters and not snapshots) or self._snapshots_stale:
+        sweep = listing.after is None and not clusters and not snapshots
+        if (sweep and self.reread_each_sweep) or self._snapshots_stale:
             self._sync_snapshots()
         if named and named not in self._snapshots:
             raise _Refusal("DBClusterSnapshotNotFoundFault", f"DBClusterSnapshot {named} not found.", 404)
