@@ -85,7 +85,3 @@ def check(fidelity: RdsFidelity, fleet: Fleet) -> list[str]:
             problems.append(f"{cluster}: missing {missing}, unexpected {extra}")
     problems.extend(f"snapshots of unknown cluster {cluster}" for cluster in sorted(by_cluster))
     return problems
-
-
-def utc(value: str) -> datetime:
-    return datetime.fromisoformat(value).astimezone(UTC)
