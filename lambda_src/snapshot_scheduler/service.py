@@ -7,11 +7,14 @@ with the fidelity layer, or a fake.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum, auto
+from typing import TypeVar
 
 from snapshot_scheduler.adapters.rds import (
     ClusterBusy,
@@ -38,6 +41,10 @@ from snapshot_scheduler.planning import (
 
 BACKOFF_BASE = 2.0  # seconds before the first retry of a busy cluster
 BACKOFF_CAP = 60.0
+ACT_WORKERS = 4  # RDS calls in flight at once; the pacer, not this, sets the rate
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -139,10 +146,16 @@ class _Outcome(Enum):
     DONE = auto()
     BUSY = auto()
     QUOTA = auto()
+    UNTRIED = auto()  # a parallel pass met the quota: tried again in order, one at a time
 
 
 class _Actor:
-    """Carries out a plan: deletes first (to free quota), then creates, most overdue first."""
+    """Carries out a plan: deletes first (to free quota), then creates, most overdue first.
+
+    Calls go out ACT_WORKERS at a time: one RDS call takes 100-200 ms, so one at a time would leave most of
+    the rate the pacer allows unused. When the quota is short, creates go one at a time, most overdue first,
+    so scarce room goes to the clusters that need it most.
+    """
 
     def __init__(
         self,
@@ -161,9 +174,12 @@ class _Actor:
         self._budget = budget
         self._report = report
         self._rng = rng
+        self._lock = threading.Lock()  # guards the report and the fields below across workers
         self._deleted: set[str] = set()
         self._repruned = False
         self._quota_full = False
+        self._quota_met = False
+        self._parallel = False
 
     def pretend(self, plan: RunPlan) -> None:
         for cluster in plan.clusters:
@@ -173,17 +189,17 @@ class _Actor:
             assert cluster.create is not None
             self._report.add_created(cluster.cluster_id, cluster.create)
 
-    def prune(self, plan: RunPlan) -> None:
-        for cluster in plan.clusters:
-            for snapshot in cluster.delete:
-                if not self._budget.allows():
-                    logger.warning("time is short: remaining deletions wait for the next run")
-                    return
-                self._delete(cluster.cluster_id, snapshot)
+    def prune(self, plan: RunPlan, *, parallel: bool = True) -> None:
+        work = [(cluster.cluster_id, snapshot) for cluster in plan.clusters for snapshot in cluster.delete]
+        _map(lambda item: self._delete(*item), work, parallel=parallel)
+        if not self._budget.allows() and work:
+            logger.warning("time is short: deletions not yet made wait for the next run")
 
     def _delete(self, cluster_id: str, snapshot: Snapshot) -> None:
-        if snapshot.id in self._deleted:
-            return
+        with self._lock:
+            if snapshot.id in self._deleted or not self._budget.allows():
+                return
+            self._deleted.add(snapshot.id)
         _check_deletable(snapshot, self._settings.deployment)
         extra = {"cluster": cluster_id, "snapshot": snapshot.id}
         try:
@@ -193,14 +209,17 @@ class _Actor:
             return
         except RdsError as error:
             logger.error(f"delete failed: {error}", extra=extra)
-            self._report.add_failed(cluster_id, error.code, error.message)
+            with self._lock:
+                self._report.add_failed(cluster_id, error.code, error.message)
             return
-        self._deleted.add(snapshot.id)
         logger.info("deleted", extra=extra)
-        self._report.add_deleted(cluster_id, snapshot.id)
+        with self._lock:
+            self._report.add_deleted(cluster_id, snapshot.id)
 
     def create(self, due: list[ClusterPlan]) -> None:
-        busy = [cluster for cluster in due if self._attempt(cluster) is _Outcome.BUSY]
+        quota = self._report.quota
+        self._parallel = quota is not None and quota.max - quota.used >= len(due)
+        busy = self._attempt_all(due)
         attempt = 0
         while busy and not self._quota_full:
             delay = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt) * self._rng.uniform(0.5, 1.0)
@@ -209,17 +228,31 @@ class _Actor:
             self._budget.sleep(delay)
             attempt += 1
             self._report.busy_retries += len(busy)
-            busy = [cluster for cluster in busy if self._attempt(cluster, retry=True) is _Outcome.BUSY]
+            busy = self._attempt_all(busy, retry=True)
         for cluster in busy:
             if self._quota_full:
                 self._defer(cluster, Reason.QUOTA, "manual snapshot quota is full")
             else:
                 self._defer(cluster, Reason.BUSY, "cluster stayed busy for the whole run; the next run retries")
 
+    def _attempt_all(self, clusters: list[ClusterPlan], *, retry: bool = False) -> list[ClusterPlan]:
+        """Attempt each (in parallel while there is room); return the ones still busy, in order."""
+        outcomes = _map(lambda c: self._attempt(c, retry=retry), clusters, parallel=self._parallel)
+        untried = [c for c, outcome in zip(clusters, outcomes, strict=True) if outcome is _Outcome.UNTRIED]
+        if untried:  # the quota turned out short: one at a time from here, most overdue first
+            self._parallel = False
+            outcomes = [
+                self._attempt(c, retry=retry) if outcome is _Outcome.UNTRIED else outcome
+                for c, outcome in zip(clusters, outcomes, strict=True)
+            ]
+        return [c for c, outcome in zip(clusters, outcomes, strict=True) if outcome is _Outcome.BUSY]
+
     def _attempt(self, cluster: ClusterPlan, *, retry: bool = False) -> _Outcome:
         if self._quota_full:
             self._defer(cluster, Reason.QUOTA, "manual snapshot quota is full")
             return _Outcome.QUOTA
+        if self._parallel and self._quota_met:
+            return _Outcome.UNTRIED
         if not self._budget.allows():
             self._defer(cluster, Reason.TIME, "the run's time ran short; the next run takes it")
             return _Outcome.DONE
@@ -237,14 +270,17 @@ class _Actor:
             logger.info("snapshot for this slot already exists (duplicate delivery or retry)", extra=extra)
             return _Outcome.DONE
         except ClusterNotFound:
-            self._report.add_skipped(cluster.cluster_id, Reason.NOT_FOUND, "cluster was deleted during the run")
+            with self._lock:
+                self._report.add_skipped(cluster.cluster_id, Reason.NOT_FOUND, "cluster was deleted during the run")
             return _Outcome.DONE
         except RdsError as error:
             logger.error(f"snapshot failed: {error}", extra=extra)
-            self._report.add_failed(cluster.cluster_id, error.code, error.message)
+            with self._lock:
+                self._report.add_failed(cluster.cluster_id, error.code, error.message)
             return _Outcome.DONE
         logger.info("snapshot started", extra=extra)
-        self._report.add_created(cluster.cluster_id, cluster.create)
+        with self._lock:
+            self._report.add_created(cluster.cluster_id, cluster.create)
         return _Outcome.DONE
 
     def _create(self, cluster: ClusterPlan) -> None:
@@ -253,9 +289,14 @@ class _Actor:
         self._rds.create_snapshot(cluster.create, cluster.cluster_id, tags)
 
     def _quota_exceeded(self, cluster: ClusterPlan, error: QuotaExceeded, *, retry: bool) -> _Outcome:
-        """Prune again (a fresh look may free room) and try once more; if still full, start nothing more."""
-        self._report.quota_exceeded += 1
+        """Prune again (a fresh look may free room) and try once more; if still full, start nothing more.
+        A parallel worker only reports it: the rest is done one at a time, in order."""
         logger.warning(f"quota exceeded: {error.message}", extra={"cluster": cluster.cluster_id})
+        with self._lock:
+            self._report.quota_exceeded += 1
+            if self._parallel:
+                self._quota_met = True
+                return _Outcome.UNTRIED
         if not self._repruned:
             self._repruned = True
             self._reprune()
@@ -272,11 +313,20 @@ class _Actor:
             self._report.scheduled_time,
             now=self._now,
         )
-        self.prune(fresh)
+        self.prune(fresh, parallel=False)
 
     def _defer(self, cluster: ClusterPlan, code: Reason, reason: str) -> None:
         logger.info(f"deferred: {reason}", extra={"cluster": cluster.cluster_id, "reason": code.value})
-        self._report.add_deferred(cluster.cluster_id, code, reason)
+        with self._lock:
+            self._report.add_deferred(cluster.cluster_id, code, reason)
+
+
+def _map(work: Callable[[T], R], items: list[T], *, parallel: bool) -> list[R]:
+    """`work` over `items`, results in order; ACT_WORKERS at a time when `parallel`."""
+    if not parallel or len(items) < 2:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(max_workers=ACT_WORKERS) as pool:
+        return list(pool.map(work, items))
 
 
 def _check_deletable(snapshot: Snapshot, deployment: str) -> None:

@@ -250,7 +250,10 @@ class RdsFidelity:
                 self.throttled[operation] += 1
                 return _response(request, 400, rds_xml.error("Throttling", "Rate exceeded"))
             self.calls[operation] += 1
-            self._fire_triggers(operation)
+            actions = self._due_triggers(operation)
+        for action in actions:  # outside the lock: an action may run the engine, whose worker threads call here
+            action()
+        with self._lock:
 
             def send() -> AWSResponse:
                 return forward(request, event_name)
@@ -278,13 +281,15 @@ class RdsFidelity:
             return False
         return not (self.throttle_probability and self._random.random() < self.throttle_probability)
 
-    def _fire_triggers(self, operation: str) -> None:
+    def _due_triggers(self, operation: str) -> list[Callable[[], None]]:
+        actions = []
         for trigger in list(self._triggers):
             if trigger.operation == operation:
                 trigger.seen += 1
                 if trigger.seen == trigger.nth:
                     self._triggers.remove(trigger)
-                    trigger.action()
+                    actions.append(trigger.action)
+        return actions
 
     # ------------------------------------------------------------------------------------ describes
 

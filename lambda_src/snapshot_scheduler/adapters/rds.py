@@ -128,6 +128,7 @@ class RdsAdapter:
     def __init__(self, client: RDSClient, pacer: Pacer | None = None) -> None:
         self._client = client
         self.throttles = 0
+        self._throttles_lock = threading.Lock()  # the service calls from several threads
         events = client.meta.events
         if pacer is not None:
             events.register("before-send.rds", lambda **_: pacer.acquire())
@@ -191,7 +192,8 @@ class RdsAdapter:
 
     def _count_throttle(self, response: Any = None, **_: Any) -> None:
         if response is not None and response[1].get("Error", {}).get("Code") in THROTTLING_CODES:
-            self.throttles += 1
+            with self._throttles_lock:
+                self.throttles += 1
 
 
 def _code(error: ClientError) -> str:
