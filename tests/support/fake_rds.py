@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -80,6 +81,7 @@ class FakeRds:
     snapshots_by_id: dict[str, Snapshot] = field(default_factory=dict)
     calls: list[tuple[str, ...]] = field(default_factory=list)
     _faults: list[_Fault] = field(default_factory=list)
+    _lock: threading.RLock = field(default_factory=threading.RLock)  # the service calls from several threads
 
     # --- set-up -------------------------------------------------------------------------------------
 
@@ -200,6 +202,10 @@ class FakeRds:
         return Quota(used=self.manual_used(), max=self.quota_max)
 
     def create_snapshot(self, snapshot_id: str, cluster_id: str, tags: Mapping[str, str]) -> None:
+        with self._lock:
+            self._create_snapshot(snapshot_id, cluster_id, tags)
+
+    def _create_snapshot(self, snapshot_id: str, cluster_id: str, tags: Mapping[str, str]) -> None:
         self._enter("create_snapshot", snapshot_id, cluster_id, targets=(snapshot_id, cluster_id))
         _check_identifier(snapshot_id)
         _check_tags(tags)
@@ -219,6 +225,10 @@ class FakeRds:
         self.add_snapshot(snapshot_id, cluster_id, self.now, tags, status=self.new_snapshot_status)
 
     def delete_snapshot(self, snapshot_id: str) -> None:
+        with self._lock:
+            self._delete_snapshot(snapshot_id)
+
+    def _delete_snapshot(self, snapshot_id: str) -> None:
         self._enter("delete_snapshot", snapshot_id, targets=(snapshot_id,))
         snapshot = self.snapshots_by_id.get(snapshot_id.lower())
         if snapshot is None:

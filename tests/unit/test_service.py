@@ -27,7 +27,7 @@ from snapshot_scheduler.adapters.rds import (
     SnapshotExists,
 )
 from snapshot_scheduler.config import Settings
-from snapshot_scheduler.model import RunReport, Snapshot
+from snapshot_scheduler.model import Quota, RunReport, Snapshot
 from snapshot_scheduler.naming import snapshot_id
 from snapshot_scheduler.policy import Policy, PolicyError, parse_policy
 
@@ -999,3 +999,42 @@ def test_an_event_late_within_its_own_slot_is_still_served(rds: FakeRds) -> None
 
     # Then the slot is caught up
     assert rds.created_ids() == ["orders-20260310-0300"]
+
+
+def test_a_quota_read_that_overstates_the_room_still_ends_in_order_and_counts_every_cluster_once(
+    rds: FakeRds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given six due clusters, overdue by 1..6 days, an account with room for two more snapshots, and a quota
+    # read that claims plenty (so creates start in parallel)
+    for n in range(1, 7):
+        rds.add_cluster(f"db{n}", {TAG: DAILY3})
+        managed(rds, f"db{n}", SLOT - timedelta(days=n))
+    rds.quota_max = rds.manual_used() + 2
+    monkeypatch.setattr(rds, "quota", lambda: Quota(used=0, max=1000))
+
+    # When a run creates
+    report = run(rds)
+
+    # Then two snapshots are made, both for clusters among the most overdue in flight, the rest wait for quota,
+    # and every due cluster is reported exactly once
+    made = {entry["cluster"] for entry in report.created}
+    waiting = {entry["cluster"] for entry in report.deferred if entry["code"] == "quota"}
+    assert len(made) == 2 and made <= {"db6", "db5", "db4", "db3"}
+    assert made | waiting == {f"db{n}" for n in range(1, 7)} and not made & waiting
+    assert len(report.created) + len(report.deferred) == 6
+    assert report.quota_exceeded >= 1
+    assert report.failed == []
+
+
+def test_with_room_to_spare_every_due_cluster_is_snapshotted_in_parallel_once(rds: FakeRds) -> None:
+    # Given forty due clusters and a quota with room for all
+    for n in range(40):
+        rds.add_cluster(f"db{n:02d}", {TAG: DAILY3})
+    rds.quota_max = 1000
+
+    # When a run creates
+    report = run(rds)
+
+    # Then each got exactly one snapshot, and the report lists each once
+    assert sorted(rds.created_ids()) == sorted(snapshot_id(f"db{n:02d}", SLOT) for n in range(40))
+    assert sorted(e["cluster"] for e in report.created) == [f"db{n:02d}" for n in range(40)]
