@@ -32,7 +32,7 @@ from botocore.exceptions import BotoCoreError, NoCredentialsError, NoRegionError
 from snapshot_scheduler import config, service
 from snapshot_scheduler.adapters.rds import Pacer, RdsAdapter, RdsError, build_client
 from snapshot_scheduler.config import Settings
-from snapshot_scheduler.errors import ConfigError
+from snapshot_scheduler.errors import ConfigError, ScheduleError
 from snapshot_scheduler.model import AVAILABLE, CREATING, Cluster, Quota, Reason, RunReport
 from snapshot_scheduler.observability import logger
 from snapshot_scheduler.planning import ClusterPlan, Kept, out_of_policy, plan_run, recovery_point_age
@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             command: Callable[[argparse.Namespace], int] = args.command
             return command(args)
-        except (UsageError, ConfigError, PolicyError) as error:
+        except (UsageError, ConfigError, PolicyError, ScheduleError) as error:
             _fail(str(error))
             return EXIT_USAGE
         except (NoRegionError, ProfileNotFound, NoCredentialsError) as error:
@@ -211,14 +211,20 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings(args)
-    at = args.at or datetime.now(UTC)
+    at = args.at or wall_clock()
     dry_run = bool(args.dry_run or settings.dry_run)
     deadline = time.monotonic() + args.timeout
     budget = service.Budget(remaining=lambda: deadline - time.monotonic(), margin=0.0)
     with connect(args, settings) as rds:
-        report = service.run(settings, rds, at, dry_run=dry_run, budget=budget)
+        # With the wall clock, as the Lambda runs: --at in a passed slot is never back-filled, nor a
+        # future one taken early.
+        report = service.run(settings, rds, at, now=wall_clock(), dry_run=dry_run, budget=budget)
     if args.json:
         _print_json(report.to_dict() | {"complete": report.complete})
     else:

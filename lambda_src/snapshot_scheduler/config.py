@@ -14,6 +14,7 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import TypeVar
 
+from snapshot_scheduler import tags
 from snapshot_scheduler.errors import ConfigError
 from snapshot_scheduler.policy import PolicyError, check_name, parse_clock, parse_policy, parse_zone
 
@@ -47,8 +48,6 @@ ENV_VARS = (
     LOG_LEVEL,
 )
 
-# What an RDS tag key or value may hold (letters, digits, white space and _ . : / = + - @).
-_TAG_TEXT = re.compile(r"^[\w\s.:/=+\-@]*$")
 _ENGINE = re.compile(r"^[a-z][a-z0-9-]*$")
 _INT = re.compile(r"^[0-9]+$")
 _DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$")
@@ -125,7 +124,7 @@ class _Env:
 
     def tag_text(self, name: str, *, max_len: int) -> str:
         value = self.required(name)
-        if len(value) > max_len or not _TAG_TEXT.match(value) or value.lower().startswith(("aws:", "rds:")):
+        if len(value) > max_len or not tags.TEXT.match(value) or value.lower().startswith(("aws:", "rds:")):
             allowed = f"at most {max_len} letters, digits, spaces or _ . : / = + - @, not starting with aws: or rds:"
             raise self._bad(name, value, allowed)
         return value

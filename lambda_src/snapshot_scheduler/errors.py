@@ -7,3 +7,7 @@ class SnapshotSchedulerError(Exception):
 
 class ConfigError(SnapshotSchedulerError):
     """The deployment's configuration (environment or CLI input) is missing or malformed."""
+
+
+class ScheduleError(SnapshotSchedulerError):
+    """The run's time cannot be used (it lies ahead of the clock)."""

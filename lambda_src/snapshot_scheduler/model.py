@@ -61,7 +61,7 @@ class Snapshot:
 
     @property
     def held(self) -> bool:
-        return self.tags.get(tags.HOLD, "").strip().lower() == "true"
+        return tags.held(self.tags)
 
     @property
     def slot(self) -> datetime | None:
@@ -73,8 +73,10 @@ class Snapshot:
 
     @property
     def time(self) -> datetime | None:
-        """When the snapshot stands for: its slot, else its creation time (for retention buckets)."""
-        return self.slot or self.created
+        """When the snapshot stands for (for retention buckets): its slot, else its creation time. Never
+        later than its creation: a slot tag set in the future must not make a snapshot the newest."""
+        times = [t for t in (self.slot, self.created) if t is not None]
+        return min(times, default=None)
 
 
 @dataclass(frozen=True)

@@ -286,7 +286,7 @@ def snapshot_tags(context: PolicyContext, plan: ClusterPlan) -> dict[str, str]:
         (key, value)
         for key, value in plan.cluster.tags.items()
         # A hold on the cluster must not make every snapshot of it unprunable.
-        if not key.lower().startswith(("aws:", "rds:")) and key not in ours and key != tags.HOLD
+        if not key.lower().startswith(("aws:", "rds:")) and key not in ours and not tags.is_hold(key)
     )
     return ours | dict(user[: tags.MAX_TAGS - len(ours)])
 

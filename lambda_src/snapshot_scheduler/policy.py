@@ -13,6 +13,7 @@ from datetime import timedelta
 from enum import Enum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from snapshot_scheduler import tags
 from snapshot_scheduler.errors import SnapshotSchedulerError
 
 ALL = -1  # a keep-* count of `all`
@@ -25,10 +26,11 @@ PRESETS: Mapping[str, str] = {
 OFF = "off"
 
 # What an RDS tag value may hold; the grammar uses nothing else.
-_TAG_VALUE = re.compile(r"^[\w\s.:/=+\-@]*$")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
-_CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-_DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)m)?(?:(\d+)d)?(?:(\d+)h)?$")
+# [0-9], not \d: \d also matches other scripts' digits, which int() then refuses or misreads.
+_CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+_DURATION = re.compile(r"^(?:([0-9]+)y)?(?:([0-9]+)m)?(?:([0-9]+)d)?(?:([0-9]+)h)?$")
+_COUNT = re.compile(r"^[0-9]+$")
 _MAX_COUNT = 100_000
 _MAX_TAG_VALUE = 256
 
@@ -150,7 +152,7 @@ def parse_policy(text: str, named: Mapping[str, str] | None = None, *, at: str =
     value = text.strip()
     if len(value) > _MAX_TAG_VALUE:
         raise PolicyError(f"policy is {len(value)} characters long; a tag value holds at most {_MAX_TAG_VALUE}")
-    bad = sorted({c for c in value if not _TAG_VALUE.match(c)})
+    bad = sorted({c for c in value if not tags.TEXT.match(c)})
     if bad:
         raise PolicyError(
             f"policy {value!r} contains {' '.join(repr(c) for c in bad)}; a tag value may hold only letters, "
@@ -237,8 +239,7 @@ def _parse_words(text: str, *, at: str, tz: str) -> Policy:
         raise PolicyError(f"on={on} is not a weekday; allowed: {', '.join(WEEKDAYS)}")
     at_value = words.pop("at", at)
     parse_clock(at_value)
-    zone = words.pop("tz", tz)
-    parse_zone(zone)
+    zone = parse_zone(words.pop("tz", tz)).key
     retention = _parse_retention(words)
     if retention.empty:
         raise PolicyError(
@@ -268,7 +269,7 @@ def _parse_retention(words: Mapping[str, str]) -> Retention:
 def _parse_count(key: str, value: str) -> int:
     if value.lower() == "all":
         return ALL
-    if not value.isdigit() or not 1 <= int(value) <= _MAX_COUNT:
+    if not _COUNT.match(value) or not 1 <= int(value) <= _MAX_COUNT:
         raise PolicyError(f"{key}={value} is not a count; allowed: a whole number from 1 to {_MAX_COUNT}, or all")
     return int(value)
 
@@ -295,7 +296,9 @@ def parse_clock(value: str) -> tuple[int, int]:
 
 def parse_zone(value: str) -> ZoneInfo:
     try:
-        if ("/" not in value and value.upper() != "UTC") or ".." in value or value.startswith("/"):
+        if value.upper() == "UTC":
+            return ZoneInfo("UTC")
+        if "/" not in value or ".." in value or value.startswith("/"):
             raise ValueError(value)
         return ZoneInfo(value)
     except (ValueError, ZoneInfoNotFoundError) as error:

@@ -27,6 +27,7 @@ from snapshot_scheduler.adapters.rds import (
     SnapshotNotFound,
 )
 from snapshot_scheduler.config import Settings
+from snapshot_scheduler.errors import ScheduleError
 from snapshot_scheduler.model import AVAILABLE, Quota, Reason, RunReport, Snapshot
 from snapshot_scheduler.observability import logger
 from snapshot_scheduler.planning import (
@@ -42,6 +43,9 @@ from snapshot_scheduler.planning import (
 BACKOFF_BASE = 2.0  # seconds before the first retry of a busy cluster
 BACKOFF_CAP = 60.0
 ACT_WORKERS = 4  # RDS calls in flight at once; the pacer, not this, sets the rate
+# How far a run's time may lie ahead of the clock (clock skew). Further, and its snapshots would be named
+# for slots that have not begun: refused, never acted on.
+FUTURE_SKEW = timedelta(minutes=15)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -94,6 +98,11 @@ def run(
     rng: random.Random | None = None,
 ) -> RunReport:
     """One run for the scheduled time `at`; `now` is the wall clock when known (see plan_run)."""
+    if now is not None and at > now + FUTURE_SKEW:
+        raise ScheduleError(
+            f"the run's time {at.isoformat()} is {at - now} ahead of the clock ({now.isoformat()}); "
+            f"allowed: at most {FUTURE_SKEW} ahead"
+        )
     started = time.monotonic()
     throttles_before = rds.throttles
     discovery = discover(settings, rds, at, now=now)

@@ -1,14 +1,26 @@
 """Tag keys this service reads and writes: a contract with infra/ (IAM conditions) and with operators."""
 
+import re
+from collections.abc import Mapping
+
 # On snapshots we create. The marker's value is the deployment (default: the stack name).
 MARKER = "snapshot-scheduler:deployment"
 POLICY = "snapshot-scheduler:policy"
 SLOT = "snapshot-scheduler:slot"
 CLUSTER = "snapshot-scheduler:cluster"
-OURS = (MARKER, POLICY, SLOT, CLUSTER)
-
-# Set by an operator on a snapshot to keep it whatever the policy says.
+# Set by an operator on a snapshot to keep it whatever the policy says. Read fail-safe: any spelling of the
+# key, and any value but an explicit no, holds the snapshot.
 HOLD = "snapshot-hold"
+NOT_HELD = frozenset({"false", "no", "0", "off"})
 
-# RDS allows at most 50 tags on a resource.
+# RDS allows at most 50 tags on a resource, and tag text of letters, digits, white space and _ . : / = + - @.
 MAX_TAGS = 50
+TEXT = re.compile(r"^[\w\s.:/=+\-@]*$")
+
+
+def is_hold(key: str) -> bool:
+    return key.strip().lower() == HOLD
+
+
+def held(tags: Mapping[str, str]) -> bool:
+    return any(is_hold(key) and value.strip().lower() not in NOT_HELD for key, value in tags.items())

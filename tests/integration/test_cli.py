@@ -44,7 +44,19 @@ def manual_snapshots(rds: Any) -> dict[str, dict[str, str]]:
     return {s["DBClusterSnapshotIdentifier"]: {t["Key"]: t["Value"] for t in s.get("TagList", [])} for s in answer}
 
 
+@pytest.fixture(autouse=True)
+def wall_clock_follows_at(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These runs stand for successive hours: the CLI's clock reads the last --at given, as if it were then."""
+    _CLOCK[0] = datetime.now(UTC)
+    monkeypatch.setattr(cli, "wall_clock", lambda: _CLOCK[0])
+
+
+_CLOCK = [datetime.now(UTC)]
+
+
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    if "--at" in argv:
+        _CLOCK[0] = datetime.fromisoformat(argv[argv.index("--at") + 1])
     code = cli.main(["--region", REGION, *argv])
     out, err = capsys.readouterr()
     return code, out, err
@@ -55,6 +67,23 @@ def hour(at: datetime) -> datetime:
 
 
 NOW = hour(datetime.now(UTC))  # moto stamps snapshots with the real time, so the runs happen around now
+
+
+def test_run_refuses_a_time_ahead_of_the_clock_and_does_not_back_fill_a_passed_slot(
+    rds: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an hourly cluster and the real clock at NOW + 30 minutes
+    add_cluster(rds, "orders", "hourly")
+    monkeypatch.setattr(cli, "wall_clock", lambda: NOW + timedelta(minutes=30))
+
+    # When an operator runs for tomorrow, then for two hours ago
+    ahead, _, err = run_cli(capsys, "run", "--at", (NOW + timedelta(days=1)).isoformat())
+    _, out, _ = run_cli(capsys, "run", "--json", "--at", (NOW - timedelta(hours=2)).isoformat())
+
+    # Then the first is refused with exit 2 and says why; the second makes no snapshot named for a passed slot
+    assert ahead == 2 and "ahead of the clock" in err
+    assert [s["code"] for s in json.loads(out)["skipped"]] == ["stale-event"]
+    assert manual_snapshots(rds) == {}
 
 
 def test_run_creates_due_snapshots_and_reports_them(rds: Any, capsys: pytest.CaptureFixture[str]) -> None:
