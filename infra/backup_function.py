@@ -43,6 +43,34 @@ MAX_SCHEDULER_EVENT_AGE: Final = Duration.hours(24)
 # Failed events are kept for two weeks (the SQS maximum) so a holiday does not lose them.
 DLQ_RETENTION: Final = Duration.days(14)
 
+# The operator's hold in IAM. The engine (snapshot_scheduler.tags.held) holds a snapshot that carries the hold
+# key in any letter case with any value but false/no/0/off (any case, stripped). What AWS documents:
+# - rds:cluster-snapshot-tag/<key> is the value of tag <key> on the DB cluster snapshot the request acts on. The
+#   RDS/Aurora guide lists it and says "Custom tag identifiers are case-sensitive":
+#   https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/UsingWithRDS.IAM.SpecifyingCustomTags.html
+# - The IAM guide says context key names, and the tag key inside aws:RequestTag/ and ResourceTag/ keys, are not
+#   case-sensitive ("aws:ResourceTag/TagKey1" matches a tag TagKey1 or tagkey1, but not both):
+#   https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition.html
+# - A negated operator (StringNotEqualsIgnoreCase) is true when the key is absent, hence the Null check beside
+#   it (Null "false" = the key is present):
+#   https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html
+#   Operators in one statement are ANDed, the values of a negated operator NORed, several keys under one
+#   operator ANDed: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_multi-value-conditions.html
+# The two guides disagree on case, so we take the stricter reading (case-sensitive) and deny delete on the
+# spellings an operator is likely to type, one statement each (in one statement the keys would be ANDed: the
+# snapshot would need all three). If IAM does fold case, the extra statements repeat the same test, harmlessly.
+# Other mixed spellings (Snapshot-hold) and keys with surrounding spaces are held by the engine alone; a value
+# with surrounding spaces (" false ") is held by IAM though the engine releases it: the delete fails, the
+# snapshot stays. rds:AddTagsToResource (RDS also checks it when a create carries tags) is denied whenever a
+# request tag key is the hold key in any case: aws:TagKeys lists the request's tag keys as values, compared
+# here case-insensitively. The role has no rds:RemoveTagsFromResource, so the function can neither set nor
+# clear a hold.
+HOLD_DENY_SPELLINGS: Final = (
+    ("NeverDeleteHeldSnapshots", contract.HOLD_TAG),
+    ("NeverDeleteHeldSnapshotsTitleCase", contract.HOLD_TAG.title()),
+    ("NeverDeleteHeldSnapshotsUpperCase", contract.HOLD_TAG.upper()),
+)
+
 
 _RETENTION: Final = {
     1: logs.RetentionDays.ONE_DAY,
@@ -231,8 +259,9 @@ class BackupFunction(Construct):
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::{_nag_rds_arn(stack)}:cluster-snapshot:*]",
                 reason="Snapshot names are made at run time; IAM allows creating and tagging a snapshot only "
-                f"with this deployment's {contract.MARKER_TAG} request tag, and deleting one only when it "
-                "carries that tag (rds:cluster-snapshot-tag condition) and no snapshot-hold=true tag.",
+                f"with this deployment's {contract.MARKER_TAG} request tag and never with a {contract.HOLD_TAG} "
+                "tag, and deleting one only when it carries our marker (rds:cluster-snapshot-tag condition) "
+                f"and no {contract.HOLD_TAG} tag other than an explicit no.",
             ),
         )
         Validations.of(self.scheduler_role.node.find_child("DefaultPolicy")).acknowledge(
@@ -283,7 +312,7 @@ def _dead_letter_queue(scope: Construct, construct_id: str, holds: str) -> sqs.Q
 
 def _grant_rds(role: iam.Role, *, policy_tag_key: str, deployment: str) -> None:
     """Least privilege enforced by IAM: create only on opted-in clusters, only with our marker; delete
-    only what carries our marker, and never what an operator holds."""
+    only what carries our marker, and never what an operator holds; never set or clear a hold."""
     stack = Stack.of(role)
     clusters = stack.format_arn(
         service="rds", resource="cluster", resource_name="*", arn_format=ArnFormat.COLON_RESOURCE_NAME
@@ -322,14 +351,29 @@ def _grant_rds(role: iam.Role, *, policy_tag_key: str, deployment: str) -> None:
             conditions={"StringEquals": {f"rds:cluster-snapshot-tag/{contract.MARKER_TAG}": deployment}},
         )
     )
+    for sid, key in HOLD_DENY_SPELLINGS:
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid=sid,
+                effect=iam.Effect.DENY,
+                actions=[contract.RDS_DELETE_SNAPSHOT],
+                resources=[snapshots],
+                conditions={
+                    # The snapshot carries the key (Null false = present) ...
+                    "Null": {f"rds:cluster-snapshot-tag/{key}": "false"},
+                    # ... and its value is none of the explicit noes (a negated operator NORs its values).
+                    "StringNotEqualsIgnoreCase": {
+                        f"rds:cluster-snapshot-tag/{key}": list(contract.HOLD_RELEASED_VALUES)
+                    },
+                },
+            )
+        )
     role.add_to_policy(
         iam.PolicyStatement(
-            sid="NeverDeleteHeldSnapshots",
+            sid="NeverSetOrClearAHold",
             effect=iam.Effect.DENY,
-            actions=[contract.RDS_DELETE_SNAPSHOT],
+            actions=[contract.RDS_ADD_TAGS],
             resources=[snapshots],
-            conditions={
-                "StringEqualsIgnoreCase": {f"rds:cluster-snapshot-tag/{contract.HOLD_TAG}": contract.HOLD_VALUE}
-            },
+            conditions={"ForAnyValue:StringEqualsIgnoreCase": {"aws:TagKeys": [contract.HOLD_TAG]}},
         )
     )

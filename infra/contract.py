@@ -28,10 +28,11 @@ ENV_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
 ENV_LOG_LEVEL: Final = "POWERTOOLS_LOG_LEVEL"
 
 # Tags: the deployment marker the function writes on every snapshot it creates (its value is the
-# deployment), and the operator's hold. IAM conditions are written on these.
+# deployment), and the operator's hold. IAM conditions are written on these. A hold tag holds whatever its
+# value, except one of HOLD_RELEASED_VALUES in any letter case (tags.NOT_HELD).
 MARKER_TAG: Final = "snapshot-scheduler:deployment"
 HOLD_TAG: Final = "snapshot-hold"
-HOLD_VALUE: Final = "true"
+HOLD_RELEASED_VALUES: Final = ("false", "no", "0", "off")
 
 # RDS actions the function calls (the stack grants exactly these).
 RDS_DESCRIBE_ACTIONS: Final = (

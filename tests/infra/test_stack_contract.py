@@ -123,6 +123,7 @@ def test_rds_actions_named_in_infra_are_the_adapters() -> None:
 def test_tag_keys_in_iam_conditions_are_the_ones_the_code_writes_and_reads() -> None:
     assert contract.MARKER_TAG == tags.MARKER
     assert contract.HOLD_TAG == tags.HOLD
+    assert set(contract.HOLD_RELEASED_VALUES) == tags.NOT_HELD
 
 
 def test_metric_names_and_dimensions_are_the_ones_the_code_emits() -> None:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from snapshot_scheduler import tags
 
 from tests.infra.synthesis import Synthesized, synth
 
@@ -94,7 +95,11 @@ def test_snapshots_may_be_created_and_tagged_only_with_this_deployments_marker(
 
 
 def test_tags_may_be_added_only_through_that_create_path(default_synth: Synthesized) -> None:
-    tagging = [s for s in function_statements(default_synth) if "rds:AddTagsToResource" in actions(s)]
+    tagging = [
+        s
+        for s in function_statements(default_synth)
+        if "rds:AddTagsToResource" in actions(s) and s["Effect"] == "Allow"
+    ]
     assert tagging == [by_sid(default_synth, "CreateSnapshotsCarryingOurMarker")]
 
 
@@ -121,14 +126,93 @@ def test_only_snapshots_carrying_this_deployments_marker_may_be_deleted(
     assert allows_delete == [statement]
 
 
-def test_held_snapshots_can_never_be_deleted(default_synth: Synthesized) -> None:
-    statement = by_sid(default_synth, "NeverDeleteHeldSnapshots")
+# The Deny statements on deleting a held snapshot: one per spelling of the hold key (IAM may match the tag
+# key in rds:cluster-snapshot-tag/<key> case-sensitively; see infra/backup_function.py).
+HOLD_DENIES = {
+    "NeverDeleteHeldSnapshots": "snapshot-hold",
+    "NeverDeleteHeldSnapshotsTitleCase": "Snapshot-Hold",
+    "NeverDeleteHeldSnapshotsUpperCase": "SNAPSHOT-HOLD",
+}
+
+
+@pytest.mark.parametrize(("sid", "key"), HOLD_DENIES.items())
+def test_held_snapshots_can_never_be_deleted(default_synth: Synthesized, sid: str, key: str) -> None:
+    statement = by_sid(default_synth, sid)
     assert (statement["Effect"], actions(statement), statement["Resource"]) == (
         "Deny",
         {"rds:DeleteDBClusterSnapshot"},
         SNAPSHOTS,
     )
-    assert statement["Condition"] == {"StringEqualsIgnoreCase": {"rds:cluster-snapshot-tag/snapshot-hold": "true"}}
+    # Both operators in one statement, so ANDed: the key is present and its value is none of the noes.
+    assert statement["Condition"] == {
+        "Null": {f"rds:cluster-snapshot-tag/{key}": "false"},
+        "StringNotEqualsIgnoreCase": {f"rds:cluster-snapshot-tag/{key}": ["false", "no", "0", "off"]},
+    }
+
+
+def test_the_function_can_never_set_or_clear_a_hold(default_synth: Synthesized) -> None:
+    statement = by_sid(default_synth, "NeverSetOrClearAHold")
+    assert (statement["Effect"], actions(statement), statement["Resource"]) == (
+        "Deny",
+        {"rds:AddTagsToResource"},
+        SNAPSHOTS,
+    )
+    assert statement["Condition"] == {"ForAnyValue:StringEqualsIgnoreCase": {"aws:TagKeys": ["snapshot-hold"]}}
+    # Nor can it remove a tag at all.
+    assert not any(a == "rds:RemoveTagsFromResource" for s in function_statements(default_synth) for a in actions(s))
+
+
+def test_the_denies_are_exactly_the_hold_guards(default_synth: Synthesized, custom: Synthesized) -> None:
+    for synthesized in (default_synth, custom):
+        denies = {s["Sid"] for s in function_statements(synthesized) if s["Effect"] == "Deny"}
+        assert denies == {*HOLD_DENIES, "NeverSetOrClearAHold"}
+
+
+def _iam_denies_delete(statements: list[dict[str, Any]], snapshot_tags: dict[str, str], *, fold_case: bool) -> bool:
+    """Whether a Deny on rds:DeleteDBClusterSnapshot applies to a snapshot with these tags, by IAM's rules for
+    the operators the hold statements use; tag keys in condition keys compared exactly, or folded."""
+
+    def lookup(condition_key: str) -> str | None:
+        key = condition_key.removeprefix("rds:cluster-snapshot-tag/")
+        found = [v for k, v in snapshot_tags.items() if (k.lower() == key.lower() if fold_case else k == key)]
+        return found[0] if found else None
+
+    def holds(operator: str, condition_key: str, expected: Any) -> bool:
+        value = lookup(condition_key)
+        if operator == "Null":
+            return (value is None) == (str(expected) == "true")
+        if operator == "StringNotEqualsIgnoreCase":
+            values: list[str] = [expected] if isinstance(expected, str) else list(expected)
+            return value is None or all(value.lower() != v.lower() for v in values)
+        raise AssertionError(f"operator {operator} not modelled")
+
+    return any(
+        s["Effect"] == "Deny"
+        and "rds:DeleteDBClusterSnapshot" in actions(s)
+        and all(
+            holds(operator, condition_key, expected)
+            for operator, keys in s["Condition"].items()
+            for condition_key, expected in keys.items()
+        )
+        for s in statements
+    )
+
+
+@pytest.mark.parametrize("fold_case", [False, True], ids=["keys-case-sensitive", "keys-case-insensitive"])
+@pytest.mark.parametrize("key", ["snapshot-hold", "Snapshot-Hold", "SNAPSHOT-HOLD"])
+@pytest.mark.parametrize("value", ["true", "TRUE", "yes", "1", "", "keep until audit", "false", "No", "0", "OFF"])
+def test_iam_denies_delete_exactly_when_the_engine_holds(
+    default_synth: Synthesized, fold_case: bool, key: str, value: str
+) -> None:
+    snapshot_tags = {"snapshot-scheduler:deployment": "SnapshotScheduler", key: value}
+    denied = _iam_denies_delete(function_statements(default_synth), snapshot_tags, fold_case=fold_case)
+    assert denied == tags.held(snapshot_tags)
+
+
+@pytest.mark.parametrize("fold_case", [False, True], ids=["keys-case-sensitive", "keys-case-insensitive"])
+def test_iam_allows_delete_of_a_snapshot_without_a_hold(default_synth: Synthesized, fold_case: bool) -> None:
+    snapshot_tags = {"snapshot-scheduler:deployment": "SnapshotScheduler", "snapshot-scheduler:slot": "x"}
+    assert not _iam_denies_delete(function_statements(default_synth), snapshot_tags, fold_case=fold_case)
 
 
 def test_no_allow_uses_an_action_wildcard(default_synth: Synthesized) -> None:
