@@ -191,18 +191,24 @@ def _plan_cluster(  # noqa: PLR0917 - called from one place, through partial
     return replace(base, create=identifier)
 
 
+def slot_snapshot_is_ours(context: PolicyContext, cluster_id: str, existing: Snapshot) -> bool:
+    return existing.managed_by(context.deployment) and existing.cluster_id == cluster_id
+
+
+def identifier_taken(existing: Snapshot) -> tuple[str, str]:
+    """The failure to report when someone else's snapshot holds a slot's identifier."""
+    owner = existing.tags.get(tags.MARKER, "none")
+    return (
+        "IdentifierTaken",
+        f"snapshot {existing.id} of cluster {existing.cluster_id} (deployment marker {owner!r}) holds "
+        "this slot's identifier; is another deployment managing this cluster?",
+    )
+
+
 def _slot_taken(context: PolicyContext, plan: ClusterPlan, existing: Snapshot) -> ClusterPlan:
     """The slot's identifier exists: done if it is ours and alive; otherwise say why, loudly."""
-    if not existing.managed_by(context.deployment) or existing.cluster_id != plan.cluster_id:
-        owner = existing.tags.get(tags.MARKER, "none")
-        return replace(
-            plan,
-            fail=(
-                "IdentifierTaken",
-                f"snapshot {existing.id} of cluster {existing.cluster_id} (deployment marker {owner!r}) holds "
-                "this slot's identifier; is another deployment managing this cluster?",
-            ),
-        )
+    if not slot_snapshot_is_ours(context, plan.cluster_id, existing):
+        return replace(plan, fail=identifier_taken(existing))
     if existing.status in (AVAILABLE, CREATING):
         return plan  # this slot is done (or being done)
     return replace(
@@ -221,8 +227,12 @@ def _plan_orphan(cluster_id: str, snapshots: list[Snapshot]) -> ClusterPlan:
     try:
         policy = parse_policy(recorded)
     except PolicyError as error:
-        reason = f"recorded policy {recorded!r} is unreadable ({error}); nothing is deleted"
-        return ClusterPlan(cluster_id, None, None, kept=tuple(Kept(s, (reason,)) for s in snapshots))
+        reason = (
+            f"the policy recorded on snapshot {newest.id} of this deleted or untagged cluster, {recorded!r}, "
+            f"is unreadable ({error}); its {len(snapshots)} snapshots are kept: delete them by hand if unneeded"
+        )
+        kept = tuple(Kept(s, ("recorded policy unreadable",)) for s in snapshots)
+        return ClusterPlan(cluster_id, None, None, kept=kept, skip=(Reason.POLICY_ERROR, reason))
     kept, delete = _retain(policy, snapshots)
     return ClusterPlan(cluster_id, None, policy, kept=kept, delete=delete)
 
@@ -236,7 +246,7 @@ def _retain(policy: Policy, snapshots: Sequence[Snapshot]) -> tuple[tuple[Kept, 
         if snapshot.status != AVAILABLE:
             kept.append(Kept(snapshot, (f"status {snapshot.status}",)))
         elif snapshot.held:
-            kept.append(Kept(snapshot, (f"held ({tags.HOLD}=true)",)))
+            kept.append(Kept(snapshot, (f"held ({tags.HOLD})",)))
         elif snapshot.time is None:
             kept.append(Kept(snapshot, ("no creation time",)))
         else:
@@ -247,7 +257,7 @@ def _retain(policy: Policy, snapshots: Sequence[Snapshot]) -> tuple[tuple[Kept, 
     for decision in plan.decisions:
         if decision.kept:
             kept.append(Kept(decision.item, decision.reasons))
-        elif newest is not None and decision.time >= newest:
+        elif decision.item.id in newest:
             kept.append(Kept(decision.item, ("newest available snapshot",)))
         else:
             delete.append(decision.item)
@@ -268,9 +278,13 @@ def _time(snapshot: Snapshot) -> datetime:
     return snapshot.time
 
 
-def _newest_available(snapshots: Iterable[Snapshot]) -> datetime | None:
-    times = [s.time for s in snapshots if s.status == AVAILABLE and s.time is not None]
-    return max(times, default=None)
+def _newest_available(snapshots: Iterable[Snapshot]) -> set[str]:
+    """The newest available snapshot by the time retention orders by, and by creation time: whichever way
+    "newest" is read, it is never deleted."""
+    available = [s for s in snapshots if s.status == AVAILABLE]
+    by_time = max(available, key=lambda s: s.time or NEVER, default=None)
+    by_creation = max(available, key=lambda s: s.created or NEVER, default=None)
+    return {s.id for s in (by_time, by_creation) if s is not None}
 
 
 def snapshot_tags(context: PolicyContext, plan: ClusterPlan) -> dict[str, str]:

@@ -34,9 +34,11 @@ from snapshot_scheduler.planning import (
     ClusterPlan,
     PolicyContext,
     RunPlan,
+    identifier_taken,
     out_of_policy,
     plan_run,
     recovery_point_age,
+    slot_snapshot_is_ours,
     snapshot_tags,
 )
 
@@ -112,8 +114,10 @@ def run(
     if dry_run:
         actor.pretend(discovery.plan)
     else:
-        actor.prune(discovery.plan)
-        actor.create(discovery.plan.due)
+        due = discovery.plan.due
+        actor.prune(discovery.plan, reserve=len(due) / settings.api_rate)  # a backlog must not starve creates
+        actor.create(due)
+        actor.prune(discovery.plan)  # whatever the reserve held back
     _report_recovery_points(discovery.plan, report, settings.grace, max(at, now or at))
     report.throttles = rds.throttles - throttles_before
     report.duration_ms = (time.monotonic() - started) * 1000
@@ -188,6 +192,7 @@ class _Actor:
         self._repruned = False
         self._quota_full = False
         self._quota_met = False
+        self._met_quota: dict[str, QuotaExceeded] = {}  # clusters refused for quota in a parallel pass
         self._parallel = False
 
     def pretend(self, plan: RunPlan) -> None:
@@ -198,36 +203,44 @@ class _Actor:
             assert cluster.create is not None
             self._report.add_created(cluster.cluster_id, cluster.create)
 
-    def prune(self, plan: RunPlan, *, parallel: bool = True) -> None:
+    def prune(self, plan: RunPlan, *, reserve: float = 0.0, parallel: bool = True) -> None:
+        """Delete what retention removes, while the run has `reserve` seconds to spare beyond its margin."""
         work = [(cluster.cluster_id, snapshot) for cluster in plan.clusters for snapshot in cluster.delete]
-        _map(lambda item: self._delete(*item), work, parallel=parallel)
-        if not self._budget.allows() and work:
-            logger.warning("time is short: deletions not yet made wait for the next run")
+        waiting = _map(lambda item: not self._delete(*item, reserve=reserve), work, parallel=parallel).count(True)
+        if waiting:
+            logger.info(f"{waiting} deletions wait for time later in this run or the next run")
 
-    def _delete(self, cluster_id: str, snapshot: Snapshot) -> None:
+    def _delete(self, cluster_id: str, snapshot: Snapshot, *, reserve: float) -> bool:
+        """Delete one snapshot; False when there was no time to try."""
         with self._lock:
-            if snapshot.id in self._deleted or not self._budget.allows():
-                return
+            if snapshot.id in self._deleted:
+                return True
+            if not self._budget.allows(reserve):
+                return False
             self._deleted.add(snapshot.id)
-        _check_deletable(snapshot, self._settings.deployment)
         extra = {"cluster": cluster_id, "snapshot": snapshot.id}
+        refusal = _refusal(snapshot, self._settings.deployment)
+        if refusal is not None:  # planning never lets one through; if it did, refuse and say so loudly
+            logger.error(refusal, extra=extra)
+            self._record(self._report.add_failed, cluster_id, "RefusedDelete", refusal)
+            return True
         try:
             self._rds.delete_snapshot(snapshot.id)
         except (SnapshotBusy, SnapshotNotFound) as error:
             logger.info(f"not deleted now, left for the next run: {error}", extra=extra)
-            return
+            return True
         except RdsError as error:
             logger.error(f"delete failed: {error}", extra=extra)
-            with self._lock:
-                self._report.add_failed(cluster_id, error.code, error.message)
-            return
+            self._record(self._report.add_failed, cluster_id, error.code, error.message)
+            return True
         logger.info("deleted", extra=extra)
-        with self._lock:
-            self._report.add_deleted(cluster_id, snapshot.id)
+        self._record(self._report.add_deleted, cluster_id, snapshot.id)
+        return True
 
     def create(self, due: list[ClusterPlan]) -> None:
         quota = self._report.quota
-        self._parallel = quota is not None and quota.max - quota.used >= len(due)
+        # Parallel only with room to spare: with ACT_WORKERS in flight, the last few could race for it.
+        self._parallel = quota is not None and quota.max - quota.used >= len(due) + ACT_WORKERS
         busy = self._attempt_all(due)
         attempt = 0
         while busy and not self._quota_full:
@@ -262,6 +275,9 @@ class _Actor:
             return _Outcome.QUOTA
         if self._parallel and self._quota_met:
             return _Outcome.UNTRIED
+        met = self._met_quota.pop(cluster.cluster_id, None)
+        if met is not None:  # refused in the parallel pass: straight to the one re-prune and retry
+            return self._quota_exceeded(cluster, met, retry=retry)
         if not self._budget.allows():
             self._defer(cluster, Reason.TIME, "the run's time ran short; the next run takes it")
             return _Outcome.DONE
@@ -270,26 +286,47 @@ class _Actor:
         try:
             self._create(cluster)
         except QuotaExceeded as error:
+            self._record(self._count_quota_exceeded)
             return self._quota_exceeded(cluster, error, retry=retry)
         except (ClusterBusy, SnapshotBusy) as error:
             # SnapshotBusy on create is undocumented; like a busy cluster it is retried, capped by the run.
             logger.info(f"cluster busy{' again' if retry else ''}: {error}", extra=extra)
             return _Outcome.BUSY
-        except SnapshotExists:
-            logger.info("snapshot for this slot already exists (duplicate delivery or retry)", extra=extra)
-            return _Outcome.DONE
+        except SnapshotExists as error:
+            return self._already_exists(cluster, error)
         except ClusterNotFound:
-            with self._lock:
-                self._report.add_skipped(cluster.cluster_id, Reason.NOT_FOUND, "cluster was deleted during the run")
+            self._record(self._report.add_skipped, cluster.cluster_id, Reason.NOT_FOUND, "cluster was deleted")
             return _Outcome.DONE
         except RdsError as error:
             logger.error(f"snapshot failed: {error}", extra=extra)
-            with self._lock:
-                self._report.add_failed(cluster.cluster_id, error.code, error.message)
+            self._record(self._report.add_failed, cluster.cluster_id, error.code, error.message)
             return _Outcome.DONE
         logger.info("snapshot started", extra=extra)
-        with self._lock:
-            self._report.add_created(cluster.cluster_id, cluster.create)
+        self._record(self._report.add_created, cluster.cluster_id, cluster.create)
+        return _Outcome.DONE
+
+    def _already_exists(self, cluster: ClusterPlan, error: SnapshotExists) -> _Outcome:
+        """The identifier appeared since the sweep. Ours, after an SDK retry: our own first attempt made it
+        (created). Ours at the first attempt: a concurrent run made it (done, not counted twice). Someone
+        else's: reported, never counted done. Gone again: the next run in this slot tries again."""
+        assert cluster.create is not None
+        extra = {"cluster": cluster.cluster_id, "snapshot": cluster.create}
+        try:
+            existing = self._rds.snapshot(cluster.create)
+        except RdsError as describe_error:
+            self._record(self._report.add_failed, cluster.cluster_id, describe_error.code, describe_error.message)
+            return _Outcome.DONE
+        if existing is None:
+            self._defer(cluster, Reason.BUSY, f"snapshot {cluster.create} was reported as existing, then not found")
+        elif not slot_snapshot_is_ours(self._context, cluster.cluster_id, existing):
+            code, message = identifier_taken(existing)
+            logger.error(message, extra=extra)
+            self._record(self._report.add_failed, cluster.cluster_id, code, message)
+        elif error.retried:
+            logger.info("snapshot started (the SDK's retry found our first attempt's snapshot)", extra=extra)
+            self._record(self._report.add_created, cluster.cluster_id, cluster.create)
+        else:
+            logger.info("snapshot for this slot already exists (a concurrent run made it)", extra=extra)
         return _Outcome.DONE
 
     def _create(self, cluster: ClusterPlan) -> None:
@@ -299,13 +336,13 @@ class _Actor:
 
     def _quota_exceeded(self, cluster: ClusterPlan, error: QuotaExceeded, *, retry: bool) -> _Outcome:
         """Prune again (a fresh look may free room) and try once more; if still full, start nothing more.
-        A parallel worker only reports it: the rest is done one at a time, in order."""
+        A parallel worker only notes it: the rest is done one at a time, most overdue first."""
         logger.warning(f"quota exceeded: {error.message}", extra={"cluster": cluster.cluster_id})
-        with self._lock:
-            self._report.quota_exceeded += 1
-            if self._parallel:
+        if self._parallel:
+            with self._lock:
                 self._quota_met = True
-                return _Outcome.UNTRIED
+                self._met_quota[cluster.cluster_id] = error
+            return _Outcome.UNTRIED
         if not self._repruned:
             self._repruned = True
             self._reprune()
@@ -314,20 +351,31 @@ class _Actor:
         self._defer(cluster, Reason.QUOTA, f"manual snapshot quota is full: {error.message}")
         return _Outcome.QUOTA
 
+    def _count_quota_exceeded(self) -> None:
+        self._report.quota_exceeded += 1
+
     def _reprune(self) -> None:
-        fresh = plan_run(
-            self._context,
-            self._rds.clusters(self._settings.engines),
-            self._rds.manual_snapshots(),
-            self._report.scheduled_time,
-            now=self._now,
-        )
+        try:
+            fresh = plan_run(
+                self._context,
+                self._rds.clusters(self._settings.engines),
+                self._rds.manual_snapshots(),
+                self._report.scheduled_time,
+                now=self._now,
+            )
+        except RdsError as error:  # the retry still happens; only the chance to free room is lost
+            logger.error(f"could not list again to free quota: {error}")
+            return
         self.prune(fresh, parallel=False)
 
     def _defer(self, cluster: ClusterPlan, code: Reason, reason: str) -> None:
         logger.info(f"deferred: {reason}", extra={"cluster": cluster.cluster_id, "reason": code.value})
+        self._record(self._report.add_deferred, cluster.cluster_id, code, reason)
+
+    def _record(self, write: Callable[..., None], *args: object) -> None:
+        """Every change to the report goes through here: workers write it from several threads."""
         with self._lock:
-            self._report.add_deferred(cluster.cluster_id, code, reason)
+            write(*args)
 
 
 def _map(work: Callable[[T], R], items: list[T], *, parallel: bool) -> list[R]:
@@ -338,7 +386,8 @@ def _map(work: Callable[[T], R], items: list[T], *, parallel: bool) -> list[R]:
         return list(pool.map(work, items))
 
 
-def _check_deletable(snapshot: Snapshot, deployment: str) -> None:
-    """The last gate before the one irreversible act: planning already excluded these; this proves it."""
+def _refusal(snapshot: Snapshot, deployment: str) -> str | None:
+    """The last gate before the one irreversible act: planning already excludes these; this proves it."""
     if not snapshot.managed_by(deployment) or snapshot.held or snapshot.status != AVAILABLE:
-        raise AssertionError(f"refusing to delete {snapshot.id}: not an available, un-held snapshot of ours")
+        return f"refused to delete {snapshot.id}: it is not an available, un-held snapshot of this deployment"
+    return None

@@ -201,6 +201,10 @@ class FakeRds:
             return None
         return Quota(used=self.manual_used(), max=self.quota_max)
 
+    def snapshot(self, snapshot_id: str) -> Snapshot | None:
+        self._enter("snapshot", snapshot_id, targets=(snapshot_id,))
+        return self.snapshots_by_id.get(snapshot_id.lower())
+
     def create_snapshot(self, snapshot_id: str, cluster_id: str, tags: Mapping[str, str]) -> None:
         with self._lock:
             self._create_snapshot(snapshot_id, cluster_id, tags)

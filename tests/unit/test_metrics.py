@@ -300,6 +300,7 @@ def test_each_invocation_emits_its_own_counts_not_the_sum(
     rds.add_cluster("orders", {TAG: "daily"})
 
     invoke(monkeypatch, rds)
+    rds.now = datetime(2026, 3, 10, 4, 5, tzinfo=UTC)  # an hour later
     invoke(monkeypatch, rds, {"time": "2026-03-10T04:05:00Z"})
 
     first, second = emf_blobs(capsys.readouterr().out)

@@ -439,3 +439,13 @@ def test_bad_tag_value_is_rejected_with_a_message_naming_the_word_and_what_is_al
 
 def test_policy_error_is_a_snapshot_scheduler_error() -> None:
     assert issubclass(PolicyError, SnapshotSchedulerError)
+
+
+def test_digits_of_other_scripts_are_a_policy_error_not_a_crash() -> None:
+    for text in ("keep-daily=²", "keep-daily=٣", "at=٠٣:00 keep-last=1", "keep-within=٣d"):
+        with pytest.raises(PolicyError):
+            parse_policy(text)
+
+
+def test_utc_in_any_case_is_utc() -> None:
+    assert parse_policy("tz=utc keep-last=1").tz == "UTC"

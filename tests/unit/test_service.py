@@ -615,14 +615,53 @@ def test_unknown_quota_does_not_stop_the_run(rds: FakeRds) -> None:
 # --- other faults -------------------------------------------------------------------------------------------
 
 
-def test_already_exists_counts_as_done(rds: FakeRds) -> None:
+def snapshot_appears_on_create(rds: FakeRds, *, deployment: str = DEPLOYMENT) -> None:
+    """Someone makes the slot's snapshot between the sweep and our create call."""
+
+    def make_it(operation: str) -> None:
+        if operation == "create_snapshot" and snapshot_id("orders", SLOT) not in rds.snapshot_ids():
+            managed(rds, "orders", SLOT, deployment=deployment)
+
+    rds.on_call = make_it
+
+
+def test_already_exists_made_by_a_concurrent_run_counts_as_done_once(rds: FakeRds) -> None:
+    # Given a concurrent run of ours that makes the slot's snapshot just before our create
     rds.add_cluster("orders", {TAG: "daily"})
+    snapshot_appears_on_create(rds)
     rds.fail("create_snapshot", SnapshotExists, target="orders")
 
     report = run(rds)
 
+    # Then it is done, not retried, and not counted as this run's creation (the other run counts it)
     assert report.failed == [] and report.deferred == [] and report.skipped == []
-    assert len(rds.created_ids()) == 1  # not retried
+    assert report.created == []
+    assert len(rds.created_ids()) == 1
+
+
+def test_already_exists_after_an_sdk_retry_is_our_own_creation(rds: FakeRds) -> None:
+    # Given a create whose first attempt succeeded but whose answer was lost, so the SDK's retry meets it
+    rds.add_cluster("orders", {TAG: "daily"})
+    snapshot_appears_on_create(rds)
+    rds.fail("create_snapshot", SnapshotExists("DBClusterSnapshotAlreadyExistsFault", "exists", retried=True))
+
+    report = run(rds)
+
+    # Then this run reports it created
+    assert report.created == [{"cluster": "orders", "snapshot": "orders-20260310-0300"}]
+    assert report.failed == []
+
+
+def test_already_exists_made_by_someone_else_mid_run_is_reported_not_done(rds: FakeRds) -> None:
+    # Given another deployment makes the identifier between our sweep and our create
+    rds.add_cluster("orders", {TAG: "daily"})
+    snapshot_appears_on_create(rds, deployment="other")
+    rds.fail("create_snapshot", SnapshotExists, target="orders")
+
+    report = run(rds)
+
+    assert [(e["cluster"], e["error"]) for e in report.failed] == [("orders", "IdentifierTaken")]
+    assert report.created == []
 
 
 def test_cluster_deleted_between_describe_and_create_is_skipped(rds: FakeRds) -> None:
@@ -1038,3 +1077,102 @@ def test_with_room_to_spare_every_due_cluster_is_snapshotted_in_parallel_once(rd
     # Then each got exactly one snapshot, and the report lists each once
     assert sorted(rds.created_ids()) == sorted(snapshot_id(f"db{n:02d}", SLOT) for n in range(40))
     assert sorted(e["cluster"] for e in report.created) == [f"db{n:02d}" for n in range(40)]
+
+
+# --- from the review: fail-safe holds, contained errors, a delete backlog, the quota path -------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("Snapshot-Hold", "true"), ("snapshot-hold", "yes"), ("SNAPSHOT-HOLD", "1")]
+)
+def test_a_hold_in_any_spelling_keeps_the_snapshot(rds: FakeRds, key: str, value: str) -> None:
+    # Given an expired snapshot an operator held with another spelling of the tag
+    rds.add_cluster("orders", {TAG: "every=1d keep-last=1"})
+    history(rds, "orders", 3, policy="every=1d keep-last=1")
+    oldest = snapshot_id("orders", SLOT - timedelta(days=3))
+    snapshot = rds.snapshots_by_id[oldest]
+    rds.snapshots_by_id[oldest] = dataclasses.replace(snapshot, tags={**snapshot.tags, key: value})
+
+    run(rds)
+
+    assert oldest in rds.snapshot_ids()
+    assert snapshot_id("orders", SLOT - timedelta(days=2)) not in rds.snapshot_ids()
+
+
+def test_a_hold_set_to_false_releases_the_snapshot(rds: FakeRds) -> None:
+    rds.add_cluster("orders", {TAG: "every=1d keep-last=1"})
+    history(rds, "orders", 2, policy="every=1d keep-last=1")
+    oldest = snapshot_id("orders", SLOT - timedelta(days=2))
+    snapshot = rds.snapshots_by_id[oldest]
+    rds.snapshots_by_id[oldest] = dataclasses.replace(snapshot, tags={**snapshot.tags, tags.HOLD: "false"})
+
+    run(rds)
+
+    assert oldest not in rds.snapshot_ids()
+
+
+def test_an_orphan_whose_recorded_policy_is_unreadable_is_kept_and_reported(rds: FakeRds) -> None:
+    # Given snapshots of a deleted cluster whose recorded policy tag was mangled
+    for snapshot in history(rds, "gone", 3):
+        rds.snapshots_by_id[snapshot.id] = dataclasses.replace(snapshot, tags={**snapshot.tags, tags.POLICY: "daily,7"})
+
+    report = run(rds)
+
+    assert len([s for s in rds.snapshot_ids() if s.startswith("gone")]) == 3
+    (skip,) = entries(report.skipped, "gone")
+    assert skip["code"] == "policy-error" and "daily,7" in skip["reason"]
+
+
+def test_a_failing_second_look_for_quota_does_not_stop_the_run(rds: FakeRds) -> None:
+    # Given a full quota, and a listing that fails when the run looks again to free room
+    rds.add_cluster("orders", {TAG: "daily"})
+    rds.quota_max = 0
+    sweeps = {"n": 0}
+
+    def second_sweep_fails(operation: str) -> None:
+        if operation == "manual_snapshots":
+            sweeps["n"] += 1
+            if sweeps["n"] == 2:
+                raise RdsError("InternalFailure", "listing failed")
+
+    rds.on_call = second_sweep_fails
+
+    report = run(rds)
+
+    # Then the run ends normally, with the cluster deferred for quota
+    assert [e["code"] for e in report.deferred] == ["quota"]
+
+
+def test_quota_refusal_in_a_parallel_pass_retries_once_not_twice(rds: FakeRds, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given one due cluster, a full account, and a quota read that claims plenty of room
+    rds.add_cluster("orders", {TAG: "daily"})
+    rds.quota_max = 0
+    monkeypatch.setattr(rds, "quota", lambda: Quota(used=0, max=1000))
+
+    report = run(rds)
+
+    # Then create is called twice: the refusal, then the one retry after pruning again
+    assert len(rds.calls_to("create_snapshot")) == 2
+    assert report.quota_exceeded == 2
+    assert [e["code"] for e in report.deferred] == ["quota"]
+
+
+def test_a_delete_backlog_does_not_starve_the_due_snapshots(rds: FakeRds) -> None:
+    # Given 10 due clusters, each with 20 expired snapshots, and time for about 60 calls
+    for n in range(10):
+        rds.add_cluster(f"db{n}", {TAG: "every=1d keep-last=1"})
+        history(rds, f"db{n}", 21, policy="every=1d keep-last=1")
+    rds.quota_max = 10_000
+    clock = LambdaClock(rds, remaining=30 + 60 * 0.5)
+
+    def half_a_second(operation: str) -> None:
+        if operation in ("create_snapshot", "delete_snapshot"):
+            clock.remaining -= 0.5
+
+    rds.on_call = half_a_second
+
+    report = run(rds, clock=clock, settings=make_settings(api_rate=1.0))
+
+    # Then every due cluster got its snapshot; the deletions that did not fit wait for the next run
+    assert sorted(e["cluster"] for e in report.created) == [f"db{n}" for n in range(10)]
+    assert 0 < len(report.deleted) < 200

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from snapshot_scheduler.errors import SnapshotSchedulerError
 from snapshot_scheduler.model import Cluster, Quota, Snapshot
@@ -40,12 +40,14 @@ MAX_RETRIES = 10  # botocore's `max_attempts` counts retries: 11 tries, jittered
 
 
 class RdsError(SnapshotSchedulerError):
-    """An RDS call failed; `code` is the error code on the wire."""
+    """An RDS call failed; `code` is the error code on the wire; `retried`: the SDK had already retried the
+    call (so an earlier attempt may have done the work)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, retried: bool = False) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        self.retried = retried
 
 
 class ClusterBusy(RdsError):
@@ -174,12 +176,24 @@ class RdsAdapter:
     def delete_snapshot(self, snapshot_id: str) -> None:
         self._call("delete_db_cluster_snapshot", DBClusterSnapshotIdentifier=snapshot_id)
 
-    def _call(self, operation: str, **params: Any) -> None:
+    def snapshot(self, snapshot_id: str) -> Snapshot | None:
+        """One cluster snapshot by identifier, or None when there is none."""
         try:
-            getattr(self._client, operation)(**params)
+            answer = self._call("describe_db_cluster_snapshots", DBClusterSnapshotIdentifier=snapshot_id)
+        except SnapshotNotFound:
+            return None
+        found = answer.get("DBClusterSnapshots", [])
+        return _snapshot(found[0]) if found else None
+
+    def _call(self, operation: str, **params: Any) -> Any:
+        try:
+            return getattr(self._client, operation)(**params)
         except ClientError as error:
             code = _code(error)
-            raise _ERRORS.get(code, RdsError)(code, _message(error)) from error
+            retried = int(error.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) > 0
+            raise _ERRORS.get(code, RdsError)(code, _message(error), retried=retried) from error
+        except BotoCoreError as error:  # a connection or timeout the SDK's retries did not get past
+            raise RdsError(type(error).__name__, str(error)) from error
 
     def _pages(self, operation: str, key: str, **params: Any) -> Iterator[dict[str, Any]]:
         paginator = self._client.get_paginator(operation)  # type: ignore[call-overload]
@@ -189,6 +203,8 @@ class RdsAdapter:
         except ClientError as error:
             code = _code(error)
             raise RdsError(code, _message(error)) from error
+        except BotoCoreError as error:
+            raise RdsError(type(error).__name__, str(error)) from error
 
     def _count_throttle(self, response: Any = None, **_: Any) -> None:
         if response is not None and response[1].get("Error", {}).get("Code") in THROTTLING_CODES:
