@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -317,16 +318,17 @@ class Progress:
         self._started = clock()
         self._shown = 0.0
         self._calls: Counter[str] = Counter()
+        self._lock = threading.Lock()  # the service calls RDS from several threads
 
     def after_call(self, model: Any = None, **_: Any) -> None:
-        self._calls[getattr(model, "name", "?")] += 1
-        now = self._clock()
-        if not self._enabled or now - self._started < self.DELAY or now - self._shown < self.INTERVAL:
-            return
-        self._shown = now
-        line = self.line(now)
-        self._stream.write(f"\r{line}\x1b[K")
-        self._stream.flush()
+        with self._lock:
+            self._calls[getattr(model, "name", "?")] += 1
+            now = self._clock()
+            if not self._enabled or now - self._started < self.DELAY or now - self._shown < self.INTERVAL:
+                return
+            self._shown = now
+            self._stream.write(f"\r{self.line(now)}\x1b[K")
+            self._stream.flush()
 
     def line(self, now: float) -> str:
         calls = self._calls

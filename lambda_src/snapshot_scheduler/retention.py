@@ -14,6 +14,7 @@ from datetime import MINYEAR, UTC, date, datetime, timedelta, tzinfo
 from typing import Any, Generic, TypeVar, cast
 
 from snapshot_scheduler.policy import ALL, Duration, Policy
+from snapshot_scheduler.schedule import to_utc
 
 T = TypeVar("T")
 
@@ -95,7 +96,7 @@ def _identity(item: Any) -> datetime:
 def plan_retention(policy: Policy, items: Sequence[T], key: Callable[[T], datetime] = _identity) -> RetentionPlan[T]:
     """Which items the policy keeps and why; `key` gives each item's aware timestamp."""
     zone = policy.zone
-    ordered = sorted(((_aware(key(item)), item) for item in items), key=lambda pair: pair[0], reverse=True)
+    ordered = sorted(((to_utc(key(item)), item) for item in items), key=lambda pair: pair[0], reverse=True)
     retention = policy.retention
     if not ordered:
         return RetentionPlan(())
@@ -148,9 +149,3 @@ def _before(newest: datetime, within: Duration, zone: tzinfo) -> datetime:
         return wall.astimezone(UTC) - timedelta(hours=within.hours)
     except OverflowError:  # days or hours reaching before the calendar begins
         return datetime.min.replace(tzinfo=UTC)
-
-
-def _aware(t: datetime) -> datetime:
-    if t.tzinfo is None or t.utcoffset() is None:
-        raise ValueError(f"timestamp {t.isoformat()} has no time zone; retention needs aware datetimes")
-    return t.astimezone(UTC)

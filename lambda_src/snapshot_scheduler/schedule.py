@@ -15,7 +15,7 @@ from snapshot_scheduler.policy import WEEKDAYS, Every, Policy
 
 def current_slot(policy: Policy, at: datetime) -> datetime:
     """The latest slot at or before `at` (aware), in UTC."""
-    now = _utc(at)
+    now = to_utc(at)
     local_day = now.astimezone(policy.zone).date()
     lookback = 8 if policy.every is Every.W1 else 2  # 2: a zone may skip a whole calendar day
     for offset in range(lookback + 1):
@@ -27,7 +27,7 @@ def current_slot(policy: Policy, at: datetime) -> datetime:
 
 def next_slot(policy: Policy, at: datetime) -> datetime:
     """The first slot strictly after `at` (aware), in UTC."""
-    now = _utc(at)
+    now = to_utc(at)
     local_day = now.astimezone(policy.zone).date()
     for offset in range(9):
         later = [slot for slot in slots_on(policy, local_day + timedelta(days=offset)) if slot > now]
@@ -53,7 +53,8 @@ def slots_on(policy: Policy, day: date) -> list[datetime]:
     return sorted(instants)
 
 
-def _utc(at: datetime) -> datetime:
+def to_utc(at: datetime) -> datetime:
+    """`at` in UTC; a naive datetime is refused: a time without a zone is no point in time."""
     if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError(f"time {at.isoformat()} has no time zone; slots need an aware datetime")
+        raise ValueError(f"time {at.isoformat()} has no time zone; expected an aware datetime")
     return at.astimezone(UTC)
