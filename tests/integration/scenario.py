@@ -8,7 +8,6 @@ borrowed from the engine, as the oracle for retention.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 from snapshot_scheduler import observability
 
+from tests.support.emf import emf_blobs
 from tests.support.fidelity import RdsFidelity, SimClock, SnapshotView, TokenBucket
 from tests.support.harness import DEFAULT_ENV, moto_rds
 
@@ -117,18 +117,6 @@ def deleted(report: Mapping[str, Any]) -> set[str]:
 def reasons(report: Mapping[str, Any], kind: str) -> dict[str, str]:
     """cluster -> reason code under `deferred` or `skipped`."""
     return {entry["cluster"]: entry["code"] for entry in report[kind]}
-
-
-def emf_blobs(stdout: str) -> list[dict[str, Any]]:
-    blobs = []
-    for line in stdout.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and "_aws" in record:
-            blobs.append(record)
-    return blobs
 
 
 def metric_values(capsys: pytest.CaptureFixture[str]) -> list[dict[str, float]]:

@@ -19,6 +19,7 @@ from snapshot_scheduler.config import Settings
 from snapshot_scheduler.handlers import backup
 from snapshot_scheduler.observability import Metric
 
+from tests.support.emf import emf_blobs
 from tests.support.fake_rds import FakeRds, LambdaClock, managed_snapshot, settings
 
 NAMESPACE = "SnapshotScheduler-UnitTests"
@@ -105,18 +106,6 @@ def invoke(
     monkeypatch.setattr(backup, "runtime", lambda: runtime)
     answer: dict[str, Any] = backup.lambda_handler(dict(event or EVENT), FakeContext(clock))
     return answer
-
-
-def emf_blobs(stdout: str) -> list[dict[str, Any]]:
-    blobs = []
-    for line in stdout.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and "_aws" in record:
-            blobs.append(record)
-    return blobs
 
 
 def one_blob(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
