@@ -407,8 +407,8 @@ def test_cluster_deleted_between_describe_and_create_is_skipped_not_found_and_th
     fid = layer(START)
     add_clusters(fid, KEEP_LAST_1, "a", "b", "c")
     kept = seed_ours(fid, "b", START - DAY, KEEP_LAST_1)
-    # ... and "b" is deleted after the run has described the fleet, before it creates anything
-    fid.on("DescribeAccountAttributes", lambda: fid.delete_cluster("b"))
+    # ... and "b" is deleted after the run has described the fleet, just before its first create
+    fid.on("CreateDBClusterSnapshot", lambda: fid.delete_cluster("b"))
 
     # When the run happens, and the next one
     with scheduled_lambda(fid) as handler:
