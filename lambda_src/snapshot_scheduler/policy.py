@@ -25,7 +25,7 @@ PRESETS: Mapping[str, str] = {
 }
 OFF = "off"
 
-# What an RDS tag value may hold; the grammar uses nothing else.
+# A named policy's name: one word a tag value can hold.
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 # [0-9], not \d: \d also matches other scripts' digits, which int() then refuses or misreads.
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")

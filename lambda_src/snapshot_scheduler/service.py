@@ -110,7 +110,8 @@ def run(
         )
     started = time.monotonic()
     throttles_before = rds.throttles
-    discovery = discover(settings, rds, at, now=now)
+    # A run a little ahead of the clock (within the skew) plans for the clock: no slot is taken early.
+    discovery = discover(settings, rds, min(at, now or at), now=now)
     report = RunReport(scheduled_time=at, dry_run=dry_run, quota=discovery.quota)
     _report_decisions(discovery.plan, report)
     actor = _Actor(settings, rds, budget, report, rng or random.Random(), now=now)
@@ -121,7 +122,8 @@ def run(
         actor.prune(discovery.plan, reserve=len(due) / settings.api_rate)  # a backlog must not starve creates
         actor.create(due)
         actor.prune(discovery.plan)  # whatever the reserve held back
-    _report_recovery_points(discovery.plan, report, settings.grace, max(at, now or at))
+    under_way = {entry["cluster"] for entry in report.created} | actor.made_elsewhere
+    _report_recovery_points(discovery.plan, report, settings.grace, max(at, now or at), under_way)
     report.throttles = rds.throttles - throttles_before
     report.duration_ms = (time.monotonic() - started) * 1000
     return report
@@ -144,9 +146,11 @@ def _report_decisions(plan: RunPlan, report: RunReport) -> None:
             report.add_deferred(cluster.cluster_id, code, reason)
 
 
-def _report_recovery_points(plan: RunPlan, report: RunReport, grace: timedelta, at: datetime) -> None:
-    """After acting: is every managed cluster's newest available snapshot recent enough at `at`?"""
-    started = {entry["cluster"] for entry in report.created}
+def _report_recovery_points(
+    plan: RunPlan, report: RunReport, grace: timedelta, at: datetime, started: set[str]
+) -> None:
+    """After acting: is every managed cluster's newest available snapshot recent enough at `at`? `started`:
+    clusters whose slot snapshot is under way."""
     managed = plan.managed
     report.clusters_managed = len(managed)
     report.out_of_policy = [
@@ -197,6 +201,7 @@ class _Actor:
         self._quota_met = False
         self._met_quota: dict[str, QuotaExceeded] = {}  # clusters refused for quota in a parallel pass
         self._parallel = False
+        self.made_elsewhere: set[str] = set()  # clusters whose slot snapshot a concurrent run of ours made
 
     def pretend(self, plan: RunPlan) -> None:
         for cluster in plan.clusters:
@@ -209,7 +214,11 @@ class _Actor:
     def prune(self, plan: RunPlan, *, reserve: float = 0.0, parallel: bool = True) -> None:
         """Delete what retention removes, while the run has `reserve` seconds to spare beyond its margin."""
         work = [(cluster.cluster_id, snapshot) for cluster in plan.clusters for snapshot in cluster.delete]
-        waiting = _map(lambda item: not self._delete(*item, reserve=reserve), work, parallel=parallel).count(True)
+        waiting = _map(
+            lambda item: not self._contained(item[0], True, lambda: self._delete(*item, reserve=reserve)),
+            work,
+            parallel=parallel,
+        ).count(True)
         if waiting:
             logger.info(f"{waiting} deletions wait for time later in this run or the next run")
 
@@ -262,7 +271,11 @@ class _Actor:
 
     def _attempt_all(self, clusters: list[ClusterPlan], *, retry: bool = False) -> list[ClusterPlan]:
         """Attempt each (in parallel while there is room); return the ones still busy, in order."""
-        outcomes = _map(lambda c: self._attempt(c, retry=retry), clusters, parallel=self._parallel)
+        outcomes = _map(
+            lambda c: self._contained(c.cluster_id, _Outcome.DONE, lambda: self._attempt(c, retry=retry)),
+            clusters,
+            parallel=self._parallel,
+        )
         untried = [c for c, outcome in zip(clusters, outcomes, strict=True) if outcome is _Outcome.UNTRIED]
         if untried:  # the quota turned out short: one at a time from here, most overdue first
             self._parallel = False
@@ -279,7 +292,7 @@ class _Actor:
         if self._parallel and self._quota_met:
             return _Outcome.UNTRIED
         met = self._met_quota.pop(cluster.cluster_id, None)
-        if met is not None:  # refused in the parallel pass: straight to the one re-prune and retry
+        if met is not None and not self._repruned:  # refused in the parallel pass: straight to the second look
             return self._quota_exceeded(cluster, met, retry=retry)
         if not self._budget.allows():
             self._defer(cluster, Reason.TIME, "the run's time ran short; the next run takes it")
@@ -330,6 +343,8 @@ class _Actor:
             self._record(self._report.add_created, cluster.cluster_id, cluster.create)
         else:
             logger.info("snapshot for this slot already exists (a concurrent run made it)", extra=extra)
+            with self._lock:
+                self.made_elsewhere.add(cluster.cluster_id)
         return _Outcome.DONE
 
     def _create(self, cluster: ClusterPlan) -> None:
@@ -369,11 +384,21 @@ class _Actor:
         except RdsError as error:  # the retry still happens; only the chance to free room is lost
             logger.error(f"could not list again to free quota: {error}")
             return
-        self.prune(fresh, parallel=False)
+        self.prune(fresh)  # quota is the blocker now: freeing room comes first, four deletions at a time
 
     def _defer(self, cluster: ClusterPlan, code: Reason, reason: str) -> None:
         logger.info(f"deferred: {reason}", extra={"cluster": cluster.cluster_id, "reason": code.value})
         self._record(self._report.add_deferred, cluster.cluster_id, code, reason)
+
+    def _contained(self, cluster_id: str, fallback: R, work: Callable[[], R]) -> R:
+        """An unexpected error (a bug) fails its cluster, never the run: other workers may already have
+        deleted or created, and the report must say so."""
+        try:
+            return work()
+        except Exception as error:
+            logger.exception("unexpected error", extra={"cluster": cluster_id})
+            self._record(self._report.add_failed, cluster_id, "InternalError", repr(error))
+            return fallback
 
     def _record(self, write: Callable[..., None], *args: object) -> None:
         """Every change to the report goes through here: workers write it from several threads."""

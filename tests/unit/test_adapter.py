@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError, ReadTimeoutError
+from botocore.exceptions import ClientError, NoCredentialsError, ReadTimeoutError
 from botocore.stub import Stubber
 from snapshot_scheduler.adapters.rds import QuotaExceeded, RdsAdapter, RdsError, SnapshotExists, build_client
 
@@ -54,3 +54,13 @@ def test_already_exists_says_whether_the_sdk_had_retried(client: Any, monkeypatc
         RdsAdapter(client).create_snapshot("orders-20260310-0300", "orders", {})
 
     assert raised.value.retried
+
+
+def test_a_configuration_error_is_not_mistaken_for_an_rds_failure(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_credentials(**_: Any) -> None:
+        raise NoCredentialsError
+
+    monkeypatch.setattr(client, "delete_db_cluster_snapshot", no_credentials)
+
+    with pytest.raises(NoCredentialsError):  # the CLI turns it into exit status 2 with a plain message
+        RdsAdapter(client).delete_snapshot("orders-20260310-0300")

@@ -1176,3 +1176,45 @@ def test_a_delete_backlog_does_not_starve_the_due_snapshots(rds: FakeRds) -> Non
     # Then every due cluster got its snapshot; the deletions that did not fit wait for the next run
     assert sorted(e["cluster"] for e in report.created) == [f"db{n}" for n in range(10)]
     assert 0 < len(report.deleted) < 200
+
+
+def test_parallel_quota_refusals_are_all_retried_once_the_second_look_frees_room(
+    rds: FakeRds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given twelve due clusters with three expired snapshots each, an account that is really full, a quota
+    # read that claims room (so creates start in parallel), and too little time to prune before creating
+    for n in range(12):
+        rds.add_cluster(f"db{n:02d}", {TAG: "every=1d keep-last=1"})
+        history(rds, f"db{n:02d}", 4, policy="every=1d keep-last=1")
+    rds.quota_max = rds.manual_used()
+    monkeypatch.setattr(rds, "quota", lambda: Quota(used=0, max=1000))
+
+    report = run(rds, settings=make_settings(api_rate=0.01))  # 12 / 0.01 = 1,200 s kept: no early prune
+
+    # Then the quota refused the first creates, the second look freed room, and every due cluster got its snapshot
+    assert report.quota_exceeded >= 1
+    assert sorted(e["cluster"] for e in report.created) == [f"db{n:02d}" for n in range(12)]
+    assert report.deferred == [] and report.failed == []
+
+
+def test_an_unexpected_error_fails_its_cluster_and_the_run_still_reports(
+    rds: FakeRds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given six clusters with expired snapshots, and a bug that raises on one cluster's deletions
+    for n in range(6):
+        rds.add_cluster(f"db{n}", {TAG: "every=1d keep-last=1"})
+        history(rds, f"db{n}", 3, policy="every=1d keep-last=1")
+    delete = rds.delete_snapshot
+
+    def broken_for_db0(snapshot: str) -> None:
+        if snapshot.startswith("db0-"):
+            raise ValueError("a bug")
+        delete(snapshot)
+
+    monkeypatch.setattr(rds, "delete_snapshot", broken_for_db0)
+
+    report = run(rds)
+
+    # Then db0 is failed, every other deletion and creation is reported
+    assert {(e["cluster"], e["error"]) for e in report.failed} == {("db0", "InternalError")}
+    assert len(report.deleted) == 10 and len(report.created) == 6

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as EndpointError
 
 from snapshot_scheduler.errors import SnapshotSchedulerError
 from snapshot_scheduler.model import Cluster, Quota, Snapshot
@@ -34,6 +35,7 @@ IAM_ACTIONS = (
     "rds:DeleteDBClusterSnapshot",
 )
 
+_NETWORK_ERRORS = (EndpointError, HTTPClientError)  # connection failures and timeouts
 THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded"})
 PAGE_SIZE = 100  # the most RDS returns per page
 MAX_RETRIES = 10  # botocore's `max_attempts` counts retries: 11 tries, jittered exponential backoff
@@ -192,7 +194,7 @@ class RdsAdapter:
             code = _code(error)
             retried = int(error.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) > 0
             raise _ERRORS.get(code, RdsError)(code, _message(error), retried=retried) from error
-        except BotoCoreError as error:  # a connection or timeout the SDK's retries did not get past
+        except _NETWORK_ERRORS as error:  # the SDK's retries did not get past it; configuration errors propagate
             raise RdsError(type(error).__name__, str(error)) from error
 
     def _pages(self, operation: str, key: str, **params: Any) -> Iterator[dict[str, Any]]:
@@ -203,7 +205,7 @@ class RdsAdapter:
         except ClientError as error:
             code = _code(error)
             raise RdsError(code, _message(error)) from error
-        except BotoCoreError as error:
+        except _NETWORK_ERRORS as error:
             raise RdsError(type(error).__name__, str(error)) from error
 
     def _count_throttle(self, response: Any = None, **_: Any) -> None:
