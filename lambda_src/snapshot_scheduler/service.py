@@ -163,9 +163,8 @@ def _report_recovery_points(
 
 
 class _Outcome(Enum):
-    DONE = auto()
+    DONE = auto()  # settled for this run: created, deferred, skipped or failed
     BUSY = auto()
-    QUOTA = auto()
     UNTRIED = auto()  # a parallel pass met the quota: tried again in order, one at a time
 
 
@@ -198,7 +197,6 @@ class _Actor:
         self._deleted: set[str] = set()
         self._repruned = False
         self._quota_full = False
-        self._quota_met = False
         self._met_quota: dict[str, QuotaExceeded] = {}  # clusters refused for quota in a parallel pass
         self._parallel = False
         self.made_elsewhere: set[str] = set()  # clusters whose slot snapshot a concurrent run of ours made
@@ -271,16 +269,15 @@ class _Actor:
 
     def _attempt_all(self, clusters: list[ClusterPlan], *, retry: bool = False) -> list[ClusterPlan]:
         """Attempt each (in parallel while there is room); return the ones still busy, in order."""
-        outcomes = _map(
-            lambda c: self._contained(c.cluster_id, _Outcome.DONE, lambda: self._attempt(c, retry=retry)),
-            clusters,
-            parallel=self._parallel,
-        )
-        untried = [c for c, outcome in zip(clusters, outcomes, strict=True) if outcome is _Outcome.UNTRIED]
-        if untried:  # the quota turned out short: one at a time from here, most overdue first
+
+        def attempt(cluster: ClusterPlan) -> _Outcome:
+            return self._contained(cluster.cluster_id, _Outcome.DONE, lambda: self._attempt(cluster, retry=retry))
+
+        outcomes = _map(attempt, clusters, parallel=self._parallel)
+        if _Outcome.UNTRIED in outcomes:  # the quota turned out short: one at a time from here, most overdue first
             self._parallel = False
             outcomes = [
-                self._attempt(c, retry=retry) if outcome is _Outcome.UNTRIED else outcome
+                attempt(c) if outcome is _Outcome.UNTRIED else outcome
                 for c, outcome in zip(clusters, outcomes, strict=True)
             ]
         return [c for c, outcome in zip(clusters, outcomes, strict=True) if outcome is _Outcome.BUSY]
@@ -288,8 +285,8 @@ class _Actor:
     def _attempt(self, cluster: ClusterPlan, *, retry: bool = False) -> _Outcome:
         if self._quota_full:
             self._defer(cluster, Reason.QUOTA, "manual snapshot quota is full")
-            return _Outcome.QUOTA
-        if self._parallel and self._quota_met:
+            return _Outcome.DONE
+        if self._parallel and self._met_quota:
             return _Outcome.UNTRIED
         met = self._met_quota.pop(cluster.cluster_id, None)
         if met is not None and not self._repruned:  # refused in the parallel pass: straight to the second look
@@ -302,7 +299,8 @@ class _Actor:
         try:
             self._create(cluster)
         except QuotaExceeded as error:
-            self._record(self._count_quota_exceeded)
+            with self._lock:
+                self._report.quota_exceeded += 1
             return self._quota_exceeded(cluster, error, retry=retry)
         except (ClusterBusy, SnapshotBusy) as error:
             # SnapshotBusy on create is undocumented; like a busy cluster it is retried, capped by the run.
@@ -358,7 +356,6 @@ class _Actor:
         logger.warning(f"quota exceeded: {error.message}", extra={"cluster": cluster.cluster_id})
         if self._parallel:
             with self._lock:
-                self._quota_met = True
                 self._met_quota[cluster.cluster_id] = error
             return _Outcome.UNTRIED
         if not self._repruned:
@@ -367,10 +364,7 @@ class _Actor:
             return self._attempt(cluster, retry=retry)
         self._quota_full = True
         self._defer(cluster, Reason.QUOTA, f"manual snapshot quota is full: {error.message}")
-        return _Outcome.QUOTA
-
-    def _count_quota_exceeded(self) -> None:
-        self._report.quota_exceeded += 1
+        return _Outcome.DONE
 
     def _reprune(self) -> None:
         try:
