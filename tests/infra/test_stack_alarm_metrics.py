@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -24,8 +25,10 @@ from snapshot_scheduler.handlers import backup
 from tests.infra.synthesis import Synthesized, synth
 
 REGION = "us-east-1"
-# The first run creates the daily snapshot; the second finds it and reports the oldest recovery point's age.
-SCHEDULED_TIMES = ("2026-11-27T03:00:00Z", "2026-11-27T04:00:00Z")
+# The handler refuses stale and future events against the wall clock, so the runs are scheduled for this hour:
+# the first creates the daily snapshot; the second (a duplicate delivery) finds it and reports its age.
+THIS_HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+SCHEDULED_TIMES = (THIS_HOUR, THIS_HOUR)
 MetricKey = tuple[str, str, frozenset[tuple[str, str]]]
 
 CUSTOM = {"metricNamespace": "Backups/Prod", "deployment": "prod-eu", "policyTagKey": "backup-policy"}
