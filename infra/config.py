@@ -38,6 +38,7 @@ ENGINES: Final = "engines"
 DRY_RUN: Final = "dryRun"
 API_RATE: Final = "apiRate"
 API_BURST: Final = "apiBurst"
+BUSY_RETRY_SECONDS: Final = "busyRetrySeconds"
 ENVIRONMENTS: Final = "environments"
 
 DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
@@ -62,6 +63,7 @@ DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
         DRY_RUN: False,
         API_RATE: 10,
         API_BURST: 200,
+        BUSY_RETRY_SECONDS: 300,
         ENVIRONMENTS: [],
     }
 )
@@ -78,6 +80,8 @@ LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MIN_INTERVAL_MINUTES: Final = 5
 MAX_INTERVAL_MINUTES: Final = 12 * 60
 MAX_LAMBDA_TIMEOUT_SECONDS: Final = 900
+# A run stops starting work this long before the function's timeout (snapshot_scheduler.service.Budget).
+RUN_MARGIN_SECONDS: Final = 30
 
 _TAG_TEXT = re.compile(r"^[\w\s.:/=+\-@]*$")
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
@@ -138,6 +142,7 @@ class Settings:
     dry_run: bool
     api_rate: float
     api_burst: int
+    busy_retry_seconds: int
     environments: tuple[DeployEnvironment, ...]
 
     @classmethod
@@ -168,6 +173,7 @@ class Settings:
             dry_run=ctx.boolean(DRY_RUN),
             api_rate=ctx.number(API_RATE, low=0.1, high=1000),
             api_burst=ctx.integer(API_BURST, low=1, high=10_000),
+            busy_retry_seconds=ctx.busy_retry_seconds(schedule, timeout_seconds),
             environments=ctx.environments(),
         )
 
@@ -308,6 +314,21 @@ class _Context:
         ):
             raise self.bad(NAMED_POLICIES, value, allowed)
         return MappingProxyType(dict(value))
+
+    def busy_retry_seconds(self, schedule: Schedule, timeout_seconds: int) -> int:
+        """How long a run retries busy clusters: within the run's time, and shorter than the gap to the next
+        run (which retries them anyway)."""
+        value = self.integer(BUSY_RETRY_SECONDS, low=0, high=MAX_LAMBDA_TIMEOUT_SECONDS)
+        usable = timeout_seconds - RUN_MARGIN_SECONDS
+        gap = schedule.interval_minutes * 60
+        if value >= min(usable, gap):
+            raise self.bad(
+                BUSY_RETRY_SECONDS,
+                value,
+                f"fewer seconds than {TIMEOUT_SECONDS!r} ({timeout_seconds}) less the run's {RUN_MARGIN_SECONDS} s "
+                f"margin, and than the gap between two runs of {SCHEDULE!r} ({gap} s): at most {min(usable, gap) - 1}",
+            )
+        return value
 
     def environments(self) -> tuple[DeployEnvironment, ...]:
         value = self.decoded(ENVIRONMENTS, list)

@@ -58,6 +58,7 @@ CLI_DEFAULTS: Mapping[str, str] = {
     config.DRY_RUN: "false",
     config.API_RATE: "10",
     config.API_BURST: "200",
+    config.BUSY_RETRY_SECONDS: "300",
     config.SERVICE_NAME: "snapshot-scheduler",
     config.METRICS_NAMESPACE: "SnapshotScheduler",
     config.LOG_LEVEL: "WARNING",

@@ -28,6 +28,7 @@ ENGINES = "SNAPSHOT_ENGINES"
 DRY_RUN = "SNAPSHOT_DRY_RUN"
 API_RATE = "SNAPSHOT_API_RATE"
 API_BURST = "SNAPSHOT_API_BURST"
+BUSY_RETRY_SECONDS = "SNAPSHOT_BUSY_RETRY_SECONDS"
 SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
 METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
 LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
@@ -43,6 +44,7 @@ ENV_VARS = (
     DRY_RUN,
     API_RATE,
     API_BURST,
+    BUSY_RETRY_SECONDS,
     SERVICE_NAME,
     METRICS_NAMESPACE,
     LOG_LEVEL,
@@ -53,6 +55,10 @@ _INT = re.compile(r"^[0-9]+$")
 _DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _N = TypeVar("_N", int, float)
+# A busy cluster is retried within a run for at most this long (RDS's own backups and maintenance can keep a
+# cluster busy for most of an hour; the next run catches up within the slot). The Lambda's timeout is at most
+# 900 s and a run stops starting work 30 s before it: a longer window could never be used.
+MAX_BUSY_RETRY_SECONDS = 870
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,7 @@ class Settings:
     dry_run: bool
     api_rate: float
     api_burst: int
+    busy_retry: timedelta
     service_name: str
     metrics_namespace: str
     log_level: str
@@ -85,6 +92,7 @@ class Settings:
             dry_run=env.boolean(DRY_RUN),
             api_rate=env.number(API_RATE, float, low=0.1, high=1000),
             api_burst=env.number(API_BURST, int, low=1, high=10_000),
+            busy_retry=timedelta(seconds=env.number(BUSY_RETRY_SECONDS, int, low=0, high=MAX_BUSY_RETRY_SECONDS)),
             service_name=env.required(SERVICE_NAME),
             metrics_namespace=env.required(METRICS_NAMESPACE),
             log_level=env.choice(LOG_LEVEL, _LOG_LEVELS),

@@ -251,11 +251,12 @@ class _Actor:
         quota = self._report.quota
         # Parallel only with room to spare: with ACT_WORKERS in flight, the last few could race for it.
         self._parallel = quota is not None and quota.max - quota.used >= len(due) + ACT_WORKERS
+        window = self._busy_retry_window()
         busy = self._attempt_all(due)
         attempt = 0
         while busy and not self._quota_full:
             delay = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt) * self._rng.uniform(0.5, 1.0)
-            if not self._budget.allows(delay):
+            if not self._budget.allows(delay) or not window(delay):
                 break
             self._budget.sleep(delay)
             attempt += 1
@@ -265,7 +266,14 @@ class _Actor:
             if self._quota_full:
                 self._defer(cluster, Reason.QUOTA, "manual snapshot quota is full")
             else:
-                self._defer(cluster, Reason.BUSY, "cluster stayed busy for the whole run; the next run retries")
+                retried = f"{self._settings.busy_retry.total_seconds():.0f} s"
+                self._defer(cluster, Reason.BUSY, f"cluster stayed busy for {retried} of retries; the next run retries")
+
+    def _busy_retry_window(self) -> Callable[[float], bool]:
+        """Whether a wait of so many seconds still ends within busyRetrySeconds of now, on the run's own
+        clock: a cluster in a long backup or maintenance must not keep every run alive to its timeout."""
+        end = self._budget.remaining() - self._settings.busy_retry.total_seconds()
+        return lambda delay: self._budget.remaining() - delay >= end
 
     def _attempt_all(self, clusters: list[ClusterPlan], *, retry: bool = False) -> list[ClusterPlan]:
         """Attempt each (in parallel while there is room); return the ones still busy, in order."""

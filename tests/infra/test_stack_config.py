@@ -103,6 +103,8 @@ def test_values_from_the_command_line_arrive_as_text_and_are_decoded() -> None:
         ("dryRun", "yes", "true or false"),
         ("apiRate", 0, "from 0.1 to 1000"),
         ("apiBurst", 0, "from 1 to 10000"),
+        ("busyRetrySeconds", -1, "from 0 to 900"),
+        ("busyRetrySeconds", 810, "at most 809"),  # the default timeout, 840 s, less the run's margin
         ("environments", {"account": "1"}, "list of"),
         ("environments", [{"account": "123", "region": "eu-west-1"}], "12 digits"),
         ("environments", [{"account": "111111111111", "region": "Europe"}], "region name"),
@@ -123,6 +125,14 @@ def test_a_bad_value_is_refused_naming_key_value_and_what_is_allowed(key: str, v
     shown = [value, *(value if isinstance(value, list) else [])]
     assert any(repr(item) in message for item in shown)
     assert allowed in message
+
+
+def test_the_busy_retry_window_must_fit_in_the_run_and_before_the_next_run() -> None:
+    assert settings(busyRetrySeconds=0).busy_retry_seconds == 0
+    with pytest.raises(ConfigError, match=r"'timeoutSeconds' \(300\).*at most 269"):
+        settings(timeoutSeconds=300)  # the default window of 300 s no longer fits: say which keys clash
+    with pytest.raises(ConfigError, match=r"'schedule' \(600 s\).*at most 599"):
+        settings(schedule="rate(10 minutes)", busyRetrySeconds=600)
 
 
 def test_a_misspelt_key_is_refused_rather_than_silently_ignored() -> None:

@@ -38,6 +38,7 @@ CUSTOM = {
     "dryRun": True,
     "apiRate": 2.5,
     "apiBurst": 20,
+    "busyRetrySeconds": 120,
     "metricNamespace": "Backups/Prod",
     "logLevel": "DEBUG",
 }
@@ -78,6 +79,7 @@ def test_context_values_arrive_in_the_lambdas_settings(custom: Synthesized) -> N
     assert settings.engines == frozenset({"aurora-postgresql"})
     assert settings.dry_run is True
     assert (settings.api_rate, settings.api_burst) == (2.5, 20)
+    assert settings.busy_retry.total_seconds() == 120
     assert settings.metrics_namespace == "Backups/Prod"
     assert settings.service_name == contract.SERVICE_NAME
     assert settings.log_level == "DEBUG"

@@ -217,6 +217,39 @@ def test_cluster_busy_longer_than_the_run_is_deferred_busy_and_created_by_a_late
     assert snapshot_ids(fid) == {slot_id("busy", START), slot_id("calm", START)}
 
 
+def test_a_cluster_busy_for_a_long_maintenance_is_retried_only_for_the_busy_retry_window(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given an hourly schedule's run with 15 minutes, and a cluster in a 40-minute backing-up window
+    fid = layer(START)
+    add_clusters(fid, "daily", "busy", "calm")
+    fid.make_busy("busy", until=START + 40 * MINUTE, status="backing-up")
+    started = fid.clock.monotonic()
+
+    # When the run at the slot meets it (busyRetrySeconds at its default of 300, then at 0)
+    with scheduled_lambda(fid) as handler:
+        report = handler.run(START)
+        spent = fid.clock.monotonic() - started
+        metrics = metric_values(capsys)[-1]
+    fid.make_busy("busy", until=START + 2 * HOUR, status="backing-up")
+    with scheduled_lambda(fid, env={"SNAPSHOT_BUSY_RETRY_SECONDS": "0"}) as handler:
+        fid.clock.advance_to(START + HOUR)
+        before = fid.calls["CreateDBClusterSnapshot"]
+        untried = handler.run(START + HOUR)
+        once = fid.calls["CreateDBClusterSnapshot"] - before
+
+    # Then the run stopped retrying after about five minutes, not at the Lambda's timeout, and said why
+    assert created(report) == {"calm": slot_id("calm", START)}
+    assert reasons(report, "deferred") == {"busy": "busy"}
+    assert "300 s" in report["deferred"][0]["reason"]
+    assert 240 <= spent <= 300 + 60
+    assert report["stats"]["busy_retries"] >= 3
+    assert metrics["DeferredBusy"] == 1
+    # ... and with a window of 0 a busy cluster is tried once per run, then deferred
+    assert once == 1 and untried["stats"]["busy_retries"] == 0
+    assert reasons(untried, "deferred") == {"busy": "busy"}
+
+
 # ------------------------------------------------------------------------------ duplicates and concurrency
 
 

@@ -45,6 +45,7 @@ DEFAULT_ENV: Mapping[str, str] = {
     "SNAPSHOT_DRY_RUN": "false",
     "SNAPSHOT_API_RATE": "10",
     "SNAPSHOT_API_BURST": "200",
+    "SNAPSHOT_BUSY_RETRY_SECONDS": "300",
     "POWERTOOLS_SERVICE_NAME": "snapshot-scheduler",
     "POWERTOOLS_METRICS_NAMESPACE": "SnapshotScheduler",
     "POWERTOOLS_LOG_LEVEL": "INFO",

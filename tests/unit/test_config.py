@@ -27,6 +27,7 @@ VALID = {
     "SNAPSHOT_DRY_RUN": "false",
     "SNAPSHOT_API_RATE": "8.5",
     "SNAPSHOT_API_BURST": "150",
+    "SNAPSHOT_BUSY_RETRY_SECONDS": "240",
     "POWERTOOLS_SERVICE_NAME": "snapshot-scheduler",
     "POWERTOOLS_METRICS_NAMESPACE": "SnapshotScheduler",
     "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -61,6 +62,7 @@ def test_full_valid_environment_gives_typed_settings() -> None:
     assert settings.dry_run is False
     assert settings.api_rate == 8.5
     assert settings.api_burst == 150
+    assert settings.busy_retry == timedelta(minutes=4)
     assert settings.service_name == "snapshot-scheduler"
     assert settings.metrics_namespace == "SnapshotScheduler"
     assert settings.log_level == "INFO"
@@ -156,6 +158,8 @@ MALFORMED = [
     ("SNAPSHOT_API_BURST", "0", "from 1"),
     ("SNAPSHOT_API_BURST", "2.5", "int"),
     ("SNAPSHOT_API_BURST", "lots", "int"),
+    ("SNAPSHOT_BUSY_RETRY_SECONDS", "-1", "int"),
+    ("SNAPSHOT_BUSY_RETRY_SECONDS", "900", "from 0 to 870"),
     ("POWERTOOLS_LOG_LEVEL", "LOUD", "DEBUG, INFO, WARNING, ERROR, CRITICAL"),
 ]
 
