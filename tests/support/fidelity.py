@@ -14,6 +14,18 @@ the bucket (or answers HTTP 400 `Throttling`, which standard-mode retries really
 counts the call, injects faults as real RDS error XML, answers the describes itself (real pagination
 over records read from moto once per sweep, answered as RDS query XML) and DescribeAccountAttributes,
 and forwards everything else to moto. botocore's retry back-off sleeps go through the layer's clock.
+
+Several regions: one layer per region, all made by one `Regions` on one clock, each with its own token
+bucket, quota and pagination. CopyDBClusterSnapshot (called in the destination region, the source named by
+ARN) is served as RDS serves it, which moto does not (/work/shared/dr-facts.md §5): the copy stays `copying`
+with a rising PercentProgress for `copying_for`; at most `copy_limit` (5) copies may be in progress to one
+region (`SnapshotQuotaExceeded` with its own message); an encrypted cross-region copy needs a KmsKeyId of the
+destination region, an unencrypted source must not get one; the copy carries SourceDBClusterSnapshotArn;
+deleting a `copying` copy cancels it; deleting the source before the copy is `available` fails the copy.
+
+    regions = Regions(SimClock(start))
+    east = regions.layer("us-east-1")
+    west = regions.layer("us-west-2", quota=100, copying_for=timedelta(hours=3))
 """
 
 from __future__ import annotations
@@ -25,8 +37,8 @@ import re
 import threading
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from typing import Any
@@ -39,10 +51,13 @@ from tests.support.clock import Clock, RealClock, SimClock
 from tests.support.moto_access import Forward, Moto, connect, snapshot_from_xml
 from tests.support.rds_xml import ClusterRecord, SnapshotRecord
 
-__all__ = ["Clock", "RdsFidelity", "RealClock", "SimClock", "SnapshotView", "TokenBucket"]
+__all__ = ["Clock", "RdsFidelity", "RealClock", "Regions", "SimClock", "SnapshotView", "TokenBucket"]
 
 PAGE_MIN, PAGE_MAX = 20, 100
 AVAILABLE = "available"
+COPYING = "copying"
+FAILED = "failed"
+COPY_LIMIT = 5  # cluster snapshot copies in progress to one destination region per account
 CLUSTER_FILTERS = frozenset({"db-cluster-id", "engine"})
 SNAPSHOT_FILTERS = frozenset({"db-cluster-id", "db-cluster-snapshot-id", "snapshot-type", "engine"})
 _RETRY_HANDLER_ID = "retry-config-rds"
@@ -85,12 +100,72 @@ class SnapshotView:
     status: str
     created: datetime | None
     tags: Mapping[str, str]
+    progress: int = 100
+    encrypted: bool = False
+    kms_key_id: str = ""
+    source_arn: str = ""  # SourceDBClusterSnapshotArn: set on copies
 
 
 @dataclass(frozen=True)
 class _Life:
     started: datetime
     ready: datetime
+
+
+@dataclass
+class _Copy:
+    """A copy made through the layer: `copying` from `started` until `ready`, unless it `failed` first."""
+
+    source_arn: str
+    started: datetime
+    ready: datetime
+    failed: datetime | None = None
+
+    def progress(self, now: datetime) -> int:
+        return (
+            min(99, int(100 * (now - self.started) / (self.ready - self.started))) if self.ready > self.started else 99
+        )
+
+    def status(self, now: datetime) -> tuple[str, int]:
+        if self.failed is not None:
+            return FAILED, self.progress(self.failed)
+        if now < self.ready:
+            return COPYING, self.progress(now)
+        return AVAILABLE, 100
+
+
+class Regions:
+    """The regions of one account on one clock: a layer per region (its own bucket, quota, pages), one
+    lock for all (a copy reads its source in another region's layer), and copies between them."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or SimClock(datetime.now(UTC))
+        self.lock = threading.RLock()
+        self._layers: dict[str, RdsFidelity] = {}
+
+    def layer(self, region: str, **options: Any) -> RdsFidelity:
+        """A new layer for `region` (attach it to that region's clients); options as for RdsFidelity."""
+        return RdsFidelity(region=region, regions=self, **options)
+
+    def __getitem__(self, region: str) -> RdsFidelity:
+        return self._layers[region]
+
+    def get(self, region: str) -> RdsFidelity | None:
+        return self._layers.get(region)
+
+    def __iter__(self) -> Iterator[RdsFidelity]:
+        return iter(list(self._layers.values()))
+
+    def register(self, region: str, layer: RdsFidelity) -> None:
+        with self.lock:
+            if self._layers.setdefault(region, layer) is not layer:
+                raise ValueError(f"region {region} already has a layer")
+
+    def source_deleted(self, arn: str) -> None:
+        """A snapshot went away: every copy of it still `copying` fails (RDS: "might" fail; here it does)."""
+        with self.lock:
+            for layer in self:
+                layer.fail_copies_of(arn)
 
 
 @dataclass
@@ -143,6 +218,10 @@ class RdsFidelity:
         seed: int = 0,
         marker_on_full_last_page: bool = False,
         reread_each_sweep: bool = True,
+        copying_for: timedelta = timedelta(hours=1),
+        copy_limit: int = COPY_LIMIT,
+        region: str | None = None,
+        regions: Regions | None = None,
     ) -> None:
         """
         clock: SimClock (default, starting now) or RealClock; every time the layer uses comes from it.
@@ -156,8 +235,18 @@ class RdsFidelity:
         reread_each_sweep: read moto again at the start of every sweep, to notice changes made around the
             layer. False when every change goes through the layer (or is followed by `refresh()`): over HTTP
             that saves a full read per run.
+        copying_for: how long a copy made through the layer stays `copying` (RDS: often hours).
+        copy_limit: copies in progress to this region at once (RDS: 5 for cluster snapshots).
+        region, regions: made by `Regions.layer` (the clock is then the regions' clock); alone, the layer
+            is its own one region, learnt from the first client attached.
         """
-        self.clock: Clock = clock or SimClock(datetime.now(UTC))
+        if regions is not None and clock is not None and clock is not regions.clock:
+            raise ValueError("a layer of Regions runs on the regions' clock: leave clock= out")
+        self._regions = regions or Regions(clock)
+        self.clock: Clock = self._regions.clock
+        self.region = region
+        if region is not None:
+            self._regions.register(region, self)
         self.quota = quota
         self.bucket = bucket or TokenBucket()
         self.latency = latency
@@ -165,8 +254,10 @@ class RdsFidelity:
         self.throttle_probability = throttle_probability
         self.marker_on_full_last_page = marker_on_full_last_page
         self.reread_each_sweep = reread_each_sweep
+        self.copying_for = copying_for
+        self.copy_limit = copy_limit
         self._random = random.Random(seed)
-        self._lock = threading.RLock()
+        self._lock = self._regions.lock
         self._moto: Moto | None = None
         self._clusters: dict[str, ClusterRecord] = {}
         self._snapshots: dict[str, SnapshotRecord] = {}
@@ -176,6 +267,7 @@ class RdsFidelity:
         self._snapshots_stale = True
         self._manual_used = 0
         self._life: dict[str, _Life] = {}
+        self._copies: dict[str, _Copy] = {}
         self._status: dict[str, str] = {}
         self._cluster_created: dict[str, datetime] = {}
         self._busy: dict[str, _Busy] = {}
@@ -195,7 +287,12 @@ class RdsFidelity:
             raise ValueError(f"the fidelity layer emulates RDS, not {client.meta.service_model.service_name}")
         with self._lock:
             moto = connect(client)
+            if self.region is not None and moto.region != self.region:
+                raise ValueError(f"this layer serves region {self.region}, not {moto.region}")
             if self._moto is None:
+                if self.region is None:
+                    self.region = moto.region
+                    self._regions.register(moto.region, self)
                 self._moto = moto
             elif (moto.kind, moto.region) != (self._moto.kind, self._moto.region):
                 raise ValueError(
@@ -264,6 +361,7 @@ class RdsFidelity:
                 "DescribeAccountAttributes": self._describe_account_attributes,
                 "CreateDBClusterSnapshot": self._create_snapshot,
                 "DeleteDBClusterSnapshot": self._delete_snapshot,
+                "CopyDBClusterSnapshot": self._copy_snapshot,
             }.get(operation)
             if answer is None:
                 response = send()
@@ -440,7 +538,7 @@ class RdsFidelity:
             self._sync_snapshots()
         record = self._snapshots.get(snapshot_id)
         status = self._view(record)[0] if record is not None else AVAILABLE
-        if status != AVAILABLE:
+        if status not in (AVAILABLE, FAILED, COPYING):  # deleting a copy while it is copying cancels the copy
             raise _Refusal(
                 "InvalidDBClusterSnapshotStateFault",
                 f"Cannot delete the snapshot {snapshot_id} while it is {status}; "
@@ -449,7 +547,94 @@ class RdsFidelity:
         response = send()
         if response.status_code == 200:
             self._remove_snapshot(snapshot_id)
+            if record is not None:
+                self._regions.source_deleted(record.arn)
         return response
+
+    def _copy_snapshot(self, params: Mapping[str, str], request: AWSPreparedRequest, send: Send) -> AWSResponse:
+        """CopyDBClusterSnapshot, called in this (the destination) region. RDS's checks moto lacks come
+        first; moto then makes the record (and gives the real errors for a taken target, a missing source
+        and a KmsKeyId its KMS does not know: KMSKeyNotAccessibleFault)."""
+        if self._snapshots_stale:
+            self._sync_snapshots()
+        target = params.get("TargetDBClusterSnapshotIdentifier", "").lower()
+        if target in self._snapshots:
+            return send()  # DBClusterSnapshotAlreadyExistsFault
+        source_region, source_id = _snapshot_address(params.get("SourceDBClusterSnapshotIdentifier", ""))
+        source_layer = self if source_region in (None, self.region) else self._regions.get(source_region or "")
+        source = source_layer.record(source_id) if source_layer is not None else None
+        if source_layer is not None and source is None:
+            return send()  # DBClusterSnapshotNotFoundFault
+        if source is not None and source_layer is not None:
+            self._check_copy_source(source_layer, source, params, cross_region=source_layer is not self)
+        self._check_copy_room()
+        self._check_key(params.get("KmsKeyId", ""))
+        response = send()
+        if response.status_code != 200:
+            return response
+        record = snapshot_from_xml(response.content)
+        now = self.clock.now()
+        source_arn = source.arn if source is not None else params["SourceDBClusterSnapshotIdentifier"]
+        self._copies[record.id] = _Copy(source_arn=source_arn, started=now, ready=now + self.copying_for)
+        self._add_snapshot(record)
+        return _response(request, 200, rds_xml.result("CopyDBClusterSnapshot", self._snapshot_xml(record)))
+
+    def _check_copy_source(
+        self, layer: RdsFidelity, source: SnapshotRecord, params: Mapping[str, str], *, cross_region: bool
+    ) -> None:
+        status = layer._view(source)[0]
+        if status != AVAILABLE:
+            raise _Refusal(
+                "InvalidDBClusterSnapshotStateFault",
+                f"Source snapshot {source.id} is {status}; only available snapshots can be copied",
+            )
+        key = params.get("KmsKeyId", "")
+        if source.storage_encrypted and cross_region and not key:
+            raise _Refusal("InvalidParameterValue", "Must specify new KMS key for cross region encrypted snapshot copy")
+        if not source.storage_encrypted and key:
+            raise _Refusal(
+                "InvalidParameterValue",
+                f"Snapshot {source.id} is not encrypted: a KmsKeyId cannot be given, an unencrypted DB cluster "
+                "snapshot cannot be encrypted when it is copied",
+            )
+
+    def _check_key(self, key: str) -> None:
+        if key and self.moto.kms_key_arn(key) is None:
+            raise _Refusal(
+                "KMSKeyNotAccessibleFault",
+                f"The target KMS key [{key}] does not exist, is not enabled or you do not have permissions "
+                "to access it",
+            )
+
+    def _check_copy_room(self) -> None:
+        """The in-flight limit, then the destination's manual snapshot quota (same wire code, own messages)."""
+        now = self.clock.now()
+        in_flight = sum(
+            1 for ident, copy in self._copies.items() if ident in self._snapshots and copy.status(now)[0] == COPYING
+        )
+        if in_flight >= self.copy_limit:
+            raise _Refusal(
+                "SnapshotQuotaExceeded",
+                f"Cannot copy more than {self.copy_limit} DB cluster snapshots at a time to region {self.region}: "
+                f"{in_flight} copies are in progress",
+            )
+        if self._manual_used >= self.quota:
+            raise _Refusal("SnapshotQuotaExceeded", f"Cannot create more than {self.quota} manual snapshots")
+
+    def record(self, snapshot_id: str) -> SnapshotRecord | None:
+        """The snapshot's record as the layer holds it (read from moto when stale), or None."""
+        with self._lock:
+            if self._snapshots_stale:
+                self._sync_snapshots()
+            return self._snapshots.get(snapshot_id.lower())
+
+    def fail_copies_of(self, source_arn: str) -> None:
+        """The source of these copies is gone: those still copying end `failed`."""
+        with self._lock:
+            now = self.clock.now()
+            for copy in self._copies.values():
+                if copy.source_arn == source_arn and copy.status(now)[0] == COPYING:
+                    copy.failed = now
 
     # --------------------------------------------------------------------------------- the registry
 
@@ -491,10 +676,14 @@ class RdsFidelity:
         if record is not None and _counts(record):
             self._manual_used -= 1
         self._life.pop(snapshot_id, None)
+        self._copies.pop(snapshot_id, None)
         self._snapshot_ids = None
 
     def _view(self, record: SnapshotRecord) -> tuple[str, int, datetime | None]:
         """(Status, PercentProgress, SnapshotCreateTime) as RDS would show them now."""
+        copy = self._copies.get(record.id)
+        if copy is not None:
+            return (*copy.status(self.clock.now()), copy.started)
         life = self._life.get(record.id)
         if life is None:
             return record.status, record.percent_progress, record.created
@@ -510,6 +699,9 @@ class RdsFidelity:
 
     def _snapshot_xml(self, record: SnapshotRecord) -> str:
         status, progress, created = self._view(record)
+        copy = self._copies.get(record.id)
+        if copy is not None:
+            record = replace(record, source_arn=copy.source_arn)
         return rds_xml.snapshot_xml(record, status=status, progress=progress, created=created)
 
     # ------------------------------------------------------------------------- what tests control
@@ -585,9 +777,21 @@ class RdsFidelity:
                     continue
                 if snapshot_type is not None and record.snapshot_type != snapshot_type:
                     continue
-                status, _, created = self._view(record)
+                status, progress, created = self._view(record)
+                copy = self._copies.get(ident)
                 views.append(
-                    SnapshotView(ident, record.cluster_id, record.snapshot_type, status, created, dict(record.tags))
+                    SnapshotView(
+                        ident,
+                        record.cluster_id,
+                        record.snapshot_type,
+                        status,
+                        created,
+                        dict(record.tags),
+                        progress=progress,
+                        encrypted=record.storage_encrypted,
+                        kms_key_id=record.kms_key_id,
+                        source_arn=copy.source_arn if copy is not None else "",
+                    )
                 )
             return views
 
@@ -600,12 +804,14 @@ class RdsFidelity:
         engine: str = "aurora-postgresql",
         tags: Mapping[str, str] | None = None,
         created: datetime | None = None,
+        encrypted: bool = False,
     ) -> str:
-        """A cluster, `available` at once, created `created` (default: now on the layer's clock).
-        Not counted as an API call. moto's automated snapshot of it keeps moto's wall-clock time."""
+        """A cluster, `available` at once, created `created` (default: now on the layer's clock); its
+        snapshots are encrypted when it is. Not counted as an API call. moto's automated snapshot of it
+        keeps moto's wall-clock time."""
         cluster_id = cluster_id.lower()  # RDS stores identifiers lower-case
         with self._lock:
-            self.moto.create_cluster(cluster_id, engine, dict(tags or {}))
+            self.moto.create_cluster(cluster_id, engine, dict(tags or {}), encrypted=encrypted)
             self._cluster_created[cluster_id] = created or self.clock.now()
             self.refresh()
         return cluster_id
@@ -639,6 +845,11 @@ class RdsFidelity:
             self._life[snapshot_id] = _Life(started=created, ready=creating_until or created)
             self._snapshots_stale = True
         return snapshot_id
+
+    def create_kms_key(self, alias: str | None = None) -> str:
+        """A KMS key in this layer's region (with `alias`, such as "alias/snapshot-dr"); its ARN."""
+        with self._lock:
+            return self.moto.create_kms_key(alias)
 
     def delete_cluster(self, cluster_id: str) -> None:
         """The cluster goes away (its snapshots stay), as when someone deletes it mid-run."""
@@ -689,6 +900,15 @@ def _unmark(marker: str) -> str | None:
 def _resource_id(value: str) -> str:
     """An identifier or the ARN of one (arn:aws:rds:region:account:cluster:name)."""
     return (value.rsplit(":", 1)[-1] if value.startswith("arn:") else value).lower()
+
+
+def _snapshot_address(value: str) -> tuple[str | None, str]:
+    """(region or None, identifier) of a snapshot named by identifier or by ARN
+    (arn:aws:rds:region:account:cluster-snapshot:name)."""
+    if not value.startswith("arn:"):
+        return None, value.lower()
+    parts = value.split(":")
+    return (parts[3] if len(parts) > 3 else None), parts[-1].lower()
 
 
 def _counts(snapshot: SnapshotRecord) -> bool:

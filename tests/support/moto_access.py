@@ -36,7 +36,11 @@ class Moto(Protocol):
 
     def snapshots(self) -> list[SnapshotRecord]: ...
 
-    def create_cluster(self, cluster_id: str, engine: str, tags: Mapping[str, str]) -> None: ...
+    def create_cluster(self, cluster_id: str, engine: str, tags: Mapping[str, str], *, encrypted: bool) -> None: ...
+
+    def create_kms_key(self, alias: str | None) -> str: ...
+
+    def kms_key_arn(self, key: str) -> str | None: ...
 
     def create_snapshot(
         self, cluster_id: str, snapshot_id: str, tags: Mapping[str, str], snapshot_type: str
@@ -130,11 +134,12 @@ class InProcessMoto:
                 percent_progress=int(snap.percent_progress),
                 tags=_tag_pairs(snap.tags),
                 storage_encrypted=bool(snap.storage_encrypted),
+                kms_key_id=(snap.kms_key_id or "") if snap.storage_encrypted else "",
             )
             for snap in list(self.backend.cluster_snapshots.values())
         ]
 
-    def create_cluster(self, cluster_id: str, engine: str, tags: Mapping[str, str]) -> None:
+    def create_cluster(self, cluster_id: str, engine: str, tags: Mapping[str, str], *, encrypted: bool) -> None:
         if cluster_id in self.backend.clusters:
             raise ValueError(f"cluster {cluster_id} already exists")
         cluster = self.backend.create_db_cluster(
@@ -144,9 +149,19 @@ class InProcessMoto:
                 "master_username": MASTER_USER,
                 "master_user_password": MASTER_PASSWORD,
                 "tags": _tag_list(tags),
+                "storage_encrypted": encrypted,
             }
         )
         cluster.status = "available"  # moto reports "creating" once, then "available"; a fleet starts ready
+
+    def create_kms_key(self, alias: str | None) -> str:
+        return _create_kms_key(self._kms(), alias)
+
+    def kms_key_arn(self, key: str) -> str | None:
+        return _kms_key_arn(self._kms(), key)
+
+    def _kms(self) -> Any:
+        return boto3.client("kms", region_name=self.region)
 
     def create_snapshot(self, cluster_id: str, snapshot_id: str, tags: Mapping[str, str], snapshot_type: str) -> None:
         from moto.rds.models import DBClusterSnapshot  # noqa: PLC0415
@@ -169,6 +184,7 @@ class ServerMoto:
     def __init__(self, endpoint: str, region: str, credentials: tuple[str, str]) -> None:
         self.region = region
         self.endpoint = endpoint
+        self._credentials = credentials
         self._inner = boto3.client(
             "rds",
             region_name=region,
@@ -215,13 +231,14 @@ class ServerMoto:
     def snapshots(self) -> list[SnapshotRecord]:
         return [snapshot_from_dict(raw) for raw in self._all("describe_db_cluster_snapshots", "DBClusterSnapshots")]
 
-    def create_cluster(self, cluster_id: str, engine: str, tags: Mapping[str, str]) -> None:
+    def create_cluster(self, cluster_id: str, engine: str, tags: Mapping[str, str], *, encrypted: bool) -> None:
         self._inner.create_db_cluster(
             DBClusterIdentifier=cluster_id,
             Engine=engine,
             MasterUsername=MASTER_USER,
             MasterUserPassword=MASTER_PASSWORD,
             Tags=_tag_list(tags),
+            StorageEncrypted=encrypted,
         )
         self._inner.describe_db_clusters(DBClusterIdentifier=cluster_id)  # moto: "creating" once, then ready
 
@@ -234,6 +251,40 @@ class ServerMoto:
 
     def delete_cluster(self, cluster_id: str) -> None:
         self._inner.delete_db_cluster(DBClusterIdentifier=cluster_id, SkipFinalSnapshot=True)
+
+    def create_kms_key(self, alias: str | None) -> str:
+        return _create_kms_key(self._kms(), alias)
+
+    def kms_key_arn(self, key: str) -> str | None:
+        return _kms_key_arn(self._kms(), key)
+
+    def _kms(self) -> Any:
+        return boto3.client(
+            "kms",
+            region_name=self.region,
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self._credentials[0],
+            aws_secret_access_key=self._credentials[1],
+        )
+
+
+def _create_kms_key(kms: Any, alias: str | None) -> str:
+    """A customer managed key in moto's KMS (which RDS in moto checks KmsKeyId against); its ARN."""
+    arn: str = kms.create_key(Description="fidelity layer test key")["KeyMetadata"]["Arn"]
+    if alias is not None:
+        kms.create_alias(AliasName=alias, TargetKeyId=arn)
+    return arn
+
+
+def _kms_key_arn(kms: Any, key: str) -> str | None:
+    """The ARN of an enabled key of this region named by id, ARN, alias name or alias ARN; else None."""
+    if key.startswith("arn:") and key.split(":")[3:4] != [kms.meta.region_name]:
+        return None  # KMS keys are regional: a key of another region is not usable here
+    try:
+        metadata = kms.describe_key(KeyId=key)["KeyMetadata"]
+    except Exception:  # moto answers an unknown alias in several ways, an error or a crash: not usable
+        return None
+    return str(metadata["Arn"]) if metadata.get("Enabled", True) else None
 
 
 def snapshot_from_dict(raw: Mapping[str, Any]) -> SnapshotRecord:
@@ -249,6 +300,7 @@ def snapshot_from_dict(raw: Mapping[str, Any]) -> SnapshotRecord:
         percent_progress=int(raw.get("PercentProgress", 100)),
         tags=_tag_pairs(raw.get("TagList")),
         storage_encrypted=bool(raw.get("StorageEncrypted")),
+        kms_key_id=raw.get("KmsKeyId", "") if raw.get("StorageEncrypted") else "",
     )
 
 
@@ -279,6 +331,7 @@ def snapshot_from_xml(body: bytes) -> SnapshotRecord:
         percent_progress=int(text("PercentProgress") or 100),
         tags=tags,
         storage_encrypted=text("StorageEncrypted") == "true",
+        kms_key_id=text("KmsKeyId") if text("StorageEncrypted") == "true" else "",
     )
 
 

@@ -42,6 +42,8 @@ class SnapshotRecord:
     percent_progress: int = 100
     tags: list[tuple[str, str]] = field(default_factory=list)
     storage_encrypted: bool = False
+    kms_key_id: str = ""
+    source_arn: str = ""  # SourceDBClusterSnapshotArn: set on copies only
 
 
 def request_id() -> str:
@@ -97,7 +99,9 @@ def snapshot_xml(snapshot: SnapshotRecord, *, status: str, progress: int, create
         + _el("SnapshotType", snapshot.snapshot_type)
         + _el("PercentProgress", progress)
         + _el("StorageEncrypted", snapshot.storage_encrypted)
+        + _el("KmsKeyId", snapshot.kms_key_id or None)
         + _el("DBClusterSnapshotArn", snapshot.arn)
+        + _el("SourceDBClusterSnapshotArn", snapshot.source_arn or None)
         + _tags(snapshot.tags)
         + "</DBClusterSnapshot>"
     )
