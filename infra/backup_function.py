@@ -31,8 +31,6 @@ POWERTOOLS_LAYER_ACCOUNT: Final = "017000801446"
 POWERTOOLS_LAYER_NAME: Final = "AWSLambdaPowertoolsPythonV3-python313-arm64"
 POWERTOOLS_LAYER_VERSION: Final = 27
 
-# One run at a time per environment: a second invocation while one runs is throttled and retried by Lambda.
-RESERVED_CONCURRENCY: Final = 1
 # Lambda's asynchronous retries of a failed run (its maximum is 2); the run is idempotent.
 ASYNC_RETRY_ATTEMPTS: Final = 2
 # Scheduler's retries when handing the event to Lambda fails (not when the run fails).
@@ -174,7 +172,8 @@ class BackupFunction(Construct):
             ],
             memory_size=settings.memory_mb,
             timeout=Duration.seconds(settings.timeout_seconds),
-            reserved_concurrent_executions=RESERVED_CONCURRENCY,
+            # Opt-in (reservedConcurrency): reserving any needs an account limit above Lambda's unreserved 100.
+            reserved_concurrent_executions=settings.reserved_concurrency,
             tracing=lambda_.Tracing.ACTIVE,
             role=self.role,
             log_group=self.log_group,

@@ -40,6 +40,7 @@ API_RATE: Final = "apiRate"
 API_BURST: Final = "apiBurst"
 BUSY_RETRY_SECONDS: Final = "busyRetrySeconds"
 ENVIRONMENTS: Final = "environments"
+RESERVED_CONCURRENCY: Final = "reservedConcurrency"
 
 DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
     {
@@ -65,6 +66,7 @@ DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
         API_BURST: 200,
         BUSY_RETRY_SECONDS: 300,
         ENVIRONMENTS: [],
+        RESERVED_CONCURRENCY: None,  # None: nothing reserved, the account's unreserved pool
     }
 )
 KEYS: Final = tuple(DEFAULTS)
@@ -75,13 +77,16 @@ LOG_RETENTION_CHOICES: Final = (
 )  # fmt: skip
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
-# The schedule interval bounds: at least 5 minutes (runs are serialised by reserved concurrency 1), at most
-# 12 hours (the heartbeat alarm watches twice the interval and a CloudWatch alarm window is at most a day).
+# The schedule interval bounds: at least 5 minutes, at most 12 hours (the heartbeat alarm watches twice the
+# interval and a CloudWatch alarm window is at most a day).
 MIN_INTERVAL_MINUTES: Final = 5
 MAX_INTERVAL_MINUTES: Final = 12 * 60
 MAX_LAMBDA_TIMEOUT_SECONDS: Final = 900
 # A run stops starting work this long before the function's timeout (snapshot_scheduler.service.Budget).
 RUN_MARGIN_SECONDS: Final = 30
+# Lambda keeps 100 units of the account's concurrency unreserved: reserving N needs a limit of 100 + N.
+LAMBDA_UNRESERVED_MINIMUM: Final = 100
+MAX_RESERVED_CONCURRENCY: Final = 1000
 
 _TAG_TEXT = re.compile(r"^[\w\s.:/=+\-@]*$")
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
@@ -117,6 +122,8 @@ class Schedule:
     expression: str
     timezone: str
     interval_minutes: int
+    # The shortest gap between two runs (a lower bound for a cron that skips days).
+    shortest_gap_minutes: int
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,8 @@ class Settings:
     api_burst: int
     busy_retry_seconds: int
     environments: tuple[DeployEnvironment, ...]
+    # Units of Lambda concurrency reserved for the function; None reserves nothing.
+    reserved_concurrency: int | None
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> Settings:
@@ -153,6 +162,8 @@ class Settings:
         schedule = ctx.schedule()
         heartbeat = ctx.optional_int(HEARTBEAT_MINUTES, low=MIN_INTERVAL_MINUTES, high=MAX_INTERVAL_MINUTES)
         timeout_seconds = ctx.integer(TIMEOUT_SECONDS, low=60, high=MAX_LAMBDA_TIMEOUT_SECONDS)
+        reserved = ctx.optional_int(RESERVED_CONCURRENCY, low=1, high=MAX_RESERVED_CONCURRENCY)
+        ctx.check_runs_cannot_overlap(schedule, timeout_seconds, reserved)
         return cls(
             stack_name=ctx.matching(STACK_NAME, _STACK_NAME, _STACK_NAME_RULE),
             schedule=schedule,
@@ -175,6 +186,7 @@ class Settings:
             api_burst=ctx.integer(API_BURST, low=1, high=10_000),
             busy_retry_seconds=ctx.busy_retry_seconds(schedule, timeout_seconds),
             environments=ctx.environments(),
+            reserved_concurrency=reserved,
         )
 
 
@@ -349,12 +361,28 @@ class _Context:
             raise self.bad(ENVIRONMENTS, value, "each account/region pair at most once")
         return tuple(environments)
 
+    def check_runs_cannot_overlap(self, schedule: Schedule, timeout_seconds: int, reserved: int | None) -> None:
+        """Without a reservation of 1 nothing makes Lambda run one invocation at a time: the schedule must
+        leave each run time to end (its timeout) before the next starts."""
+        if reserved == 1 or schedule.shortest_gap_minutes * 60 > timeout_seconds:
+            return
+        raise self.bad(
+            SCHEDULE,
+            schedule.expression,
+            f"runs further apart than {TIMEOUT_SECONDS!r} ({timeout_seconds} s), so that a run ends before "
+            f"the next starts (this one starts runs {schedule.shortest_gap_minutes} minutes apart). Lengthen "
+            f"the schedule, lower {TIMEOUT_SECONDS!r}, or set {RESERVED_CONCURRENCY!r} to 1 (Lambda then "
+            f"throttles an overlapping run; the account needs a concurrency limit of at least "
+            f"{LAMBDA_UNRESERVED_MINIMUM + 1})",
+        )
+
     def schedule(self) -> Schedule:
         expression = self.string(SCHEDULE)
         timezone = self.zone(SCHEDULE_TIMEZONE)
         heartbeat_given = self.raw(HEARTBEAT_MINUTES) is not None
         try:
             interval = schedule_interval_minutes(expression)
+            shortest_gap = min(_schedule_gaps(expression))
         except _ScheduleError as error:
             raise self.bad(SCHEDULE, expression, str(error)) from error
         if interval is None:
@@ -373,7 +401,9 @@ class _Context:
                 f"runs at most {MAX_INTERVAL_MINUTES // 60} hours and at least {MIN_INTERVAL_MINUTES} "
                 f"minutes apart (this one leaves gaps of {interval} minutes)",
             )
-        return Schedule(expression=expression, timezone=timezone, interval_minutes=interval)
+        return Schedule(
+            expression=expression, timezone=timezone, interval_minutes=interval, shortest_gap_minutes=shortest_gap
+        )
 
 
 class _ScheduleError(ValueError):
@@ -389,30 +419,38 @@ def schedule_interval_minutes(expression: str) -> int | None:
     None for a valid cron expression that does not run every day (weekdays only, some months...):
     its longest gap is not worth deriving here, the caller must be told it explicitly.
     """
+    gaps = _schedule_gaps(expression)
+    cron = _CRON.match(expression)
+    if cron:
+        _, _, day_of_month, month, day_of_week, year = cron.group(1).split()
+        every_day = day_of_month in ("*", "?") and day_of_week in ("*", "?") and month == "*" and year == "*"
+        if not every_day:
+            return None
+    return max(gaps)
+
+
+def _schedule_gaps(expression: str) -> list[int]:
+    """The gaps between consecutive runs within a day and across midnight, in minutes; for a cron that
+    skips days the real gaps can only be longer than the one across midnight."""
     rate = _RATE.match(expression)
     if rate:
         value, unit = int(rate.group(1)), rate.group(2)
         if value < 1 or (value == 1) != (not unit.endswith("s")):
             raise _ScheduleError(f"{_SCHEDULE_FORMS}; a rate of 1 takes a singular unit, others a plural")
-        return value * _UNIT_MINUTES[unit.rstrip("s")]
+        return [value * _UNIT_MINUTES[unit.rstrip("s")]]
     cron = _CRON.match(expression)
     if not cron:
         raise _ScheduleError(_SCHEDULE_FORMS)
     fields = cron.group(1).split()
     if len(fields) != 6:
         raise _ScheduleError(f"{_SCHEDULE_FORMS}: a cron expression has 6 fields")
-    minutes, hours, day_of_month, month, day_of_week, year = fields
+    minutes, hours, day_of_month, _month, day_of_week, _year = fields
     if (day_of_month == "?") == (day_of_week == "?"):
         raise _ScheduleError(f"{_SCHEDULE_FORMS}: exactly one of day-of-month and day-of-week must be '?'")
-    every_day = day_of_month in ("*", "?") and day_of_week in ("*", "?") and month == "*" and year == "*"
-    minute_values = _cron_values(minutes, 0, 59)
-    hour_values = _cron_values(hours, 0, 23)
-    if not every_day:
-        return None
-    times = sorted(hour * 60 + minute for hour in hour_values for minute in minute_values)
+    times = sorted(hour * 60 + minute for hour in _cron_values(hours, 0, 23) for minute in _cron_values(minutes, 0, 59))
     gaps = [later - earlier for earlier, later in pairwise(times)]
     gaps.append(times[0] + 24 * 60 - times[-1])  # from the last run of a day to the first of the next
-    return max(gaps)
+    return gaps
 
 
 def _cron_values(field: str, low: int, high: int) -> set[int]:

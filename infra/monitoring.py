@@ -231,9 +231,10 @@ class Monitoring(Construct):
         self._alarm(
             "FunctionThrottles",
             metric=function.metric_throttles(statistic="Sum", period=period),
-            description="An invocation was throttled: a run was still going when the next one started "
-            "(reserved concurrency is 1 by design). Lambda retries it; if this repeats, runs take longer "
-            "than the schedule interval: check RunDuration on the dashboard and lengthen the interval.",
+            description="An invocation was throttled: the account's Lambda concurrency was exhausted, or "
+            "(with reservedConcurrency 1) a run was still going when the next one started. Lambda retries it "
+            "until the next scheduled run supersedes it. Check the account's ConcurrentExecutions against its "
+            "limit and, with a reservation, RunDuration on the dashboard against the schedule interval.",
         )
 
     def _queue_alarms(self) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import App, Duration, Environment, Stack
+from aws_cdk import Annotations, App, CfnOutput, Duration, Environment, Stack
 from constructs import Construct
 
+from infra import config
 from infra.backup_function import BackupFunction, BackupFunctionProps
 from infra.config import DeployEnvironment, Settings
 from infra.monitoring import Monitoring, MonitoringProps
@@ -43,6 +44,19 @@ class SnapshotSchedulerStack(Stack):
                 },
             ),
         )
+        # What `doctor` compares with the account's concurrency limit: "none" or the units reserved.
+        CfnOutput(
+            self,
+            "ReservedConcurrency",
+            description="Lambda concurrency reserved for the backup function (reservedConcurrency)",
+            value="none" if settings.reserved_concurrency is None else str(settings.reserved_concurrency),
+        )
+        if not settings.alarm_emails:
+            Annotations.of(self).add_warning_v2(
+                "snapshot-scheduler:no-alarm-emails",
+                f"{config.ALARM_EMAILS!r} is empty: the alarms notify a topic no one is subscribed to. Set it "
+                f"(cdk.json or -c {config.ALARM_EMAILS}='[\"oncall@example.com\"]') or subscribe to the topic.",
+            )
 
 
 def stack_name(settings: Settings, environment: DeployEnvironment | None) -> str:

@@ -34,12 +34,17 @@ def test_defaults_give_an_hourly_utc_deployment_named_after_the_stack() -> None:
     assert s.dry_run is False
     assert (s.api_rate, s.api_burst) == (10.0, 200)
     assert s.environments == ()
+    assert s.reserved_concurrency is None  # deploys in an account whose concurrency limit is 10
 
 
 def test_cdk_json_states_every_key_with_its_default() -> None:
     context = cdk_json_context()
     ours = {key: value for key, value in context.items() if key in config.DEFAULTS}
-    assert set(ours) == set(config.DEFAULTS) - {config.HEARTBEAT_MINUTES, config.DEPLOYMENT}
+    assert set(ours) == set(config.DEFAULTS) - {
+        config.HEARTBEAT_MINUTES,
+        config.DEPLOYMENT,
+        config.RESERVED_CONCURRENCY,
+    }
     assert Settings.from_context(context) == settings()
 
 
@@ -105,6 +110,8 @@ def test_values_from_the_command_line_arrive_as_text_and_are_decoded() -> None:
         ("apiBurst", 0, "from 1 to 10000"),
         ("busyRetrySeconds", -1, "from 0 to 900"),
         ("busyRetrySeconds", 810, "at most 809"),  # the default timeout, 840 s, less the run's margin
+        ("reservedConcurrency", 0, "from 1 to 1000"),
+        ("reservedConcurrency", "one", "whole number"),
         ("environments", {"account": "1"}, "list of"),
         ("environments", [{"account": "123", "region": "eu-west-1"}], "12 digits"),
         ("environments", [{"account": "111111111111", "region": "Europe"}], "region name"),
@@ -132,7 +139,7 @@ def test_the_busy_retry_window_must_fit_in_the_run_and_before_the_next_run() -> 
     with pytest.raises(ConfigError, match=r"'timeoutSeconds' \(300\).*at most 269"):
         settings(timeoutSeconds=300)  # the default window of 300 s no longer fits: say which keys clash
     with pytest.raises(ConfigError, match=r"'schedule' \(600 s\).*at most 599"):
-        settings(schedule="rate(10 minutes)", busyRetrySeconds=600)
+        settings(schedule="rate(10 minutes)", busyRetrySeconds=600, reservedConcurrency=1)
 
 
 def test_a_misspelt_key_is_refused_rather_than_silently_ignored() -> None:
@@ -178,6 +185,44 @@ def test_a_weekday_schedule_works_when_the_heartbeat_window_is_given() -> None:
 def test_heartbeat_minutes_overrides_the_derived_interval_for_the_heartbeat_only() -> None:
     s = settings(schedule="rate(30 minutes)", heartbeatMinutes=90)
     assert (s.schedule.interval_minutes, s.heartbeat_window_minutes) == (30, 180)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "timeout"),
+    [
+        ("rate(10 minutes)", 840),
+        ("rate(15 minutes)", 900),  # a run may take its whole timeout: the next would start as it ends
+        ("cron(0,10 * * * ? *)", 840),  # 50 minutes apart once an hour, but 10 minutes apart once
+    ],
+)
+def test_runs_that_could_overlap_are_refused_unless_concurrency_is_reserved(schedule: str, timeout: int) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings(schedule=schedule, timeoutSeconds=timeout)
+    message = str(caught.value)
+    assert all(text in message for text in ("'schedule'", repr(schedule), "'timeoutSeconds'", "'reservedConcurrency'"))
+    assert settings(schedule=schedule, timeoutSeconds=timeout, reservedConcurrency=1).reserved_concurrency == 1
+
+
+def test_a_reservation_above_one_does_not_serialise_runs_so_they_must_not_overlap() -> None:
+    with pytest.raises(ConfigError, match="reservedConcurrency"):
+        settings(schedule="rate(5 minutes)", reservedConcurrency=2)
+    assert settings(schedule="rate(30 minutes)", timeoutSeconds=900, reservedConcurrency="2").reserved_concurrency == 2
+
+
+@pytest.mark.parametrize(
+    ("expression", "minutes"),
+    [
+        ("rate(10 minutes)", 10),
+        ("cron(0,10 * * * ? *)", 10),
+        ("cron(0 1,3,9,15,21 * * ? *)", 120),
+        ("cron(0 3 1 * ? *)", 1440),
+    ],
+)
+def test_the_shortest_gap_between_runs_is_known_for_every_schedule(expression: str, minutes: int) -> None:
+    assert (
+        settings(schedule=expression, heartbeatMinutes=720, reservedConcurrency=1).schedule.shortest_gap_minutes
+        == minutes
+    )
 
 
 def test_every_retention_choice_is_one_cloudwatch_logs_accepts() -> None:

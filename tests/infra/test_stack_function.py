@@ -20,6 +20,8 @@ CUSTOM = {
     "timeoutSeconds": 900,
     "logRetentionDays": 30,
     "deployment": "prod-eu",
+    # Runs 15 minutes apart may each take 15 minutes: only a reservation of 1 keeps them from overlapping.
+    "reservedConcurrency": 1,
 }
 
 
@@ -47,15 +49,23 @@ def test_function_runtime_architecture_handler_and_sizing(default_synth: Synthes
             "Handler": "snapshot_scheduler.handlers.backup.lambda_handler",
             "MemorySize": 512,
             "Timeout": 840,
-            "ReservedConcurrentExecutions": 1,
             "TracingConfig": {"Mode": "Active"},
         },
     )
 
 
-def test_function_sizing_follows_the_context(custom: Synthesized) -> None:
+def test_by_default_no_concurrency_is_reserved_so_an_account_with_a_low_limit_can_deploy(
+    default_synth: Synthesized,
+) -> None:
+    # Reserving even 1 needs an account limit of 101: new accounts often have 10 or 50, and the stack rolls back.
+    assert "ReservedConcurrentExecutions" not in default_synth.only("AWS::Lambda::Function")["Properties"]
+    assert default_synth.template_json()["Outputs"]["ReservedConcurrency"]["Value"] == "none"
+
+
+def test_function_sizing_and_reservation_follow_the_context(custom: Synthesized) -> None:
     props = custom.only("AWS::Lambda::Function")["Properties"]
-    assert (props["MemorySize"], props["Timeout"]) == (1024, 900)
+    assert (props["MemorySize"], props["Timeout"], props["ReservedConcurrentExecutions"]) == (1024, 900, 1)
+    assert custom.template_json()["Outputs"]["ReservedConcurrency"]["Value"] == "1"
 
 
 def test_powertools_comes_from_the_aws_managed_layer_for_the_runtime_and_architecture(

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from aws_cdk.assertions import Annotations, Match
 
 from tests.infra.synthesis import Synthesized, synth
 
@@ -72,6 +73,14 @@ def test_topic_accepts_only_ssl_and_cloudwatch_alarms_of_this_account(default_sy
 
 def test_no_subscription_without_emails(default_synth: Synthesized) -> None:
     default_synth.template().resource_count_is("AWS::SNS::Subscription", 0)
+
+
+def test_synth_warns_that_alarms_notify_no_one_without_emails(
+    default_synth: Synthesized, with_emails: Synthesized
+) -> None:
+    warning = Match.string_like_regexp("'alarmEmails' is empty: the alarms notify a topic no one is subscribed to")
+    Annotations.from_stack(default_synth.stack).has_warning("*", warning)
+    Annotations.from_stack(with_emails.stack).has_no_warning("*", warning)
 
 
 def test_one_email_subscription_per_address(with_emails: Synthesized) -> None:
