@@ -33,6 +33,7 @@ from botocore.exceptions import BotoCoreError, NoCredentialsError, NoRegionError
 from snapshot_scheduler import config, service
 from snapshot_scheduler.adapters.rds import Pacer, RdsAdapter, RdsError, build_client
 from snapshot_scheduler.config import Settings
+from snapshot_scheduler.demand import FleetDemand, fleet_demand, quota_summary
 from snapshot_scheduler.errors import ConfigError, ScheduleError
 from snapshot_scheduler.model import AVAILABLE, CREATING, Cluster, Quota, Reason, RunReport
 from snapshot_scheduler.observability import logger
@@ -240,10 +241,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
     with connect(args, settings) as rds:
         discovery = service.discover(settings, rds, at)
     plans = discovery.plan.clusters
+    demand = fleet_demand(plans, discovery.snapshots, settings.deployment)
     if args.json:
-        _print_json({"scheduled_time": at.isoformat(), "clusters": [plan_to_dict(p) for p in plans]})
+        _print_json(
+            {
+                "scheduled_time": at.isoformat(),
+                "clusters": [plan_to_dict(p) for p in plans],
+                "steady_state": demand_to_dict(demand, discovery.quota),
+            }
+        )
     else:
         print(render_plan(plans, at))
+        print(render_demand(demand, discovery.quota))
     return EXIT_OK
 
 
@@ -495,6 +504,19 @@ def plan_to_dict(plan: ClusterPlan) -> dict[str, Any]:
     }
 
 
+def demand_to_dict(demand: FleetDemand, quota: Quota | None) -> dict[str, Any]:
+    return {
+        "clusters": [
+            {"cluster": c.cluster_id, "policy": c.policy, "held": c.held, "total": c.total, "note": c.note}
+            for c in demand.clusters
+        ],
+        "not_ours": demand.not_ours,
+        "total": demand.total,
+        "quota": _quota_dict(quota),
+        "summary": quota_summary(demand, quota.max if quota else None),
+    }
+
+
 def _kept_newest_first(kept: Sequence[Kept]) -> list[Kept]:
     never = datetime.min.replace(tzinfo=UTC)
     return sorted(kept, key=lambda k: k.snapshot.time or never, reverse=True)
@@ -576,6 +598,19 @@ def render_plan(plans: Sequence[ClusterPlan], at: datetime) -> str:
         for kept in _kept_newest_first(plan.kept):
             pairs.append(("keep", f"{kept.snapshot.id}  ({_when(kept.snapshot.time)}): {', '.join(kept.reasons)}"))
         lines.append(render_pairs(pairs))
+    return "\n".join(lines)
+
+
+def render_demand(demand: FleetDemand, quota: Quota | None) -> str:
+    """Quota planning: what each cluster needs at steady state, and the fleet against the quota."""
+    rows = [
+        (c.cluster_id, "no end" if c.total is None else str(c.total), str(c.held) if c.held else "-", c.note or "")
+        for c in demand.clusters
+    ]
+    lines = ["", "Manual snapshots at steady state (its policy's most, plus held ones)"]
+    if rows:
+        lines.append(render_table(("CLUSTER", "SNAPSHOTS", "HELD", "NOTE"), rows))
+    lines.append(quota_summary(demand, quota.max if quota else None))
     return "\n".join(lines)
 
 

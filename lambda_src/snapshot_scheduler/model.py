@@ -43,6 +43,16 @@ class Cluster:
     status: str
     tags: Mapping[str, str]
     created: datetime | None = None
+    copy_tags_to_snapshot: bool = False
+
+    @property
+    def inherited_hold(self) -> str | None:
+        """The hold tag key a snapshot of this cluster inherits (CopyTagsToSnapshot), if any. RDS may
+        authorise inherited tags as AddTagsToResource, which the stack denies for a hold key: every create
+        then fails with access denied; where it does not, every snapshot is held and never pruned."""
+        if not self.copy_tags_to_snapshot:
+            return None
+        return next((key for key in self.tags if tags.is_hold(key)), None)
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,7 @@ class Budget:
 class Discovery:
     plan: RunPlan
     quota: Quota | None
+    snapshots: tuple[Snapshot, ...] = ()  # every manual snapshot read (quota planning counts others' too)
 
 
 def policy_context(settings: Settings) -> PolicyContext:
@@ -89,7 +90,7 @@ def discover(settings: Settings, rds: RdsAdapter, at: datetime, *, now: datetime
         snapshots = pool.submit(rds.manual_snapshots)
         quota = pool.submit(rds.quota)
         fleet, manual, account = clusters.result(), snapshots.result(), quota.result()
-    return Discovery(plan_run(policy_context(settings), fleet, manual, at, now=now), account)
+    return Discovery(plan_run(policy_context(settings), fleet, manual, at, now=now), account, tuple(manual))
 
 
 def run(

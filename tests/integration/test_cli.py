@@ -272,3 +272,25 @@ def test_logs_go_to_stderr_so_stdout_stays_a_table(rds: Any, capsys: pytest.Capt
 
     assert not any(line.startswith("{") for line in out.splitlines())
     assert '"level":"ERROR"' in err  # the service's own log line for the bad tag
+
+
+def test_plan_shows_each_clusters_steady_state_and_the_fleets(rds: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a daily and an hourly cluster, one held snapshot of ours and one a person made
+    add_cluster(rds, "orders", "hourly")
+    add_cluster(rds, "billing", "daily")
+    run_cli(capsys, "run", "--at", NOW.isoformat())
+    (ours,) = [s for s, t in manual_snapshots(rds).items() if t.get(tags.CLUSTER) == "billing"]
+    arn = rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=ours)["DBClusterSnapshots"][0]
+    rds.add_tags_to_resource(ResourceName=arn["DBClusterSnapshotArn"], Tags=[{"Key": tags.HOLD, "Value": "yes"}])
+    rds.create_db_cluster_snapshot(DBClusterIdentifier="billing", DBClusterSnapshotIdentifier="before-upgrade")
+
+    # When the plan is asked for, as text and as JSON
+    _, out, _ = run_cli(capsys, "plan")
+    _, raw, _ = run_cli(capsys, "plan", "--json")
+
+    # Then hourly needs 31, daily 8 plus the held one, and the person's snapshot counts too
+    steady = json.loads(raw)["steady_state"]
+    assert {c["cluster"]: c["total"] for c in steady["clusters"]} == {"billing": 9, "orders": 31}
+    assert steady["not_ours"] == 1
+    assert steady["total"] == 41
+    assert "your policies need 41 manual snapshots at steady state (1 held, 1 not ours included)" in out

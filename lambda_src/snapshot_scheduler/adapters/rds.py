@@ -234,6 +234,7 @@ def _cluster(raw: Mapping[str, Any]) -> Cluster:
         status=raw.get("Status", "unknown"),
         tags=_tags(raw),
         created=_time(raw.get("ClusterCreateTime")),
+        copy_tags_to_snapshot=bool(raw.get("CopyTagsToSnapshot", False)),
     )
 
 
