@@ -86,6 +86,11 @@ class RunPlan:
         return [p for p in self.clusters if p.cluster is not None and p.policy is not None]
 
     @property
+    def kept_ids(self) -> frozenset[str]:
+        """Every snapshot some rule of this plan keeps: none of them may be deleted on its behalf."""
+        return frozenset(k.snapshot.id for plan in self.clusters for k in plan.kept)
+
+    @property
     def due(self) -> list[ClusterPlan]:
         """Clusters to snapshot now, most overdue first."""
         due = [p for p in self.clusters if p.create is not None and not (p.skip or p.defer or p.fail)]
@@ -101,15 +106,19 @@ def plan_run(
     now: datetime | None = None,
 ) -> RunPlan:
     """Plan a run scheduled for `at`. `now`, when known, is the wall clock: an event delivered after its
-    slot has passed must not fill that old slot with newer data."""
+    slot has passed must not fill that old slot with newer data.
+
+    Each sweep is read as a set keyed by identifier: a paginated listing may return a record on two pages
+    (its Marker is opaque, and others create and delete while we read), and a snapshot counted twice would
+    fill two retention places, one of them kept by no rule. Where the two views differ, the later page's
+    is the fresher."""
+    taken = {snapshot.id: snapshot for snapshot in snapshots}
     ours: dict[str, list[Snapshot]] = defaultdict(list)
-    taken: dict[str, Snapshot] = {}
-    for snapshot in snapshots:
-        taken[snapshot.id] = snapshot
+    for snapshot in taken.values():
         if snapshot.managed_by(context.deployment):
             ours[snapshot.cluster_id].append(snapshot)
     plans = []
-    for cluster in sorted(clusters, key=lambda c: c.id):
+    for cluster in sorted({cluster.id: cluster for cluster in clusters}.values(), key=lambda c: c.id):
         text = cluster.tags.get(context.tag_key)
         if is_off(text):
             continue  # not managed; its snapshots, if any, are pruned as orphans below

@@ -213,16 +213,17 @@ class _Actor:
     def prune(self, plan: RunPlan, *, reserve: float = 0.0, parallel: bool = True) -> None:
         """Delete what retention removes, while the run has `reserve` seconds to spare beyond its margin."""
         work = [(cluster.cluster_id, snapshot) for cluster in plan.clusters for snapshot in cluster.delete]
+        kept = plan.kept_ids
         waiting = _map(
-            lambda item: not self._contained(item[0], True, lambda: self._delete(*item, reserve=reserve)),
+            lambda item: not self._contained(item[0], True, lambda: self._delete(*item, kept, reserve=reserve)),
             work,
             parallel=parallel,
         ).count(True)
         if waiting:
             logger.info(f"{waiting} deletions wait for time later in this run or the next run")
 
-    def _delete(self, cluster_id: str, snapshot: Snapshot, *, reserve: float) -> bool:
-        """Delete one snapshot; False when there was no time to try."""
+    def _delete(self, cluster_id: str, snapshot: Snapshot, kept: frozenset[str], *, reserve: float) -> bool:
+        """Delete one snapshot that its plan does not keep (`kept`); False when there was no time to try."""
         with self._lock:
             if snapshot.id in self._deleted:
                 return True
@@ -230,7 +231,7 @@ class _Actor:
                 return False
             self._deleted.add(snapshot.id)
         extra = {"cluster": cluster_id, "snapshot": snapshot.id}
-        refusal = _refusal(snapshot, self._settings.deployment)
+        refusal = _refusal(snapshot, self._settings.deployment, kept)
         if refusal is not None:  # planning never lets one through; if it did, refuse and say so loudly
             logger.error(refusal, extra=extra)
             self._record(self._report.add_failed, cluster_id, "RefusedDelete", refusal)
@@ -417,8 +418,10 @@ def _map(work: Callable[[T], R], items: list[T], *, parallel: bool) -> list[R]:
         return list(pool.map(work, items))
 
 
-def _refusal(snapshot: Snapshot, deployment: str) -> str | None:
+def _refusal(snapshot: Snapshot, deployment: str, kept: frozenset[str]) -> str | None:
     """The last gate before the one irreversible act: planning already excludes these; this proves it."""
+    if snapshot.id in kept:
+        return f"refused to delete {snapshot.id}: the same plan keeps it"
     if not snapshot.managed_by(deployment) or snapshot.held or snapshot.status != AVAILABLE:
         return f"refused to delete {snapshot.id}: it is not an available, un-held snapshot of this deployment"
     return None

@@ -575,6 +575,50 @@ def test_pages_ending_on_a_page_boundary_show_every_cluster_and_snapshot_once_wi
     assert fid.throttled.total() == 0
 
 
+def test_a_snapshot_listed_on_two_pages_is_kept_when_retention_keeps_it() -> None:
+    # Given "orders" on keep-last=2 with three snapshots, and 98 hand-made ones of "archive" listed before them,
+    # so the first page of the sweep ends on orders' second newest; and pages that shift back by one record
+    # (as a Marker would if a snapshot were created ahead of it mid-sweep), so that snapshot is listed again
+    fid = layer(START, quota=1000)
+    add_clusters(fid, KEEP_LAST_2, "orders")
+    add_clusters(fid, None, "archive")
+    for n in range(98):
+        fid.seed_snapshot("archive", f"archive-{n:03d}", created=LONG_AGO)
+    oldest, second, newest = (seed_ours(fid, "orders", START - days * DAY, KEEP_LAST_2) for days in (3, 2, 1))
+    fid.shift_pages("DescribeDBClusterSnapshots", -1)
+
+    # When the run happens
+    with scheduled_lambda(fid) as handler:
+        report = handler.run(START)
+
+    # Then only the oldest went: the snapshot listed twice is one snapshot, and keep-last=2 keeps it
+    assert fid.calls["DescribeDBClusterSnapshots"] == 2
+    assert deleted(report) == {oldest}
+    assert snapshot_ids(fid, "orders") == {second, newest, slot_id("orders", START)}
+    assert report["failed"] == []
+
+
+def test_a_cluster_listed_on_two_pages_is_planned_once(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given 99 untagged clusters, then "orders" at the end of the first page of the cluster sweep, then "zeta";
+    # and pages that shift back by one record, so "orders" is listed on both pages
+    fid = layer(START, quota=1000)
+    add_clusters(fid, None, *(f"a-{n:03d}" for n in range(99)))
+    add_clusters(fid, KEEP_LAST_1, "orders", "zeta")
+    fid.shift_pages("DescribeDBClusters", -1)
+
+    # When the run happens
+    with scheduled_lambda(fid) as handler:
+        report = handler.run(START)
+        metrics = metric_values(capsys)[-1]
+
+    # Then each managed cluster was counted and snapshotted once
+    assert fid.calls["DescribeDBClusters"] == 2
+    assert created(report) == {"orders": slot_id("orders", START), "zeta": slot_id("zeta", START)}
+    assert fid.calls["CreateDBClusterSnapshot"] == 2
+    assert report["stats"]["clusters_managed"] == metrics["ClustersManaged"] == 2
+    assert report["failed"] == []
+
+
 # ----------------------------------------------------------------------------------- snapshot and cluster state
 
 

@@ -159,6 +159,39 @@ def test_optionally_a_full_last_page_carries_a_marker_to_an_empty_page() -> None
     assert by_paginator == [20, 20, 0]
 
 
+@pytest.mark.parametrize(
+    ("by", "expected"),
+    [
+        pytest.param(-2, [(0, 20), (18, 38), (36, 45)], id="back-repeats"),
+        pytest.param(3, [(0, 20), (23, 43), (46, 46)], id="on-omits"),  # the Marker promised more
+    ],
+)
+def test_shifted_pages_list_records_twice_or_never(by: int, expected: list[tuple[int, int]]) -> None:
+    fidelity, client = layer(quota=1000)
+    created = sorted(fidelity.create_clusters(45))
+    for cluster in created:
+        fidelity.seed_snapshot(cluster, f"{cluster}-manual", created=START)
+    fidelity.shift_pages("DescribeDBClusters", by)
+    fidelity.shift_pages("DescribeDBClusterSnapshots", by)
+
+    clusters = pages(client, "describe_db_clusters", "DBClusters", MaxRecords=20)
+    snapshots = pages(
+        client, "describe_db_cluster_snapshots", "DBClusterSnapshots", SnapshotType="manual", MaxRecords=20
+    )
+
+    assert clusters == [created[first:last] for first, last in expected]
+    assert snapshots == [[f"{c}-manual" for c in created[first:last]] for first, last in expected]
+
+
+def test_pages_shift_only_for_the_two_describes_and_never_so_far_that_a_sweep_stalls() -> None:
+    fidelity, _ = layer()
+
+    with pytest.raises(ValueError, match="only the two describes"):
+        fidelity.shift_pages("DescribeDBInstances", 1)
+    with pytest.raises(ValueError, match="stall"):
+        fidelity.shift_pages("DescribeDBClusters", -20)
+
+
 def test_a_sweep_reads_moto_once_and_serves_later_pages_from_that_read() -> None:
     fidelity, client = layer(quota=1000)
     for cluster in fidelity.create_clusters(5):

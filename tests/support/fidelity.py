@@ -12,8 +12,10 @@ How: a `before-send.rds` handler, registered last so the caller's own before-sen
 client-side pacer) run first, sees every HTTP attempt below botocore's retry loop. It takes a token from
 the bucket (or answers HTTP 400 `Throttling`, which standard-mode retries really see), adds latency,
 counts the call, injects faults as real RDS error XML, answers the describes itself (real pagination
-over records read from moto once per sweep, answered as RDS query XML) and DescribeAccountAttributes,
-and forwards everything else to moto. botocore's retry back-off sleeps go through the layer's clock.
+over records read from moto once per sweep, answered as RDS query XML; on demand with pages that shift,
+listing a record twice or never, as an opaque Marker may while others change the account mid-sweep) and
+DescribeAccountAttributes, and forwards everything else to moto. botocore's retry back-off sleeps go
+through the layer's clock.
 
 Several regions: one layer per region, all made by one `Regions` on one clock, each with its own token
 bucket, quota and pagination. CopyDBClusterSnapshot (called in the destination region, the source named by
@@ -272,6 +274,7 @@ class RdsFidelity:
         self._cluster_created: dict[str, datetime] = {}
         self._busy: dict[str, _Busy] = {}
         self._triggers: list[_Trigger] = []
+        self._shifts: dict[str, int] = {}
         self.calls: Counter[str] = Counter()
         self.throttled: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
@@ -406,9 +409,13 @@ class RdsFidelity:
             raise _Refusal("InvalidParameterValue", f"Unrecognized filter name: {unknown[0]}")
         return _Listing(size, after, filters)
 
-    def _page(self, ids: list[str], listing: _Listing, keep: Callable[[str], bool]) -> tuple[list[str], str | None]:
+    def _page(
+        self, operation: str, ids: list[str], listing: _Listing, keep: Callable[[str], bool]
+    ) -> tuple[list[str], str | None]:
         """Up to `size` identifiers after the marker that `keep` keeps, and the Marker for the rest."""
-        index = bisect_right(ids, listing.after) if listing.after is not None else 0
+        index = 0
+        if listing.after is not None:
+            index = _shifted(ids, bisect_right(ids, listing.after), self._shifts.get(operation, 0), keep)
         chosen: list[str] = []
         while index < len(ids) and len(chosen) < listing.size:
             if keep(ids[index]):
@@ -435,7 +442,7 @@ class RdsFidelity:
             cluster = self._clusters[ident]
             return (not wanted or ident in wanted) and (not engines or cluster.engine in engines)
 
-        chosen, marker = self._page(self._sorted_clusters(), listing, keep)
+        chosen, marker = self._page("DescribeDBClusters", self._sorted_clusters(), listing, keep)
         members = [self._cluster_xml(self._clusters[i]) for i in chosen]
         return _response(request, 200, rds_xml.page("DescribeDBClusters", "DBClusters", members, marker))
 
@@ -470,7 +477,7 @@ class RdsFidelity:
                 and (not engines or snap.engine in engines)
             )
 
-        chosen, marker = self._page(self._sorted_snapshots(), listing, keep)
+        chosen, marker = self._page("DescribeDBClusterSnapshots", self._sorted_snapshots(), listing, keep)
         members = [self._snapshot_xml(self._snapshots[i]) for i in chosen]
         return _response(
             request, 200, rds_xml.page("DescribeDBClusterSnapshots", "DBClusterSnapshots", members, marker)
@@ -746,6 +753,20 @@ class RdsFidelity:
         with self._lock:
             self._busy[cluster_id.lower()] = _Busy(attempts=attempts or 0, until=until, status=status)
 
+    def shift_pages(self, operation: str, by: int) -> None:
+        """Every later page of `operation` ("DescribeDBClusters" or "DescribeDBClusterSnapshots") starts `by`
+        records away from where its Marker points, as an offset-based Marker would after records were added
+        (`by` < 0: the last records of the page before come again) or removed (`by` > 0: records are never
+        listed) before it mid-sweep. 0 restores exact pages."""
+        if operation not in ("DescribeDBClusters", "DescribeDBClusterSnapshots"):
+            raise ValueError(f"pages of {operation!r} cannot shift: only the two describes page")
+        if abs(by) >= PAGE_MIN:
+            raise ValueError(
+                f"a shift of {by} could stall a sweep at {PAGE_MIN} records a page: keep |by| < {PAGE_MIN}"
+            )
+        with self._lock:
+            self._shifts[operation] = by
+
     def on(self, operation: str, action: Callable[[], None], *, nth: int = 1) -> None:
         """Run `action` once, just before the layer answers the `nth` call of `operation` from now on
         (throttled attempts do not count). E.g. delete a cluster in the middle of a run."""
@@ -914,6 +935,17 @@ def _snapshot_address(value: str) -> tuple[str | None, str]:
 def _counts(snapshot: SnapshotRecord) -> bool:
     """Against the manual cluster snapshot quota: manual ones, not automated, not AWS Backup's (a colon)."""
     return snapshot.snapshot_type == "manual" and ":" not in snapshot.id
+
+
+def _shifted(ids: list[str], index: int, by: int, keep: Callable[[str], bool]) -> int:
+    """`index` moved back (`by` < 0) or on (`by` > 0) over `abs(by)` identifiers that `keep` keeps."""
+    while by < 0 and index > 0:
+        index -= 1
+        by += keep(ids[index])
+    while by > 0 and index < len(ids):
+        by -= keep(ids[index])
+        index += 1
+    return index
 
 
 def _from(items: list[str], index: int) -> Iterable[str]:

@@ -255,6 +255,31 @@ def test_snapshots_that_are_not_available_are_never_deleted(rds: FakeRds, status
     assert stuck.id not in rds.deleted_ids()
 
 
+def test_the_last_gate_never_deletes_a_snapshot_that_the_same_plan_keeps(
+    rds: FakeRds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a retention bug that puts every snapshot it keeps on the delete list as well
+    real_retain = planning._retain
+
+    def keeps_and_deletes(
+        policy: Policy, snapshots: list[Snapshot]
+    ) -> tuple[tuple[planning.Kept, ...], tuple[Snapshot, ...]]:
+        kept, _ = real_retain(policy, snapshots)
+        return kept, tuple(k.snapshot for k in kept)
+
+    monkeypatch.setattr(planning, "_retain", keeps_and_deletes)
+    rds.add_cluster("orders", {TAG: DAILY3})
+    before = ids(history(rds, "orders", 3))
+
+    report = run(rds)
+
+    # Then nothing is deleted, and each refusal is reported
+    assert rds.deleted_ids() == []
+    assert before <= rds.snapshot_ids()
+    assert sorted(e["error"] for e in report.failed) == ["RefusedDelete"] * 3
+    assert all("the same plan keeps it" in e["message"] for e in report.failed)
+
+
 def test_newest_available_snapshot_is_never_deleted(rds: FakeRds) -> None:
     # Given a stopped cluster whose only available snapshot is long outside keep-within, and a failed newer one
     rds.add_cluster("orders", {TAG: "every=1d keep-within=1d"}, status="stopped")
