@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from io import BytesIO
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, NoCredentialsError, ReadTimeoutError
 from botocore.stub import Stubber
 from snapshot_scheduler.adapters.rds import QuotaExceeded, RdsAdapter, RdsError, SnapshotExists, build_client
@@ -64,3 +70,88 @@ def test_a_configuration_error_is_not_mistaken_for_an_rds_failure(client: Any, m
 
     with pytest.raises(NoCredentialsError):  # the CLI turns it into exit status 2 with a plain message
         RdsAdapter(client).delete_snapshot("orders-20260310-0300")
+
+
+class _Body(BytesIO):
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.read()
+
+
+def _snapshot_page(snapshots: list[tuple[str, str]], marker: str | None) -> bytes:
+    """A DescribeDBClusterSnapshots answer as RDS writes it; each tag value holds an escaped <Marker>."""
+    members = "".join(
+        f"<DBClusterSnapshot><DBClusterSnapshotIdentifier>{ident}</DBClusterSnapshotIdentifier>"
+        f"<DBClusterIdentifier>orders</DBClusterIdentifier><SnapshotCreateTime>{created}</SnapshotCreateTime>"
+        "<Status>available</Status><SnapshotType>manual</SnapshotType>"
+        "<TagList><Tag><Key>note</Key><Value>&lt;Marker&gt;decoy&lt;/Marker&gt;</Value></Tag></TagList>"
+        "</DBClusterSnapshot>"
+        for ident, created in snapshots
+    )
+    tail = f"<Marker>{marker}</Marker>" if marker else ""
+    return (
+        '<DescribeDBClusterSnapshotsResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/">'
+        f"<DescribeDBClusterSnapshotsResult><DBClusterSnapshots>{members}</DBClusterSnapshots>{tail}"
+        "</DescribeDBClusterSnapshotsResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata>"
+        "</DescribeDBClusterSnapshotsResponse>"
+    ).encode()
+
+
+# Three pages chained by Markers (one with an XML entity in it), keyed by the Marker that asks for them.
+PAGES = {
+    "": ([("s1", "2026-11-18T03:00:00.123Z")], "m&amp;2"),
+    "m&2": ([("s2", "2026-11-19T03:00:00+01:00")], "m3"),
+    "m3": ([("s3", "1763434800")], None),  # not ISO 8601: botocore's own parser reads it (epoch seconds)
+}
+
+
+def _serve_pages(client: Any) -> list[str]:
+    """Answer the describe from PAGES without a network; returns the Markers asked for, in order."""
+    asked: list[str] = []
+
+    def send(request: Any, **_: Any) -> AWSResponse:
+        marker = parse_qs(str(request.body)).get("Marker", [""])[0]
+        asked.append(marker)
+        snapshots, next_marker = PAGES[marker]
+        return AWSResponse(
+            request.url, 200, {"Content-Type": "text/xml"}, _Body(_snapshot_page(snapshots, next_marker))
+        )
+
+    client.meta.events.register("before-send.rds.DescribeDBClusterSnapshots", send)
+    return asked
+
+
+def test_the_snapshot_sweep_follows_every_marker_once_and_reads_times_with_their_zones(client: Any) -> None:
+    asked = _serve_pages(client)
+
+    snapshots = RdsAdapter(client).manual_snapshots()
+
+    assert [s.id for s in snapshots] == ["s1", "s2", "s3"]
+    assert asked == ["", "m&2", "m3"]  # one request per page: the decoy in the tags was not taken for a Marker
+    assert [s.created for s in snapshots] == [
+        datetime(2026, 11, 18, 3, 0, 0, 123000, tzinfo=UTC),
+        datetime(2026, 11, 19, 2, 0, tzinfo=UTC),
+        datetime(2025, 11, 18, 3, 0, tzinfo=UTC),
+    ]
+
+
+def test_the_next_page_is_requested_while_this_page_is_still_being_parsed(client: Any) -> None:
+    asked = _serve_pages(client)
+    second_page_sent = threading.Event()
+    client.meta.events.register(
+        "before-send.rds.DescribeDBClusterSnapshots",
+        lambda request, **_: second_page_sent.set() if "Marker=m" in str(request.body) else None,
+    )
+    overlapped: list[bool] = []
+
+    def slow_parse(response_dict: Any, **_: Any) -> None:  # the first page's parse waits for the second request
+        if b"s1" in response_dict["body"]:
+            overlapped.append(second_page_sent.wait(timeout=10))
+
+    rds = RdsAdapter(client)
+    client.meta.events.register_last("before-parse.rds", slow_parse)  # after the adapter's own hook
+
+    snapshots = rds.manual_snapshots()
+
+    assert overlapped == [True]
+    assert [s.id for s in snapshots] == ["s1", "s2", "s3"]
+    assert asked == ["", "m&2", "m3"]
