@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
+
+# infra/ validates the context with the engine's own pure parsers: import them from this checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "lambda_src"))
 
 from aws_cdk import App, Environment
 

@@ -3,6 +3,22 @@
 Every key has a default. A bad value raises ConfigError naming the key, the value and what is allowed.
 Values given on the command line (`cdk synth -c memoryMb=1024`) arrive as strings, so numbers, booleans,
 lists and objects are also accepted as their JSON text.
+
+One rule, one implementation: a value that reaches the function is checked here by the rule the function
+checks it with at start-up (snapshot_scheduler.settings_rules, and the engine's own parsers behind it), so
+every environment the synth produces is one Settings.from_env() accepts (tests/infra/test_stack_env_accepted.py
+proves it over generated values). infra/ may import the pure modules of lambda_src/ (policy, schedule, tags,
+naming, settings_rules); never config, service, handlers or adapters.
+
+To add a key:
+1. Here: its name constant, its default in DEFAULTS (and in cdk.json), a field on Settings, and its check in
+   from_context through _Context: `ctx.text(KEY, rules.x)` or `ctx.number(KEY, rules.X)` for a value the
+   function also reads, a local rule (or a Range) for one only the stack uses.
+2. If the function reads it: the rule in settings_rules.py (a function returning the value to use, or a
+   Range), applied by config.Settings.from_env() to its variable (config.ENV_VARS, contract.ENV_*),
+   rendered by backup_function.function_environment(); and its generated values in
+   tests/infra/test_stack_env_accepted.py (CASES), which fails until every such key has some.
+3. README's context key table: the default, the meaning, and the rule as it holds.
 """
 
 from __future__ import annotations
@@ -10,12 +26,18 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from itertools import pairwise
 from types import MappingProxyType
-from typing import Any, Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, Final, TypeVar
+
+from snapshot_scheduler import settings_rules as rules
+from snapshot_scheduler.settings_rules import Range, RuleError
+
+_T = TypeVar("_T")
+_N = TypeVar("_N", int, float)
 
 # Context keys (cdk.json "context", or `-c key=value`).
 STACK_NAME: Final = "stackName"
@@ -75,7 +97,6 @@ KEYS: Final = tuple(DEFAULTS)
 LOG_RETENTION_CHOICES: Final = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
-LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 # The schedule interval bounds: at least 5 minutes, at most 12 hours (the heartbeat alarm watches twice the
 # interval and a CloudWatch alarm window is at most a day).
@@ -87,20 +108,16 @@ RUN_MARGIN_SECONDS: Final = 30
 # Lambda keeps 100 units of the account's concurrency unreserved: reserving N needs a limit of 100 + N.
 LAMBDA_UNRESERVED_MINIMUM: Final = 100
 MAX_RESERVED_CONCURRENCY: Final = 1000
+_INTERVAL_MINUTES: Final = Range(int, MIN_INTERVAL_MINUTES, MAX_INTERVAL_MINUTES)
 
-_TAG_TEXT = re.compile(r"^[\w\s.:/=+\-@]*$")
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
-_NAMESPACE = re.compile(r"^[^:][^:]{0,254}$")
-_ENGINE = re.compile(r"^[a-z][a-z0-9-]*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
-_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _CRON = re.compile(r"^cron\(([^()]+)\)$")
 _UNIT_MINUTES = {"minute": 1, "hour": 60, "day": 24 * 60}
 _STACK_NAME_RULE = "a CloudFormation stack name: a letter, then letters, digits or hyphens, at most 128"
-_NAMESPACE_RULE = "a CloudWatch namespace: 1-255 characters without ':'"
 
 
 class ConfigError(ValueError):
@@ -160,30 +177,32 @@ class Settings:
         _reject_misspelt_keys(context)
         ctx = _Context(context)
         schedule = ctx.schedule()
-        heartbeat = ctx.optional_int(HEARTBEAT_MINUTES, low=MIN_INTERVAL_MINUTES, high=MAX_INTERVAL_MINUTES)
-        timeout_seconds = ctx.integer(TIMEOUT_SECONDS, low=60, high=MAX_LAMBDA_TIMEOUT_SECONDS)
-        reserved = ctx.optional_int(RESERVED_CONCURRENCY, low=1, high=MAX_RESERVED_CONCURRENCY)
+        heartbeat = ctx.optional_number(HEARTBEAT_MINUTES, _INTERVAL_MINUTES)
+        default_at = ctx.text(DEFAULT_AT, rules.time_of_day)
+        default_timezone = ctx.text(DEFAULT_TIMEZONE, rules.time_zone)
+        timeout_seconds = ctx.number(TIMEOUT_SECONDS, Range(int, 60, MAX_LAMBDA_TIMEOUT_SECONDS))
+        reserved = ctx.optional_number(RESERVED_CONCURRENCY, Range(int, 1, MAX_RESERVED_CONCURRENCY))
         ctx.check_runs_cannot_overlap(schedule, timeout_seconds, reserved)
         return cls(
             stack_name=ctx.matching(STACK_NAME, _STACK_NAME, _STACK_NAME_RULE),
             schedule=schedule,
             heartbeat_window_minutes=2 * (heartbeat or schedule.interval_minutes),
-            policy_tag_key=ctx.tag_text(POLICY_TAG_KEY, max_len=128, allow_empty=False),
-            named_policies=ctx.named_policies(),
-            default_at=ctx.matching(DEFAULT_AT, _CLOCK, "a time of day HH:MM such as 03:00"),
-            default_timezone=ctx.zone(DEFAULT_TIMEZONE),
-            deployment=ctx.optional_deployment(),
-            metric_namespace=ctx.matching(METRIC_NAMESPACE, _NAMESPACE, _NAMESPACE_RULE),
+            policy_tag_key=ctx.text(POLICY_TAG_KEY, partial(rules.tag_text, max_length=rules.POLICY_TAG_KEY_LENGTH)),
+            named_policies=ctx.named_policies(at=default_at, tz=default_timezone),
+            default_at=default_at,
+            default_timezone=default_timezone,
+            deployment=ctx.optional_text(DEPLOYMENT, partial(rules.tag_text, max_length=rules.DEPLOYMENT_LENGTH)),
+            metric_namespace=ctx.text(METRIC_NAMESPACE, rules.metric_namespace),
             alarm_emails=ctx.emails(),
-            grace_minutes=ctx.integer(GRACE_MINUTES, low=0, high=7 * 24 * 60),
+            grace_minutes=ctx.number(GRACE_MINUTES, rules.GRACE_MINUTES),
             log_retention_days=ctx.choice(LOG_RETENTION_DAYS, LOG_RETENTION_CHOICES),
-            log_level=ctx.choice(LOG_LEVEL, LOG_LEVELS),
-            memory_mb=ctx.integer(MEMORY_MB, low=128, high=10_240),
+            log_level=ctx.text(LOG_LEVEL, rules.log_level),
+            memory_mb=ctx.number(MEMORY_MB, Range(int, 128, 10_240)),
             timeout_seconds=timeout_seconds,
             engines=ctx.engines(),
             dry_run=ctx.boolean(DRY_RUN),
-            api_rate=ctx.number(API_RATE, low=0.1, high=1000),
-            api_burst=ctx.integer(API_BURST, low=1, high=10_000),
+            api_rate=ctx.number(API_RATE, rules.API_RATE),
+            api_burst=ctx.number(API_BURST, rules.API_BURST),
             busy_retry_seconds=ctx.busy_retry_seconds(schedule, timeout_seconds),
             environments=ctx.environments(),
             reserved_concurrency=reserved,
@@ -233,44 +252,28 @@ class _Context:
             raise self.bad(key, value, allowed)
         return value
 
-    def tag_text(self, key: str, *, max_len: int, allow_empty: bool) -> str:
+    def text(self, key: str, rule: Callable[[str], _T]) -> _T:
+        """A text value checked by a rule of settings_rules (or any rule raising RuleError)."""
         value = self.raw(key)
-        allowed = (
-            f"{'0' if allow_empty else '1'}-{max_len} letters, digits, spaces or _ . : / = + - @, "
-            "not starting with aws: or rds:"
-        )
-        if (
-            not isinstance(value, str)
-            or (not value and not allow_empty)
-            or len(value) > max_len
-            or not _TAG_TEXT.match(value)
-            or value.lower().startswith(("aws:", "rds:"))
-        ):
-            raise self.bad(key, value, allowed)
-        return value
-
-    def zone(self, key: str) -> str:
-        value = self.string(key)
+        if not isinstance(value, str):
+            raise self.bad(key, value, "text")
         try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as error:
-            raise self.bad(key, value, "an IANA time zone such as UTC or Europe/Berlin") from error
-        return value
+            return rule(value)
+        except RuleError as error:
+            raise self.bad(key, value, str(error)) from error
 
-    def integer(self, key: str, *, low: int, high: int) -> int:
-        value = self.decoded(key, int)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self.bad(key, value, f"a whole number from {low} to {high}")
-        return value
+    def optional_text(self, key: str, rule: Callable[[str], _T]) -> _T | None:
+        return None if self.raw(key) is None else self.text(key, rule)
 
-    def optional_int(self, key: str, *, low: int, high: int) -> int | None:
-        return None if self.raw(key) is None else self.integer(key, low=low, high=high)
+    def number(self, key: str, bounds: Range[_N]) -> _N:
+        value = self.decoded(key, bounds.kind)
+        try:
+            return bounds.check(value)
+        except RuleError as error:
+            raise self.bad(key, value, str(error)) from error
 
-    def number(self, key: str, *, low: float, high: float) -> float:
-        value = self.decoded(key, (int, float))
-        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-            raise self.bad(key, value, f"a number from {low} to {high}")
-        return float(value)
+    def optional_number(self, key: str, bounds: Range[_N]) -> _N | None:
+        return None if self.raw(key) is None else self.number(key, bounds)
 
     def boolean(self, key: str) -> bool:
         value = self.decoded(key, bool)
@@ -278,14 +281,11 @@ class _Context:
             raise self.bad(key, value, "true or false")
         return value
 
-    def choice(self, key: str, allowed: Sequence[Any]) -> Any:
-        kind = type(allowed[0])
-        value = self.decoded(key, kind)
-        if kind is str and isinstance(value, str):
-            value = value.upper()
+    def choice(self, key: str, allowed: Sequence[int]) -> int:
+        value = self.decoded(key, int)
         if isinstance(value, bool) or value not in allowed:
             raise self.bad(key, value, "one of " + ", ".join(str(option) for option in allowed))
-        return value
+        return int(value)
 
     def string_list(self, key: str, allowed: str) -> list[str]:
         value = self.decoded(key, list)
@@ -298,11 +298,14 @@ class _Context:
         return value
 
     def engines(self) -> tuple[str, ...]:
-        allowed = "a non-empty list of RDS engine names such as aurora-postgresql"
-        engines = self.string_list(ENGINES, allowed)
-        if not engines or not all(_ENGINE.match(engine) for engine in engines):
-            raise self.bad(ENGINES, engines, allowed)
-        return tuple(engines)
+        value = self.decoded(ENGINES, list)
+        names = value.split(",") if isinstance(value, str) else value
+        try:
+            if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+                raise RuleError("a list of RDS engine names such as aurora-postgresql")
+            return rules.engines(names)
+        except RuleError as error:
+            raise self.bad(ENGINES, value, str(error)) from error
 
     def emails(self) -> tuple[str, ...]:
         allowed = "a list of e-mail addresses (may be empty)"
@@ -312,25 +315,24 @@ class _Context:
                 raise self.bad(ALARM_EMAILS, email, "an e-mail address such as oncall@example.com")
         return tuple(emails)
 
-    def optional_deployment(self) -> str | None:
-        if self.raw(DEPLOYMENT) is None:
-            return None
-        return self.tag_text(DEPLOYMENT, max_len=256, allow_empty=False)
-
-    def named_policies(self) -> Mapping[str, str]:
+    def named_policies(self, *, at: str, tz: str) -> Mapping[str, str]:
         value = self.decoded(NAMED_POLICIES, dict)
-        allowed = 'a JSON object of policy name to policy text, such as {"gold": "hourly 24 daily 7"}'
         if not isinstance(value, dict) or not all(
-            isinstance(name, str) and name.strip() and isinstance(spec, str) and spec.strip()
-            for name, spec in value.items()
+            isinstance(name, str) and isinstance(text, str) for name, text in value.items()
         ):
-            raise self.bad(NAMED_POLICIES, value, allowed)
+            raise self.bad(
+                NAMED_POLICIES, value, 'a JSON object of policy name to policy text, such as {"gold": "gfs"}'
+            )
+        try:
+            rules.named_policies(value, at=at, tz=tz)
+        except RuleError as error:
+            raise self.bad(NAMED_POLICIES, value, str(error)) from error
         return MappingProxyType(dict(value))
 
     def busy_retry_seconds(self, schedule: Schedule, timeout_seconds: int) -> int:
         """How long a run retries busy clusters: within the run's time, and shorter than the gap to the next
         run (which retries them anyway)."""
-        value = self.integer(BUSY_RETRY_SECONDS, low=0, high=MAX_LAMBDA_TIMEOUT_SECONDS)
+        value = self.number(BUSY_RETRY_SECONDS, rules.BUSY_RETRY_SECONDS)
         usable = timeout_seconds - RUN_MARGIN_SECONDS
         gap = schedule.interval_minutes * 60
         if value >= min(usable, gap):
@@ -378,7 +380,7 @@ class _Context:
 
     def schedule(self) -> Schedule:
         expression = self.string(SCHEDULE)
-        timezone = self.zone(SCHEDULE_TIMEZONE)
+        timezone = self.text(SCHEDULE_TIMEZONE, rules.time_zone)
         heartbeat_given = self.raw(HEARTBEAT_MINUTES) is not None
         try:
             interval = schedule_interval_minutes(expression)
@@ -393,7 +395,7 @@ class _Context:
                     f"a schedule that runs every day (or set {HEARTBEAT_MINUTES!r} to the longest gap "
                     "between two runs, in minutes, so the heartbeat alarm knows when a run is overdue)",
                 )
-            interval = self.integer(HEARTBEAT_MINUTES, low=MIN_INTERVAL_MINUTES, high=MAX_INTERVAL_MINUTES)
+            interval = self.number(HEARTBEAT_MINUTES, _INTERVAL_MINUTES)
         if not MIN_INTERVAL_MINUTES <= interval <= MAX_INTERVAL_MINUTES:
             raise self.bad(
                 SCHEDULE,

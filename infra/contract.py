@@ -1,4 +1,5 @@
-"""Names the stack shares with the Lambda code: by value, never by import (infra/ never imports lambda_src/).
+"""Names the stack shares with the Lambda code: by value, not by import (infra/ imports only the pure modules of
+lambda_src/, for their rules: see infra/config.py).
 
 tests/infra checks each against its source of truth in lambda_src/snapshot_scheduler
 (config.ENV_VARS, tags.MARKER and tags.HOLD, observability.Metric and its dimensions, adapters.rds.IAM_ACTIONS)

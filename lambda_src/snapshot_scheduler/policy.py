@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from enum import Enum
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache
+from importlib import resources
+from zoneinfo import ZoneInfo
 
 from snapshot_scheduler import tags
 from snapshot_scheduler.errors import SnapshotSchedulerError
@@ -152,11 +154,11 @@ def parse_policy(text: str, named: Mapping[str, str] | None = None, *, at: str =
     value = text.strip()
     if len(value) > _MAX_TAG_VALUE:
         raise PolicyError(f"policy is {len(value)} characters long; a tag value holds at most {_MAX_TAG_VALUE}")
-    bad = sorted({c for c in value if not tags.TEXT.match(c)})
+    bad = sorted({c for c in value if not (tags.is_text(c) or c.isspace())})  # any white space separates words
     if bad:
         raise PolicyError(
-            f"policy {value!r} contains {' '.join(repr(c) for c in bad)}; a tag value may hold only letters, "
-            "digits, spaces and _ . : / = + - @ (separate words with spaces, as in every=1d keep-daily=7)"
+            f"policy {value!r} contains {' '.join(repr(c) for c in bad)}; a tag value may hold only "
+            f"{tags.TEXT_RULE} (separate words with spaces, as in every=1d keep-daily=7)"
         )
     if not value:
         raise PolicyError(f"policy is empty; {_WHAT_IS_ALLOWED}")
@@ -196,6 +198,12 @@ _WHAT_IS_ALLOWED = (
 def _parse_name(name: str, named: Mapping[str, str], *, at: str, tz: str) -> Policy:
     """Names match whatever their case; the deployment's names win over presets. A named policy's text
     is inline words or a preset's name (never another named policy: no chains to follow or loop)."""
+    same = sorted(key for key in named if key.lower() == name.lower())
+    if len(same) > 1:
+        raise PolicyError(
+            f"policy name {name!r} is ambiguous: the deployment's named policies {' and '.join(map(repr, same))} "
+            "differ only in letter case; rename one of them"
+        )
     folded = {key.lower(): spec for key, spec in named.items()}
     spec = folded.get(name.lower(), PRESETS.get(name.lower()))
     if spec is None:
@@ -294,17 +302,39 @@ def parse_clock(value: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+ZONE_RULE = "UTC or an Area/City zone of the IANA time zone database, such as Europe/Berlin"
+
+
 def parse_zone(value: str) -> ZoneInfo:
-    try:
-        if value.upper() == "UTC":
-            return ZoneInfo("UTC")
-        if "/" not in value or ".." in value or value.startswith("/"):
-            raise ValueError(value)
+    """UTC (any case) or a zone the bundled tzdata package lists, so the answer is the same on every host:
+    the engine's Lambda, an operator's laptop and the machine that runs `cdk synth`."""
+    if value.upper() == "UTC":
+        return ZoneInfo("UTC")
+    if "/" in value and value in zone_names():
         return ZoneInfo(value)
-    except (ValueError, ZoneInfoNotFoundError) as error:
-        raise PolicyError(
-            f"tz={value} is not an IANA time zone; allowed: UTC or Area/City such as Europe/Berlin"
-        ) from error
+    raise PolicyError(f"tz={value} is not a time zone{zone_hint(value)}; allowed: {ZONE_RULE}")
+
+
+@cache
+def zone_names() -> frozenset[str]:
+    """The zones of the tzdata package (a pinned dependency of the function and of the CDK app)."""
+    listing = resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8")
+    return frozenset(listing.split())
+
+
+def zone_hint(value: str) -> str:
+    """Why a zone-like value is not a zone we take, when that is not obvious; else empty."""
+    names = zone_names()
+    spelled = sorted(name for name in names if name.lower() == value.lower() and "/" in name)
+    if spelled:
+        return f" (zone names are case-sensitive: did you mean {spelled[0]}?)"
+    group = sorted(name for name in names if value and name.startswith(value.rstrip("/") + "/"))
+    if group:
+        shown = ", ".join(group[:3]) + (", ..." if len(group) > 3 else "")
+        return f" ({value.rstrip('/')} is a group of {len(group)} zones: {shown}; name one of them)"
+    if value in names:
+        return " (a legacy alias: name the zone as UTC or Area/City)"
+    return ""
 
 
 def describe_schedule(policy: Policy) -> str:

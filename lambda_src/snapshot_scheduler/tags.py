@@ -1,6 +1,6 @@
 """Tag keys this service reads and writes: a contract with infra/ (IAM conditions) and with operators."""
 
-import re
+import unicodedata
 from collections.abc import Mapping
 
 # On snapshots we create. The marker's value is the deployment (default: the stack name).
@@ -15,7 +15,14 @@ NOT_HELD = frozenset({"false", "no", "0", "off"})
 
 # RDS allows at most 50 tags on a resource, and tag text of letters, digits, white space and _ . : / = + - @.
 MAX_TAGS = 50
-TEXT = re.compile(r"^[\w\s.:/=+\-@]*$")
+TEXT_RULE = "letters, digits, spaces and _ . : / = + - @"
+_TEXT_SYMBOLS = frozenset("_.:/=+-@")
+
+
+def is_text(value: str) -> bool:
+    """Whether RDS takes `value` as tag text: Unicode letters (L), digits (N), separators (Z) and the symbols.
+    Tabs, line breaks and other control characters are not separators: RDS refuses them."""
+    return all(c in _TEXT_SYMBOLS or unicodedata.category(c)[0] in "LNZ" for c in value)
 
 
 def is_hold(key: str) -> bool:

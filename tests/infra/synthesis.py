@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aws_cdk import App, Environment
 from aws_cdk.assertions import Template
 
+import app
 from infra.compliance import add_compliance_checks
 from infra.config import Settings
 from infra.stack import SnapshotSchedulerStack, add_stacks
@@ -78,3 +80,13 @@ def synth(
         add_compliance_checks(app)
     app.synth()
     return Synthesized(outdir=outdir, stacks=stacks)
+
+
+def run_app(monkeypatch: pytest.MonkeyPatch, outdir: Path, **context: Any) -> int:
+    """app.main over the app the CDK CLI would describe: cdk.json's context with `context` on top (as `-c`
+    gives it), without credentials. (The CLI passes both through the environment, which the running jsii
+    kernel no longer reads, so the App is built here.)"""
+    monkeypatch.delenv("CDK_DEFAULT_ACCOUNT", raising=False)
+    monkeypatch.delenv("CDK_DEFAULT_REGION", raising=False)
+    cdk_app = App(context={**cdk_json_context(), **SKIP_BUNDLING, **context}, outdir=str(outdir))
+    return app.main(cdk_app)

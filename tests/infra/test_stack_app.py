@@ -8,25 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App
 
-import app
-from tests.infra.synthesis import SKIP_BUNDLING, cdk_json_context
+from tests.infra.synthesis import run_app
 
 TWO_ENVIRONMENTS = [
     {"account": "111111111111", "region": "eu-west-1"},
     {"account": "222222222222", "region": "us-east-1"},
 ]
-
-
-def run_app(monkeypatch: pytest.MonkeyPatch, outdir: Path, **context: Any) -> int:
-    """app.main over the app the CDK CLI would describe: cdk.json's context with `context` on top (as `-c`
-    gives it), without credentials. (The CLI passes both through the environment, which the running jsii
-    kernel no longer reads, so the App is built here.)"""
-    monkeypatch.delenv("CDK_DEFAULT_ACCOUNT", raising=False)
-    monkeypatch.delenv("CDK_DEFAULT_REGION", raising=False)
-    cdk_app = App(context={**cdk_json_context(), **SKIP_BUNDLING, **context}, outdir=str(outdir))
-    return app.main(cdk_app)
 
 
 @pytest.fixture(scope="module")

@@ -54,7 +54,7 @@ def test_values_from_the_command_line_arrive_as_text_and_are_decoded() -> None:
         dryRun="true",
         alarmEmails="a@example.com, b@example.com",
         engines="aurora-postgresql",
-        namedPolicies='{"gold": "hourly 24 daily 7"}',
+        namedPolicies='{"gold": "every=4h keep-hourly=24 keep-daily=7"}',
         environments='[{"account": "111111111111", "region": "eu-west-1"}]',
         logRetentionDays="30",
         apiRate="2.5",
@@ -64,7 +64,7 @@ def test_values_from_the_command_line_arrive_as_text_and_are_decoded() -> None:
     assert s.dry_run is True
     assert s.alarm_emails == ("a@example.com", "b@example.com")
     assert s.engines == ("aurora-postgresql",)
-    assert dict(s.named_policies) == {"gold": "hourly 24 daily 7"}
+    assert dict(s.named_policies) == {"gold": "every=4h keep-hourly=24 keep-daily=7"}
     assert s.environments == (DeployEnvironment(account="111111111111", region="eu-west-1"),)
     assert s.log_retention_days == 30
     assert s.api_rate == 2.5
@@ -89,10 +89,34 @@ def test_values_from_the_command_line_arrive_as_text_and_are_decoded() -> None:
         ("policyTagKey", "", "1-128"),
         ("policyTagKey", "bad#key", "letters, digits"),
         ("namedPolicies", ["gold"], "JSON object of policy name"),
-        ("namedPolicies", {"gold": ""}, "JSON object of policy name"),
+        ("namedPolicies", {"gold": 7}, "JSON object of policy name"),
+        # A named policy is checked as the function parses it for a cluster (issue 8 item 5).
+        ("namedPolicies", {"gold": ""}, "policy is empty"),
+        ("namedPolicies", {"gold": "hourly 24 daily 7"}, "'hourly' is not a key=value word"),
+        ("namedPolicies", {"gold": "every=1d keep-daily=seven"}, "keep-daily=seven is not a count"),
+        ("namedPolicies", {"gold": "tz=GMT keep-daily=7"}, "tz=GMT is not a time zone"),
+        ("namedPolicies", {"gold": "tz=America/Indiana keep-daily=7"}, "America/Indiana is a group of"),
+        ("namedPolicies", {"gold": "silver", "silver": "daily"}, "unknown policy name 'silver'"),
+        ("namedPolicies", {"gold tier": "daily"}, "cannot be selected by a tag"),
+        ("namedPolicies", {"off": "daily"}, "cannot be selected by a tag"),
+        ("namedPolicies", {"Gold": "daily", "gold": "gfs"}, "differ only in letter case"),
         ("defaultAt", "3am", "HH:MM"),
         ("defaultAt", "24:00", "HH:MM"),
+        ("defaultAt", "\u0660\u0663:\u0660\u0660", "ASCII digits"),  # Arabic-Indic 03:00
+        ("defaultAt", "\uff10\uff13:\uff10\uff10", "ASCII digits"),  # full-width 03:00
         ("defaultTimezone", "Europe/Atlantis", "IANA time zone"),
+        ("defaultTimezone", "GMT", "legacy alias"),
+        ("defaultTimezone", "Japan", "legacy alias"),
+        ("defaultTimezone", "europe/berlin", "did you mean Europe/Berlin?"),
+        ("defaultTimezone", "posix/Europe/Berlin", "Area/City zone"),
+        ("defaultTimezone", "America/Indiana", "America/Indiana is a group of 8 zones"),  # item 6
+        ("scheduleTimezone", "America/Argentina", "America/Argentina is a group of"),
+        ("policyTagKey", " snapshot-policy", "without surrounding spaces"),
+        ("policyTagKey", "snapshot-policy\t", "without surrounding spaces"),
+        ("policyTagKey", "snapshot\npolicy", "letters, digits, spaces"),
+        ("deployment", "prod ", "without surrounding spaces"),
+        ("deployment", "\u00a0prod", "without surrounding spaces"),
+        ("deployment", "", "1-256"),
         ("deployment", "rds:taken", "not starting with aws: or rds:"),
         ("metricNamespace", "AWS:Lambda", "without ':'"),
         ("alarmEmails", ["not-an-address"], "e-mail address"),
@@ -108,7 +132,7 @@ def test_values_from_the_command_line_arrive_as_text_and_are_decoded() -> None:
         ("dryRun", "yes", "true or false"),
         ("apiRate", 0, "from 0.1 to 1000"),
         ("apiBurst", 0, "from 1 to 10000"),
-        ("busyRetrySeconds", -1, "from 0 to 900"),
+        ("busyRetrySeconds", -1, "from 0 to 870"),
         ("busyRetrySeconds", 810, "at most 809"),  # the default timeout, 840 s, less the run's margin
         ("reservedConcurrency", 0, "from 1 to 1000"),
         ("reservedConcurrency", "one", "whole number"),

@@ -1,6 +1,6 @@
 """The stack and the Lambda code agree: environment, IAM actions, tag keys, metric names, handler path.
 
-infra/ never imports lambda_src/; these tests import both and compare.
+infra/ imports only the pure modules of lambda_src/; these tests import both and compare what crosses by value.
 """
 
 from __future__ import annotations

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from datetime import timedelta
 
 import pytest
-from snapshot_scheduler import config
+from snapshot_scheduler import settings_rules as rules
 from snapshot_scheduler.config import ENV_VARS, Settings
 from snapshot_scheduler.errors import ConfigError, SnapshotSchedulerError
-from snapshot_scheduler.policy import parse_policy
+from snapshot_scheduler.policy import PolicyError, parse_policy
 
 VALID = {
     "SNAPSHOT_POLICY_TAG_KEY": "snapshot-policy",
@@ -137,28 +138,28 @@ MALFORMED = [
     ("SNAPSHOT_DEFAULT_AT", "3:00", "HH:MM"),
     ("SNAPSHOT_DEFAULT_TZ", "Mars/Olympus_Mons", "IANA"),
     ("SNAPSHOT_DEFAULT_TZ", "+02:00", "IANA"),
-    ("SNAPSHOT_GRACE_MINUTES", "abc", "int"),
+    ("SNAPSHOT_GRACE_MINUTES", "abc", "whole number"),
     ("SNAPSHOT_GRACE_MINUTES", "-1", "from 0"),
-    ("SNAPSHOT_GRACE_MINUTES", "1.5", "int"),
+    ("SNAPSHOT_GRACE_MINUTES", "1.5", "whole number"),
     ("SNAPSHOT_GRACE_MINUTES", "99999999", "10080"),
-    ("SNAPSHOT_GRACE_MINUTES", "6_0", "int"),  # int() would take Python's digit grouping
-    ("SNAPSHOT_GRACE_MINUTES", "1e3", "int"),
-    ("SNAPSHOT_ENGINES", ",", "comma-separated"),
+    ("SNAPSHOT_GRACE_MINUTES", "6_0", "whole number"),  # int() would take Python's digit grouping
+    ("SNAPSHOT_GRACE_MINUTES", "1e3", "whole number"),
+    ("SNAPSHOT_ENGINES", ",", "engine names"),
     ("SNAPSHOT_ENGINES", "Aurora MySQL", "engine names"),
-    ("SNAPSHOT_ENGINES", "aurora-mysql;postgres", "comma-separated"),
+    ("SNAPSHOT_ENGINES", "aurora-mysql;postgres", "engine names"),
     ("SNAPSHOT_DRY_RUN", "yes", "true, false"),
     ("SNAPSHOT_DRY_RUN", "1", "true, false"),
     ("SNAPSHOT_API_RATE", "0", "from 0.1"),
-    ("SNAPSHOT_API_RATE", "fast", "float"),
-    ("SNAPSHOT_API_RATE", "nan", "float"),
+    ("SNAPSHOT_API_RATE", "fast", "a number from"),
+    ("SNAPSHOT_API_RATE", "nan", "a number from"),
     ("SNAPSHOT_API_RATE", "inf", "1000"),
     ("SNAPSHOT_API_RATE", "-5", "from 0.1"),
-    ("SNAPSHOT_API_RATE", "1_0", "float"),
-    ("SNAPSHOT_API_RATE", "1e2", "float"),
+    ("SNAPSHOT_API_RATE", "1_0", "a number from"),
+    ("SNAPSHOT_API_RATE", "1e2", "a number from"),
     ("SNAPSHOT_API_BURST", "0", "from 1"),
-    ("SNAPSHOT_API_BURST", "2.5", "int"),
-    ("SNAPSHOT_API_BURST", "lots", "int"),
-    ("SNAPSHOT_BUSY_RETRY_SECONDS", "-1", "int"),
+    ("SNAPSHOT_API_BURST", "2.5", "whole number"),
+    ("SNAPSHOT_API_BURST", "lots", "whole number"),
+    ("SNAPSHOT_BUSY_RETRY_SECONDS", "-1", "whole number"),
     ("SNAPSHOT_BUSY_RETRY_SECONDS", "900", "from 0 to 870"),
     ("POWERTOOLS_LOG_LEVEL", "LOUD", "DEBUG, INFO, WARNING, ERROR, CRITICAL"),
 ]
@@ -177,7 +178,8 @@ def test_malformed_variable_is_a_startup_error_naming_it_its_value_and_what_is_a
     assert allowed in message
 
 
-# --- named policies are checked at startup ------------------------------------------------------------------
+# --- a bad named policy fails the clusters that use it, not the start-up -----------------------------------
+# (the synth refuses it: infra/config.py checks namedPolicies with settings_rules.named_policies)
 
 
 @pytest.mark.parametrize(
@@ -190,42 +192,49 @@ def test_malformed_variable_is_a_startup_error_naming_it_its_value_and_what_is_a
         ({"gold": "every=1d keep-daily=7", "silver": "tz=Nowhere keep-daily=3"}, ["silver", "tz=Nowhere"]),
     ],
 )
-def test_bad_named_policy_is_a_startup_error(policies: dict[str, str], fragments: list[str]) -> None:
-    with pytest.raises(ConfigError) as caught:
-        Settings.from_env(env(SNAPSHOT_NAMED_POLICIES=json.dumps(policies)))
+def test_bad_named_policy_is_a_policy_error_for_its_clusters_not_a_startup_error(
+    policies: dict[str, str], fragments: list[str]
+) -> None:
+    settings = Settings.from_env(env(SNAPSHOT_NAMED_POLICIES=json.dumps(policies)))
+    (bad,) = [name for name in policies if name != "gold"] or ["gold"]
 
-    message = str(caught.value)
-    assert config.NAMED_POLICIES in message
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(bad, settings.named_policies, at=settings.default_at, tz=settings.default_tz)
+
     for fragment in fragments:
-        assert fragment in message
+        assert fragment in str(caught.value)
+    with pytest.raises(rules.RuleError, match=re.escape(bad)):
+        rules.named_policies(settings.named_policies, at=settings.default_at, tz=settings.default_tz)
+
+
+def test_a_named_policy_is_usable_by_a_cluster_exactly_when_the_rule_accepts_it() -> None:
+    settings = Settings.from_env(env(SNAPSHOT_NAMED_POLICIES=json.dumps({"gold": "silver", "silver": "keep-daily=3"})))
+
+    with pytest.raises(PolicyError, match="unknown policy name 'silver'"):
+        parse_policy("gold", settings.named_policies, at=settings.default_at, tz=settings.default_tz)
+    with pytest.raises(rules.RuleError, match="'gold'"):
+        rules.named_policies(settings.named_policies, at=settings.default_at, tz=settings.default_tz)
 
 
 @pytest.mark.parametrize("name", ["gold tier", "every=1d", "gold,silver", "", "off", "7day"])
-def test_named_policy_that_no_tag_could_name_is_a_startup_error(name: str) -> None:
-    with pytest.raises(ConfigError) as caught:
-        Settings.from_env(env(SNAPSHOT_NAMED_POLICIES=json.dumps({name: "keep-daily=7"})))
+def test_named_policy_that_no_tag_could_name_is_refused_by_the_rule(name: str) -> None:
+    with pytest.raises(rules.RuleError) as caught:
+        rules.named_policies({name: "keep-daily=7"}, at="03:00", tz="UTC")
 
-    assert config.NAMED_POLICIES in str(caught.value)
     assert repr(name) in str(caught.value)
 
 
-def test_named_policy_accepted_at_startup_is_one_a_cluster_can_use() -> None:
-    named = {"gold": "silver", "silver": "keep-daily=3"}
+def test_named_policies_differing_only_in_case_fail_the_clusters_that_name_them() -> None:
+    # tag values select names whatever their case, so a tag cannot say which of the two it means
+    settings = Settings.from_env(
+        env(SNAPSHOT_NAMED_POLICIES=json.dumps({"Gold": "keep-daily=7", "gold": "keep-daily=3"}))
+    )
 
-    try:
-        settings = Settings.from_env(env(SNAPSHOT_NAMED_POLICIES=json.dumps(named)))
-    except ConfigError:
-        return  # rejected at startup: consistent
-    # accepted at startup: then a cluster tagged with it must get a policy, not a PolicyError
-    parse_policy("gold", settings.named_policies, at=settings.default_at, tz=settings.default_tz)
+    with pytest.raises(PolicyError) as caught:
+        parse_policy("GOLD", settings.named_policies)
 
-
-def test_named_policies_differing_only_in_case_are_a_startup_error() -> None:
-    # tag values select names whatever their case, so these two would be one name
-    with pytest.raises(ConfigError) as caught:
-        Settings.from_env(env(SNAPSHOT_NAMED_POLICIES=json.dumps({"Gold": "keep-daily=7", "gold": "keep-daily=3"})))
-
-    assert "'Gold'" in str(caught.value) and "'gold'" in str(caught.value)
+    assert "'Gold' and 'gold'" in str(caught.value)
+    assert parse_policy("gfs", settings.named_policies).retention.daily == 7  # others are unaffected
 
 
 def test_named_policy_may_be_a_presets_name() -> None:
@@ -233,10 +242,3 @@ def test_named_policy_may_be_a_presets_name() -> None:
 
     policy = parse_policy("standard", settings.named_policies)
     assert policy.retention == parse_policy("gfs").retention
-
-
-def test_named_policies_are_checked_with_the_deployment_defaults() -> None:
-    # a policy that names no zone takes the default zone, which must exist; this one is fine
-    settings = Settings.from_env(env(SNAPSHOT_NAMED_POLICIES=json.dumps({"gold": "keep-daily=7"})))
-
-    assert dict(settings.named_policies) == {"gold": "keep-daily=7"}

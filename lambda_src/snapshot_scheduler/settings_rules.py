@@ -1,0 +1,124 @@
+"""The rules of the deployment's settings. Pure: one implementation for the function and for the CDK app.
+
+config.Settings.from_env() applies them to the function's environment variables and infra/config.py to the
+cdk.json context, so every value `cdk synth` accepts is one the function accepts on every run. A rule takes
+the value as the deployment gives it and returns the value to use, or raises RuleError saying what is
+allowed; the caller names the setting (an environment variable or a context key) and shows the value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from snapshot_scheduler import policy, tags
+
+_N = TypeVar("_N", int, float)
+
+
+class RuleError(ValueError):
+    """A value that breaks its setting's rule; the message says what is allowed."""
+
+
+@dataclass(frozen=True)
+class Range(Generic[_N]):
+    """A number from low to high; `kind` int takes whole numbers only."""
+
+    kind: type[_N]
+    low: _N
+    high: _N
+
+    @property
+    def allowed(self) -> str:
+        noun = "a whole number" if self.kind is int else "a number"
+        return f"{noun} from {self.low:g} to {self.high:g}"
+
+    def check(self, value: object) -> _N:
+        wrong_kind = self.kind is int and not isinstance(value, int)
+        if isinstance(value, bool) or not isinstance(value, int | float) or wrong_kind:
+            raise RuleError(self.allowed)
+        number = self.kind(value)
+        if not self.low <= number <= self.high:  # also refuses NaN
+            raise RuleError(self.allowed)
+        return number
+
+
+GRACE_MINUTES = Range(int, 0, 7 * 24 * 60)
+API_RATE = Range(float, 0.1, 1000.0)
+API_BURST = Range(int, 1, 10_000)
+# A busy cluster is retried within a run for at most this long (RDS's own backups and maintenance can keep a
+# cluster busy for most of an hour; the next run catches up within the slot). The Lambda's timeout is at most
+# 900 s and a run stops starting work 30 s before it: a longer window could never be used.
+BUSY_RETRY_SECONDS = Range(int, 0, 870)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+POLICY_TAG_KEY_LENGTH = 128  # RDS: a tag key holds at most 128 characters
+DEPLOYMENT_LENGTH = 256  # the marker's value: a tag value holds at most 256
+
+_ENGINE = re.compile(r"^[a-z][a-z0-9-]*$")
+_NAMESPACE = re.compile(r"^[^:]{1,255}$")
+
+
+def tag_text(value: str, *, max_length: int) -> str:
+    """Text for a tag (the policy tag key, the marker's value), exactly as IAM conditions, alarm dimensions
+    and the function will see it: no surrounding spaces to be stripped by one side and kept by another."""
+    if (
+        not value
+        or value != value.strip()
+        or len(value) > max_length
+        or not tags.is_text(value)
+        or value.lower().startswith(("aws:", "rds:"))
+    ):
+        raise RuleError(f"1-{max_length} {tags.TEXT_RULE}, without surrounding spaces, not starting with aws: or rds:")
+    return value
+
+
+def time_of_day(value: str) -> str:
+    try:
+        policy.parse_clock(value.strip())
+    except policy.PolicyError as error:
+        raise RuleError("a time of day HH:MM from 00:00 to 23:59 in ASCII digits, such as 03:00") from error
+    return value.strip()
+
+
+def time_zone(value: str) -> str:
+    """The zone's canonical name (UTC in capitals)."""
+    try:
+        return policy.parse_zone(value.strip()).key
+    except policy.PolicyError as error:
+        raise RuleError(policy.ZONE_RULE + policy.zone_hint(value.strip())) from error
+
+
+def log_level(value: str) -> str:
+    level = value.strip().upper()
+    if level not in LOG_LEVELS:
+        raise RuleError("one of " + ", ".join(LOG_LEVELS))
+    return level
+
+
+def metric_namespace(value: str) -> str:
+    namespace = value.strip()
+    if not _NAMESPACE.match(namespace):
+        raise RuleError("a CloudWatch namespace: 1-255 characters without ':'")
+    return namespace
+
+
+def engines(names: Iterable[str]) -> tuple[str, ...]:
+    listed = tuple(name.strip() for name in names)
+    if not listed or not all(_ENGINE.match(name) for name in listed) or len(set(listed)) != len(listed):
+        raise RuleError("a non-empty list of RDS engine names such as aurora-postgresql, without duplicates")
+    return listed
+
+
+def named_policies(named: Mapping[str, str], *, at: str, tz: str) -> None:
+    """Every named policy selectable by a tag and usable as the engine parses it for a cluster.
+
+    The function does not apply this rule when it starts: a cluster tagged with a bad named policy gets
+    the same PolicyError from parse_policy, and the other clusters are backed up. The synth refuses it."""
+    for name in named:
+        try:
+            policy.check_name(name)
+            policy.parse_policy(name, named, at=at, tz=tz)
+        except policy.PolicyError as error:
+            raise RuleError(f"policies a tag can select and that parse: {error}") from error
