@@ -173,11 +173,14 @@ class Monitoring(Construct):
         self._alarm(
             "ClustersOutOfPolicy",
             metric=self.run_metric(contract.CLUSTERS_OUT_OF_POLICY, "Maximum"),
-            description="RECOVERY-POINT BREACH: at least one opted-in cluster has no snapshot for its latest "
-            "due slot, past the grace period. Find the clusters in the latest run report (deferred, skipped "
-            "and failed entries give the reason: quota, busy or stopped cluster, access denied). Take a manual "
-            "snapshot now if the data matters, then fix the cause; the alarm clears after a run with none "
-            "out of policy." + logs_hint,
+            description="RECOVERY-POINT BREACH: at least one cluster we back up has no snapshot recent enough "
+            "for its policy, past the grace period; this includes a cluster whose backups stopped for any reason "
+            "but its tag set to off (broken or removed tag, tag key in another case, engine no longer managed), "
+            "judged by the policy recorded on its snapshots. Find the clusters in the latest run report "
+            "(stats.clusters_out_of_policy; deferred, skipped and failed entries give the reason: quota, busy, "
+            "untagged, policy-error, engine-not-managed, access denied) or run snapshot-scheduler status. Take a "
+            "manual snapshot now if the data matters, then fix the cause (set the tag to off to stop on "
+            "purpose); the alarm clears after a run with none out of policy." + logs_hint,
         )
         self._alarm(
             "SnapshotsFailed",

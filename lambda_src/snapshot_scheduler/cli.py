@@ -380,7 +380,9 @@ def _logs_to_stderr(level: int) -> Iterator[None]:
 def policy_error_reason(settings: Settings, value: str) -> str:
     """What the service reports (and logs) for a cluster whose policy tag is `value`, built by the same
     planning code, so `policy check` and the run can never word it differently."""
-    probe = Cluster(id="policy-check", arn="", engine="", status=AVAILABLE, tags={settings.policy_tag_key: value})
+    probe = Cluster(
+        id="policy-check", arn="", engine=min(settings.engines), status=AVAILABLE, tags={settings.policy_tag_key: value}
+    )
     plan = plan_run(service.policy_context(settings), [probe], [], datetime.now(UTC))
     for cluster in plan.clusters:
         if cluster.skip is not None:
@@ -443,6 +445,8 @@ def cluster_status(plan: ClusterPlan, at: datetime, grace: timedelta) -> Cluster
     elif plan.skip is not None:
         code, problem = plan.skip
         state, attention = code.value, code in (Reason.POLICY_ERROR, Reason.UNAVAILABLE)
+        if out_of_policy(plan, at, grace):  # backups stopped, judged by the policy its snapshots record
+            state, attention = f"{code.value}, OUT OF POLICY", True
     elif out_of_policy(plan, at, grace):
         state, attention = "OUT OF POLICY", True
         problem = "the newest available snapshot is older than the policy's interval plus the grace"

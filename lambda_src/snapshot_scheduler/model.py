@@ -111,6 +111,10 @@ class Reason(StrEnum):
     UNAVAILABLE = "unavailable"
     NOT_FOUND = "not-found"
     STALE_EVENT = "stale-event"
+    # Backups of a cluster we were backing up stopped: reported every run while it has snapshots of ours.
+    UNTAGGED = "untagged"
+    ENGINE_NOT_MANAGED = "engine-not-managed"
+    OFF = "off"
 
 
 @dataclass

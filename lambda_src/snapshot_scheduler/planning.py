@@ -38,6 +38,7 @@ class PolicyContext:
     named: Mapping[str, str]
     default_at: str
     default_tz: str
+    engines: frozenset[str] | None = None  # None: every engine is managed
 
     def parse(self, text: str) -> Policy:
         return parse_policy(text, self.named, at=self.default_at, tz=self.default_tz)
@@ -66,6 +67,15 @@ class ClusterPlan:
     newest_available: datetime | None = None  # creation time of the newest available snapshot
     creating: bool = False  # one of its snapshots is still being made
     next_slot: datetime | None = None
+    # The policy recorded on its newest snapshot of ours, for a cluster that exists but whose backups stopped
+    # for a reason other than a deliberate `off`: its recovery point is still judged by it.
+    recorded: Policy | None = None
+    snapshots: tuple[Snapshot, ...] = ()  # its snapshots of ours, for freshness
+
+    @property
+    def watched_policy(self) -> Policy | None:
+        """The policy its recovery point is judged by: the current one, else the one its snapshots record."""
+        return self.policy if self.policy is not None else self.recorded
 
     @property
     def overdue(self) -> timedelta:
@@ -89,6 +99,13 @@ class RunPlan:
     def kept_ids(self) -> frozenset[str]:
         """Every snapshot some rule of this plan keeps: none of them may be deleted on its behalf."""
         return frozenset(k.snapshot.id for plan in self.clusters for k in plan.kept)
+
+    @property
+    def watched(self) -> list[ClusterPlan]:
+        """Existing clusters whose recovery point must stay fresh: the managed ones, and those we were backing
+        up that stopped for any reason but a deliberate `off` (a broken tag, the tag key spelled in another
+        case, the tag removed, an engine no longer managed, a planning error)."""
+        return [p for p in self.clusters if p.cluster is not None and p.watched_policy is not None]
 
     @property
     def due(self) -> list[ClusterPlan]:
@@ -119,11 +136,17 @@ def plan_run(
             ours[snapshot.cluster_id].append(snapshot)
     plans = []
     for cluster in sorted({cluster.id: cluster for cluster in clusters}.values(), key=lambda c: c.id):
-        text = cluster.tags.get(context.tag_key)
-        if is_off(text):
-            continue  # not managed; its snapshots, if any, are pruned as orphans below
         mine = ours.pop(cluster.id, [])
-        plan = partial(_plan_cluster, context, cluster, text or "", mine, taken, at, now or at)
+        stopped = _stopped(context, cluster)
+        if stopped is not None:
+            if mine:  # we were backing it up and no longer are: say so every run
+                plans.append(_guarded(cluster.id, cluster, mine, partial(_plan_stopped, cluster, mine, *stopped)))
+            continue
+        text = cluster.tags.get(context.tag_key)
+        if text is None:  # only the key spelled in another case: a policy error, as a bad value is
+            plan = partial(_unreadable, cluster, mine, _misspelt_key(context.tag_key, cluster.tags))
+        else:
+            plan = partial(_plan_cluster, context, cluster, text, mine, taken, at, now or at)
         plans.append(_guarded(cluster.id, cluster, mine, plan))
     for cluster_id, orphaned in sorted(ours.items()):
         plans.append(_guarded(cluster_id, None, orphaned, partial(_plan_orphan, cluster_id, orphaned)))
@@ -139,7 +162,88 @@ def _guarded(
     except Exception as error:  # a bug or an input no rule foresaw: contain it to this cluster
         reason = "planning failed; nothing is deleted"
         kept = tuple(Kept(s, (reason,)) for s in snapshots)
-        return ClusterPlan(cluster_id, cluster, None, kept=kept, fail=("PlanningError", f"{reason}: {error!r}"))
+        return ClusterPlan(
+            cluster_id,
+            cluster,
+            None,
+            kept=kept,
+            fail=("PlanningError", f"{reason}: {error!r}"),
+            recorded=_recorded_policy(snapshots),
+            snapshots=tuple(snapshots),
+            newest_available=_newest_available_time(snapshots),
+        )
+
+
+def _stopped(context: PolicyContext, cluster: Cluster) -> tuple[Reason, str, bool] | None:
+    """Why an existing cluster is not managed: (code, reason, whether its recovery point is still watched),
+    or None when it is managed. Only a deliberate `off` goes unwatched; a removed tag may be an accident (a
+    tool that rewrites tags, a cluster re-created from code), and the fix for the alarm is one word: off."""
+    if context.engines is not None and cluster.engine not in context.engines:
+        return Reason.ENGINE_NOT_MANAGED, f"its engine {cluster.engine!r} is not in the deployment's engines", True
+    text = cluster.tags.get(context.tag_key)
+    if text is None:
+        if _misspelt_key(context.tag_key, cluster.tags) is not None:
+            return None  # managed, and reported as a policy error
+        return Reason.UNTAGGED, f"its policy tag {context.tag_key} was removed (set it to off to stop on purpose)", True
+    if is_off(text):
+        return Reason.OFF, f"its policy tag {context.tag_key} is off", False
+    return None
+
+
+def _misspelt_key(tag_key: str, cluster_tags: Mapping[str, str]) -> str | None:
+    """The policy error for a cluster tagged with the policy key spelled in another case (RDS tag keys, and
+    IAM's condition on ours, are case-sensitive: the tag is never read as a policy); None when it is not."""
+    spellings = sorted(key for key in cluster_tags if key.lower() == tag_key.lower() and key != tag_key)
+    if not spellings:
+        return None
+    return (
+        f"policy tag key {spellings[0]!r} differs from {tag_key!r} in letter case only; tag keys are "
+        f"case-sensitive: tag the cluster {tag_key}={cluster_tags[spellings[0]]} instead"
+    )
+
+
+def _unreadable(cluster: Cluster, snapshots: list[Snapshot], message: str | None) -> ClusterPlan:
+    """A cluster whose policy tag cannot be read: nothing of it is deleted, and its recovery point is still
+    watched, by the policy its snapshots record."""
+    return ClusterPlan(
+        cluster.id,
+        cluster,
+        None,
+        kept=tuple(Kept(s, ("policy tag is invalid",)) for s in snapshots),
+        skip=(Reason.POLICY_ERROR, message or "policy tag is invalid"),
+        recorded=_recorded_policy(snapshots),
+        snapshots=tuple(snapshots),
+        newest_available=_newest_available_time(snapshots),
+    )
+
+
+def _plan_stopped(cluster: Cluster, snapshots: list[Snapshot], code: Reason, reason: str, watched: bool) -> ClusterPlan:
+    """A cluster we were backing up that is no longer managed: its snapshots are pruned by their recorded
+    policy as an orphan's are, it is reported, and unless stopped on purpose its recovery point stays watched."""
+    orphan = _plan_orphan(cluster.id, snapshots)
+    message = f"backups stopped: {reason}; its {len(snapshots)} snapshots are pruned by their recorded policy"
+    return replace(
+        orphan,
+        cluster=cluster,
+        policy=None,
+        recorded=orphan.policy if watched else None,
+        skip=orphan.skip or (code, message),
+        snapshots=tuple(snapshots),
+        newest_available=_newest_available_time(snapshots),
+    )
+
+
+def _recorded_policy(snapshots: Sequence[Snapshot]) -> Policy | None:
+    """The policy recorded on the newest of `snapshots`; None when there are none or it does not parse."""
+    newest = max(snapshots, key=lambda s: s.time or NEVER, default=None)
+    try:
+        return None if newest is None else parse_policy(newest.tags.get(tags.POLICY, ""))
+    except PolicyError:
+        return None
+
+
+def _newest_available_time(snapshots: Iterable[Snapshot]) -> datetime | None:
+    return max((s.created for s in snapshots if s.status == AVAILABLE and s.created is not None), default=None)
 
 
 def _plan_cluster(  # noqa: PLR0917 - called from one place, through partial
@@ -154,14 +258,7 @@ def _plan_cluster(  # noqa: PLR0917 - called from one place, through partial
     try:
         policy = context.parse(text)
     except PolicyError as error:
-        # Nothing of this cluster is deleted while its tag cannot be read.
-        return ClusterPlan(
-            cluster.id,
-            cluster,
-            None,
-            kept=tuple(Kept(s, ("policy tag is invalid",)) for s in snapshots),
-            skip=(Reason.POLICY_ERROR, f"policy tag {context.tag_key}={text!r}: {error}"),
-        )
+        return _unreadable(cluster, snapshots, f"policy tag {context.tag_key}={text!r}: {error}")
     kept, delete = _retain(policy, snapshots)
     slot = current_slot(policy, at)
     identifier = snapshot_id(cluster.id, slot)
@@ -172,11 +269,10 @@ def _plan_cluster(  # noqa: PLR0917 - called from one place, through partial
         kept=kept,
         delete=delete,
         slot=slot,
-        newest_available=max(
-            (s.created for s in snapshots if s.status == AVAILABLE and s.created is not None), default=None
-        ),
+        newest_available=_newest_available_time(snapshots),
         next_slot=next_slot(policy, at),
         creating=any(s.status == CREATING for s in snapshots),
+        snapshots=tuple(snapshots),
     )
     existing = taken.get(identifier)
     if existing is not None:
@@ -322,19 +418,21 @@ def recovery_point_age(plan: ClusterPlan, at: datetime) -> timedelta | None:
 
 
 def out_of_policy(plan: ClusterPlan, at: datetime, grace: timedelta, *, started: bool = False) -> bool:
-    """The recovery point is older than the policy's interval plus the grace.
+    """The recovery point is older than the interval of the policy it is judged by, plus the grace.
 
     Stopped clusters don't change, so their last snapshot still stands for them. A cluster with no
     snapshot yet is out of policy once it is older than the interval plus the grace, unless its first
-    snapshot is under way (`started` this run, or still creating).
+    snapshot is under way: `started` this run, or still creating since less than the interval plus the
+    grace (one stuck in `creating` must not hide it for ever).
     """
-    if plan.policy is None or (plan.skip is not None and plan.skip[0] is Reason.STOPPED):
+    policy = plan.watched_policy
+    if policy is None or (plan.skip is not None and plan.skip[0] is Reason.STOPPED):
         return False
-    allowed = plan.policy.every.interval + grace
+    allowed = policy.every.interval + grace
     age = recovery_point_age(plan, at)
     if age is not None:
         return age > allowed
-    if started or plan.creating:
+    if started or any(s.status == CREATING and at - (s.time or NEVER) <= allowed for s in plan.snapshots):
         return False
     born = plan.cluster.created if plan.cluster is not None else None
     return born is None or at - born > allowed

@@ -79,6 +79,7 @@ def policy_context(settings: Settings) -> PolicyContext:
         named=settings.named_policies,
         default_at=settings.default_at,
         default_tz=settings.default_tz,
+        engines=settings.engines,
     )
 
 
@@ -86,7 +87,8 @@ def discover(settings: Settings, rds: RdsAdapter, at: datetime, *, now: datetime
     """Read the fleet (one sweep each over clusters and manual snapshots) and decide. Changes nothing."""
     # The three reads are independent page chains: side by side, the run waits for the longest only.
     with ThreadPoolExecutor(max_workers=3) as pool:
-        clusters = pool.submit(rds.clusters, settings.engines)
+        # Every engine: a cluster we were backing up whose engine is no longer managed must still be seen.
+        clusters = pool.submit(rds.clusters)
         snapshots = pool.submit(rds.manual_snapshots)
         quota = pool.submit(rds.quota)
         fleet, manual, account = clusters.result(), snapshots.result(), quota.result()
@@ -150,14 +152,14 @@ def _report_decisions(plan: RunPlan, report: RunReport) -> None:
 def _report_recovery_points(
     plan: RunPlan, report: RunReport, grace: timedelta, at: datetime, started: set[str]
 ) -> None:
-    """After acting: is every managed cluster's newest available snapshot recent enough at `at`? `started`:
+    """After acting: is every watched cluster's newest available snapshot recent enough at `at`? `started`:
     clusters whose slot snapshot is under way."""
-    managed = plan.managed
-    report.clusters_managed = len(managed)
+    report.clusters_managed = len(plan.managed)
+    watched = plan.watched
     report.out_of_policy = [
-        p.cluster_id for p in managed if out_of_policy(p, at, grace, started=p.cluster_id in started)
+        p.cluster_id for p in watched if out_of_policy(p, at, grace, started=p.cluster_id in started)
     ]
-    ages = [age for p in managed if (age := recovery_point_age(p, at)) is not None]
+    ages = [age for p in watched if (age := recovery_point_age(p, at)) is not None]
     report.oldest_recovery_point_age = max(ages).total_seconds() if ages else None
     for cluster_id in report.out_of_policy:
         logger.warning("out of policy: no recent enough snapshot", extra={"cluster": cluster_id})
@@ -380,7 +382,7 @@ class _Actor:
         try:
             fresh = plan_run(
                 self._context,
-                self._rds.clusters(self._settings.engines),
+                self._rds.clusters(),
                 self._rds.manual_snapshots(),
                 self._report.scheduled_time,
                 now=self._now,

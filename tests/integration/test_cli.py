@@ -254,6 +254,28 @@ def test_status_flags_a_cluster_out_of_policy_and_a_bad_tag_with_exit_1(
     assert "contains ','" in answer["legacy"]["problem"]
 
 
+def test_status_flags_a_cluster_whose_backups_stopped_by_its_recorded_policy(
+    rds: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given two hourly clusters with a snapshot each; then one tag is removed and the other set to off
+    add_cluster(rds, "orders", "hourly")
+    add_cluster(rds, "billing", "hourly")
+    run_cli(capsys, "run")
+    arns = {c["DBClusterIdentifier"]: c["DBClusterArn"] for c in rds.describe_db_clusters()["DBClusters"]}
+    rds.remove_tags_from_resource(ResourceName=arns["orders"], TagKeys=["snapshot-policy"])
+    rds.add_tags_to_resource(ResourceName=arns["billing"], Tags=[{"Key": "snapshot-policy", "Value": "off"}])
+
+    # When status is asked three hours later
+    code, out, _ = run_cli(capsys, "status", "--json", "--at", (datetime.now(UTC) + timedelta(hours=3)).isoformat())
+
+    # Then the cluster whose tag vanished is out of policy by the hourly policy its snapshot records; the one
+    # stopped on purpose is shown as off, needing no attention
+    answer = {row["cluster"]: row for row in json.loads(out)["clusters"]}
+    assert code == 1
+    assert (answer["orders"]["state"], answer["orders"]["attention"]) == ("untagged, OUT OF POLICY", True)
+    assert (answer["billing"]["state"], answer["billing"]["attention"]) == ("off", False)
+
+
 def test_another_deployment_marker_sees_none_of_our_snapshots(rds: Any, capsys: pytest.CaptureFixture[str]) -> None:
     add_cluster(rds, "orders", "hourly")
     run_cli(capsys, "run")

@@ -2,7 +2,7 @@
 
 Given a fleet with every kind of policy (presets, a named policy, inline ones in Berlin and New York across
 their clock changes, a weekly one), snapshots that take minutes, an operator's hold, snapshots that are not
-ours (hand-made, another deployment's, AWS Backup's, automated), a cluster whose tag is removed and one that
+ours (hand-made, another deployment's, AWS Backup's, automated), a cluster whose tag is set to off and one that
 is deleted mid-month, a cluster of another engine, and a three-hour outage of the scheduler; when 740+ hourly
 runs happen on the simulated clock (autumn in the default suite, spring too with `-m slow`); then after
 every run:
@@ -287,8 +287,10 @@ def test_a_month_of_hourly_runs_creates_each_due_slot_once_and_keeps_exactly_the
                 operator.remove_tags_from_resource(ResourceName=arn_of(operator, season.released), TagKeys=[HOLD])
                 models["hourly-db"].held.discard(season.released)
             if at == season.untag_at:
+                # A deliberate stop (a removed tag would count out of policy: tests/integration/test_alarms.py)
                 (cluster,) = operator.describe_db_clusters(DBClusterIdentifier="untag-db")["DBClusters"]
-                operator.remove_tags_from_resource(ResourceName=cluster["DBClusterArn"], TagKeys=[TAG])
+                off = [{"Key": TAG, "Value": "off"}]
+                operator.add_tags_to_resource(ResourceName=cluster["DBClusterArn"], Tags=off)
                 models["untag-db"].managed = False
             if at == season.delete_at:
                 fid.delete_cluster("gone-db")
@@ -320,7 +322,9 @@ def test_a_month_of_hourly_runs_creates_each_due_slot_once_and_keeps_exactly_the
             due_but_busy = busy and slot_id("daily-db", models["daily-db"].current_slot(at)) not in ever
             assert reasons(report, "deferred") == ({"daily-db": "busy"} if due_but_busy else {}), at
             due_but_stopped = stopped and slot_id("berlin-db", models["berlin-db"].current_slot(at)) not in ever
-            assert reasons(report, "skipped") == ({"berlin-db": "stopped"} if due_but_stopped else {}), at
+            stopped_on_purpose = {"untag-db": "off"} if at >= season.untag_at else {}
+            expected_skipped = {"berlin-db": "stopped"} if due_but_stopped else {}
+            assert reasons(report, "skipped") == expected_skipped | stopped_on_purpose, at
             ever.update(expected_created.values())
             # ... our snapshots that exist are exactly the model's
             ours = {s.id for s in fid.snapshots() if s.tags.get(MARKER) == DEPLOYMENT and ":" not in s.id}

@@ -183,10 +183,10 @@ class FakeRds:
 
     # --- the RdsAdapter surface -------------------------------------------------------------------------
 
-    def clusters(self, engines: Iterable[str]) -> list[Cluster]:
+    def clusters(self, engines: Iterable[str] | None = None) -> list[Cluster]:
         self._enter("clusters")
-        wanted = set(engines)
-        return [c for c in self.clusters_by_id.values() if c.engine in wanted]
+        wanted = None if engines is None else set(engines)
+        return [c for c in self.clusters_by_id.values() if wanted is None or c.engine in wanted]
 
     def manual_snapshots(self) -> list[Snapshot]:
         self._enter("manual_snapshots")

@@ -160,8 +160,10 @@ class RdsAdapter:
         events.register("needs-retry.rds", self._count_throttle)
         events.register("before-parse.rds", self._tell_marker)
 
-    def clusters(self, engines: frozenset[str]) -> list[Cluster]:
-        """Every DB cluster of the given engines, tags included (one paginated sweep)."""
+    def clusters(self, engines: frozenset[str] | None = None) -> list[Cluster]:
+        """Every DB cluster (of the given engines, when given), tags included (one paginated sweep)."""
+        if engines is None:
+            return [_cluster(raw) for raw in self._pages("describe_db_clusters", "DBClusters")]
         pages = self._pages(
             "describe_db_clusters", "DBClusters", Filters=[{"Name": "engine", "Values": sorted(engines)}]
         )

@@ -1,0 +1,180 @@
+"""Backups that stop must raise an alarm: the real handler against moto plus the fidelity layer.
+
+A cluster that was being backed up and no longer is counts as out of policy (`ClustersOutOfPolicy`), judged by
+the policy recorded on its snapshots when its current one is unusable, whatever stopped it; only a deliberate
+stop (the tag set to `off`) is not alarmed, and it is still reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.integration.scenario import (
+    TAG,
+    created,
+    fresh_rds,
+    layer,
+    metric_values,
+    moto_once,
+    reasons,
+    seed_ours,
+    slot_id,
+    snapshot_ids,
+)
+from tests.support.fidelity import RdsFidelity
+from tests.support.harness import rds_client, scheduled_lambda
+
+START = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+LONG_AGO = START - 60 * DAY
+DAILY = "every=1d keep-daily=3"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def moto_module() -> Iterator[None]:
+    with moto_once():
+        yield
+
+
+@pytest.fixture(autouse=True)
+def empty_rds(moto_module: None) -> None:
+    fresh_rds()
+
+
+def backed_up_daily(fid: RdsFidelity, *names: str, engine: str = "aurora-postgresql") -> None:
+    """Clusters on DAILY with a snapshot for each of the last four days (the newest one day old at START)."""
+    for name in names:
+        fid.create_cluster(name, engine=engine, tags={TAG: DAILY}, created=LONG_AGO)
+        for days in range(1, 5):
+            seed_ours(fid, name, START - days * DAY, DAILY)
+
+
+def retag(fid: RdsFidelity, cluster: str, *, remove: str | None = None, **tags: str) -> None:
+    client = rds_client(fid)
+    (raw,) = client.describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"]
+    if remove is not None:
+        client.remove_tags_from_resource(ResourceName=raw["DBClusterArn"], TagKeys=[remove])
+    if tags:
+        pairs = [{"Key": key, "Value": value} for key, value in tags.items()]
+        client.add_tags_to_resource(ResourceName=raw["DBClusterArn"], Tags=pairs)
+
+
+def out_of_policy(report: dict[str, Any]) -> list[str]:
+    return list(report["stats"]["clusters_out_of_policy"])
+
+
+def test_a_second_cluster_whose_tag_breaks_later_raises_the_count_the_alarm_watches(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given two daily clusters backed up until yesterday, and a third that stays healthy
+    fid = layer(START)
+    backed_up_daily(fid, "first", "second", "healthy")
+
+    with scheduled_lambda(fid) as handler:
+        # When the first one's tag breaks, and a day later the second one's
+        retag(fid, "first", **{TAG: "daily,7"})
+        handler.run(START)
+        day_one = handler.run(START + 3 * HOUR)
+        retag(fid, "second", **{TAG: "every=1d keep-daily=seven"})
+        before = {cluster: snapshot_ids(fid, cluster) for cluster in ("first", "second")}
+        handler.run(START + DAY)
+        day_two = handler.run(START + DAY + 3 * HOUR)
+        metrics = metric_values(capsys)
+
+    # Then each broken cluster counts out of policy once its recorded daily policy is breached, so the count
+    # behind ClustersOutOfPolicy rises when the second one breaks (PolicyErrors alone would not change)
+    assert out_of_policy(day_one) == ["first"]
+    assert out_of_policy(day_two) == ["first", "second"]
+    assert [m["ClustersOutOfPolicy"] for m in (metrics[1], metrics[3])] == [1, 2]
+    assert reasons(day_two, "skipped") == {"first": "policy-error", "second": "policy-error"}
+    # ... and nothing of theirs was deleted while their tags cannot be read
+    assert {cluster: snapshot_ids(fid, cluster) for cluster in before} == before
+
+
+def break_tag(fid: RdsFidelity, cluster: str) -> None:
+    retag(fid, cluster, **{TAG: "daily,7"})
+
+
+def spell_key_in_another_case(fid: RdsFidelity, cluster: str) -> None:
+    retag(fid, cluster, remove=TAG, **{TAG.title(): DAILY})
+
+
+def remove_tag(fid: RdsFidelity, cluster: str) -> None:
+    retag(fid, cluster, remove=TAG)
+
+
+def set_off(fid: RdsFidelity, cluster: str) -> None:
+    retag(fid, cluster, **{TAG: "off"})
+
+
+@pytest.mark.parametrize(
+    ("stop", "code", "alarmed"),
+    [
+        pytest.param(break_tag, "policy-error", True, id="broken-tag"),
+        pytest.param(spell_key_in_another_case, "policy-error", True, id="key-in-another-case"),
+        pytest.param(remove_tag, "untagged", True, id="tag-removed"),
+        pytest.param(set_off, "off", False, id="deliberate-off"),
+    ],
+)
+def test_a_cluster_whose_backups_stop_counts_out_of_policy_unless_stopped_deliberately(
+    stop: Callable[[RdsFidelity, str], None], code: str, alarmed: bool
+) -> None:
+    # Given a daily cluster backed up until yesterday, and a healthy one
+    fid = layer(START)
+    backed_up_daily(fid, "stopped", "healthy")
+
+    # When its backups stop for that reason, and the runs go on past its daily interval plus the grace
+    stop(fid, "stopped")
+    with scheduled_lambda(fid) as handler:
+        reports = [handler.run(START + n * HOUR) for n in range(4)]
+
+    # Then it is reported every run with the reason, and from when its recorded policy is breached it counts
+    # out of policy (a deliberate `off` is reported, never alarmed)
+    assert all(reasons(report, "skipped") == {"stopped": code} for report in reports)
+    assert out_of_policy(reports[0]) == []
+    assert out_of_policy(reports[-1]) == (["stopped"] if alarmed else [])
+    assert created(reports[0]) == {"healthy": slot_id("healthy", START)}
+    # ... its snapshots are kept as its recorded policy (keep-daily=3) keeps them, never below one
+    kept = {slot_id("stopped", START - n * DAY) for n in range(1, 4 if code != "policy-error" else 5)}
+    assert snapshot_ids(fid, "stopped") == kept
+
+
+def test_a_cluster_of_an_engine_no_longer_managed_counts_out_of_policy() -> None:
+    # Given a mysql cluster backed up until yesterday, and a deployment that then stops managing mysql
+    fid = layer(START)
+    backed_up_daily(fid, "legacy", engine="mysql")
+    backed_up_daily(fid, "current")
+    engines = {"SNAPSHOT_ENGINES": "aurora-mysql,aurora-postgresql"}
+
+    # When the runs go on past its daily interval plus the grace
+    with scheduled_lambda(fid, env=engines) as handler:
+        reports = [handler.run(START + n * HOUR) for n in range(4)]
+
+    # Then it is reported and counts out of policy, and its snapshots are pruned only by the recorded policy
+    assert reasons(reports[-1], "skipped") == {"legacy": "engine-not-managed"}
+    assert out_of_policy(reports[-1]) == ["legacy"]
+    assert snapshot_ids(fid, "legacy") == {slot_id("legacy", START - n * DAY) for n in range(1, 4)}
+
+
+def test_a_first_snapshot_stuck_in_creating_counts_out_of_policy_after_the_interval_and_grace() -> None:
+    # Given a new daily cluster whose first snapshot never finishes
+    fid = layer(START, snapshot_creating_for=30 * DAY)
+    fid.create_cluster("new", tags={TAG: DAILY}, created=LONG_AGO)
+
+    # When the runs go on for a day and more
+    with scheduled_lambda(fid) as handler:
+        first = handler.run(START)
+        soon = handler.run(START + HOUR)
+        late = handler.run(START + DAY + 2 * HOUR)
+
+    # Then the snapshot under way keeps it in policy only for its interval plus the grace
+    assert created(first) == {"new": slot_id("new", START)}
+    assert out_of_policy(first) == out_of_policy(soon) == []
+    assert reasons(late, "deferred") == {"new": "in-progress"}
+    assert out_of_policy(late) == ["new"]
