@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from snapshot_scheduler import tags
+from snapshot_scheduler import naming, tags
 
 AVAILABLE = "available"
 CREATING = "creating"
@@ -64,10 +64,37 @@ class Snapshot:
     snapshot_type: str
     created: datetime | None
     tags: Mapping[str, str]
+    source_arn: str = ""  # SourceDBClusterSnapshotArn: set on copies only
 
     def managed_by(self, deployment: str) -> bool:
-        """Ours: a manual snapshot carrying this deployment's marker (never AWS Backup's or automated ones)."""
-        return self.snapshot_type == "manual" and ":" not in self.id and self.tags.get(tags.MARKER) == deployment
+        """Ours to prune: it carries this deployment's marker and every other proof agrees (`doubt`)."""
+        return self.marked_by(deployment) and self.doubt() is None
+
+    def marked_by(self, deployment: str) -> bool:
+        return self.tags.get(tags.MARKER) == deployment
+
+    def doubt(self) -> str | None:
+        """Why this cannot be a snapshot this tool made, whatever its marker says; None when every proof
+        agrees: manual, not a copy, recorded (tag) cluster equal to the cluster it is of, and the identifier
+        the naming function gives that cluster's recorded slot. Tags travel (copies with copied tags, a
+        restored cluster's copy-tags-to-snapshot, AWS Backup); the identifier and the source do not."""
+        if self.snapshot_type != "manual":
+            return f"it is a {self.snapshot_type} snapshot, not a manual one"
+        if self.source_arn:
+            return f"it is a copy of {self.source_arn}"
+        recorded = self.tags.get(tags.CLUSTER, "")
+        if recorded.lower() != self.cluster_id:
+            return f"its {tags.CLUSTER} tag {recorded!r} is not its cluster {self.cluster_id!r}"
+        slot = self.slot
+        if slot is None:
+            return f"its {tags.SLOT} tag {self.tags.get(tags.SLOT)!r} is not a time with a zone"
+        try:
+            expected = naming.snapshot_id(recorded, slot)
+        except ValueError as error:
+            return f"no identifier of ours fits its recorded cluster and slot: {error}"
+        if self.id != expected:
+            return f"its identifier is not {expected!r}, the one made for cluster {recorded!r} at {slot.isoformat()}"
+        return None
 
     @property
     def held(self) -> bool:
@@ -128,6 +155,7 @@ class RunReport:
     deferred: list[dict[str, str]] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
+    foreign_marked: list[dict[str, str]] = field(default_factory=list)
     busy_retries: int = 0
     quota_exceeded: int = 0
     throttles: int = 0
@@ -152,6 +180,9 @@ class RunReport:
     def add_failed(self, cluster: str, error: str, message: str) -> None:
         self.failed.append({"cluster": cluster, "error": error, "message": message})
 
+    def add_foreign_marked(self, cluster: str, snapshot: str, reason: str) -> None:
+        self.foreign_marked.append({"cluster": cluster, "snapshot": snapshot, "reason": reason})
+
     def deferred_count(self, code: Reason) -> int:
         return sum(1 for entry in self.deferred if entry["code"] == code.value)
 
@@ -169,6 +200,7 @@ class RunReport:
             "deferred": self.deferred,
             "skipped": self.skipped,
             "failed": self.failed,
+            "foreign_marked": self.foreign_marked,
             "stats": {
                 "clusters_managed": self.clusters_managed,
                 "clusters_out_of_policy": self.out_of_policy,

@@ -30,6 +30,7 @@ class Metric(StrEnum):
     CLUSTERS_SKIPPED = "ClustersSkipped"
     SNAPSHOTS_FAILED = "SnapshotsFailed"
     POLICY_ERRORS = "PolicyErrors"
+    FOREIGN_MARKED = "ForeignMarkedSnapshots"
     QUOTA_EXCEEDED = "QuotaExceeded"
     BUSY_RETRIES = "BusyClusterRetries"
     THROTTLES = "Throttles"
@@ -59,6 +60,7 @@ def publish(report: RunReport, deployment: str) -> None:
         Metric.CLUSTERS_SKIPPED: len(report.skipped),
         Metric.SNAPSHOTS_FAILED: len(report.failed),
         Metric.POLICY_ERRORS: sum(1 for s in report.skipped if s["code"] == Reason.POLICY_ERROR.value),
+        Metric.FOREIGN_MARKED: len(report.foreign_marked),
         Metric.QUOTA_EXCEEDED: report.quota_exceeded,
         Metric.BUSY_RETRIES: report.busy_retries,
         Metric.THROTTLES: report.throttles,

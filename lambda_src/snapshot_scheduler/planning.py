@@ -51,6 +51,15 @@ class Kept:
 
 
 @dataclass(frozen=True)
+class ForeignMarked:
+    """A snapshot that carries this deployment's marker but is not ours (`reason`: the proof that fails).
+    Never deleted, never an orphan: reported, so someone can look."""
+
+    snapshot: Snapshot
+    reason: str
+
+
+@dataclass(frozen=True)
 class ClusterPlan:
     """One cluster's decisions. `cluster` is None for orphans (cluster gone, untagged or unmanaged)."""
 
@@ -89,6 +98,7 @@ class ClusterPlan:
 class RunPlan:
     scheduled_time: datetime
     clusters: tuple[ClusterPlan, ...] = field(default=())
+    foreign_marked: tuple[ForeignMarked, ...] = ()
 
     @property
     def managed(self) -> list[ClusterPlan]:
@@ -131,9 +141,15 @@ def plan_run(
     is the fresher."""
     taken = {snapshot.id: snapshot for snapshot in snapshots}
     ours: dict[str, list[Snapshot]] = defaultdict(list)
+    foreign = []
     for snapshot in taken.values():
-        if snapshot.managed_by(context.deployment):
+        if not snapshot.marked_by(context.deployment):
+            continue
+        doubt = snapshot.doubt()
+        if doubt is None:
             ours[snapshot.cluster_id].append(snapshot)
+        else:
+            foreign.append(ForeignMarked(snapshot, doubt))
     plans = []
     for cluster in sorted({cluster.id: cluster for cluster in clusters}.values(), key=lambda c: c.id):
         mine = ours.pop(cluster.id, [])
@@ -150,7 +166,8 @@ def plan_run(
         plans.append(_guarded(cluster.id, cluster, mine, plan))
     for cluster_id, orphaned in sorted(ours.items()):
         plans.append(_guarded(cluster_id, None, orphaned, partial(_plan_orphan, cluster_id, orphaned)))
-    return RunPlan(scheduled_time=at, clusters=tuple(plans))
+    foreign.sort(key=lambda f: f.snapshot.id)
+    return RunPlan(scheduled_time=at, clusters=tuple(plans), foreign_marked=tuple(foreign))
 
 
 def _guarded(
@@ -303,10 +320,12 @@ def slot_snapshot_is_ours(context: PolicyContext, cluster_id: str, existing: Sna
 def identifier_taken(existing: Snapshot) -> tuple[str, str]:
     """The failure to report when someone else's snapshot holds a slot's identifier."""
     owner = existing.tags.get(tags.MARKER, "none")
+    doubt = existing.doubt()
     return (
         "IdentifierTaken",
-        f"snapshot {existing.id} of cluster {existing.cluster_id} (deployment marker {owner!r}) holds "
-        "this slot's identifier; is another deployment managing this cluster?",
+        f"snapshot {existing.id} of cluster {existing.cluster_id} (deployment marker {owner!r}"
+        f"{'; ' + doubt if doubt else ''}) holds this slot's identifier; is another deployment managing this "
+        "cluster, or was the snapshot copied or made here by hand?",
     )
 
 

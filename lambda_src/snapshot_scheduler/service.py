@@ -133,6 +133,13 @@ def run(
 
 
 def _report_decisions(plan: RunPlan, report: RunReport) -> None:
+    for foreign in plan.foreign_marked:
+        snapshot = foreign.snapshot
+        logger.warning(
+            f"foreign-marked: snapshot carries this deployment's marker but is not ours ({foreign.reason}); left alone",
+            extra={"cluster": snapshot.cluster_id, "snapshot": snapshot.id},
+        )
+        report.add_foreign_marked(snapshot.cluster_id, snapshot.id, foreign.reason)
     for cluster in plan.clusters:
         if cluster.fail is not None:
             error, message = cluster.fail

@@ -105,6 +105,24 @@ def test_run_creates_due_snapshots_and_reports_them(rds: Any, capsys: pytest.Cap
     assert "0 failed; 2 clusters managed" in out
 
 
+def test_run_lists_a_snapshot_with_our_marker_that_is_not_ours_as_foreign_marked(
+    rds: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a hand-made snapshot that picked up this deployment's marker
+    add_cluster(rds, "orders", None)
+    rds.create_db_cluster_snapshot(
+        DBClusterIdentifier="orders",
+        DBClusterSnapshotIdentifier="orders-by-hand",
+        Tags=[{"Key": tags.MARKER, "Value": DEPLOYMENT}, {"Key": tags.CLUSTER, "Value": "orders"}],
+    )
+
+    code, out, _ = run_cli(capsys, "run", "--at", NOW.isoformat())
+
+    assert code == 0
+    assert "foreign-marked  orders   orders-by-hand: its snapshot-scheduler:slot tag None" in out
+    assert "orders-by-hand" in manual_snapshots(rds)
+
+
 def test_run_twice_for_the_same_slot_creates_nothing_more(rds: Any, capsys: pytest.CaptureFixture[str]) -> None:
     add_cluster(rds, "orders", "hourly")
     run_cli(capsys, "run", "--at", NOW.isoformat())

@@ -33,6 +33,7 @@ from tests.integration.scenario import (
     layer,
     metric_values,
     moto_once,
+    our_tags,
     reasons,
     seed_ours,
     slot_id,
@@ -728,6 +729,64 @@ def test_two_deployments_with_their_own_tag_keys_never_touch_each_others_snapsho
     assert of("green", "shared") == {slot_id("shared", last + 2 * HOUR - n * DAY) for n in range(3)}
     assert of("green", "only-blue") == of("blue", "only-green") == set()
     assert all(owner[s.id] == s.tags.get(MARKER) for s in fid.snapshots() if s.id in owner)
+
+
+def test_snapshots_with_our_marker_that_are_not_ours_are_left_alone_and_reported_foreign_marked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given "orders" on keep-last=1 with two snapshots of ours, the older one expired
+    fid = layer(START)
+    add_clusters(fid, KEEP_LAST_1, "orders")
+    older, newer = (seed_ours(fid, "orders", START - days * DAY, KEEP_LAST_1) for days in (2, 1))
+    older_tags = our_tags("orders", START - 2 * DAY, KEEP_LAST_1)
+    # ... a person's copy of the older one, made with its tags
+    copy = fid.seed_snapshot(
+        "orders", "orders-before-migration", created=START - DAY, tags=older_tags, copy_of=arn("us-east-1", older)
+    )
+    # ... a cluster restored from it, which got its tags, and two hand-made snapshots of that cluster that
+    # copy-tags-to-snapshot marked
+    fid.create_cluster("orders-restored", tags=older_tags, created=START - 2 * DAY)
+    restored = {
+        fid.seed_snapshot("orders-restored", f"orders-restored-test-{n}", created=START - n * HOUR, tags=older_tags)
+        for n in (1, 2)
+    }
+    # ... and two copies of another region's snapshots of "remote-db" (whose stack has the same default
+    # marker), arriving under their source identifiers, tags copied; no cluster "remote-db" exists here
+    fid.create_cluster("remote-db", created=LONG_AGO)
+    arrived = {
+        fid.seed_snapshot(
+            "remote-db",
+            slot_id("remote-db", START - days * DAY),
+            created=START - days * DAY + HOUR,
+            tags=our_tags("remote-db", START - days * DAY, KEEP_LAST_1),
+            copy_of=arn("us-west-2", slot_id("remote-db", START - days * DAY)),
+        )
+        for days in (1, 2)
+    }
+    fid.delete_cluster("remote-db")
+    foreign = {copy} | restored | arrived
+
+    # When two runs happen
+    with scheduled_lambda(fid) as handler:
+        reports = [handler.run(START), handler.run(START + HOUR)]
+        metrics = metric_values(capsys)
+
+    # Then only our own expired snapshots were deleted (the newer once this slot's snapshot had replaced it)
+    assert [deleted(report) for report in reports] == [{older}, {newer}]
+    assert snapshot_ids(fid) == foreign | {slot_id("orders", START)}
+    # ... and each run reported every foreign-marked snapshot once, saying why it is not ours
+    for report, values in zip(reports, metrics, strict=True):
+        entries = {entry["snapshot"]: entry for entry in report["foreign_marked"]}
+        assert len(report["foreign_marked"]) == len(entries) == values["ForeignMarkedSnapshots"] == len(foreign)
+        assert set(entries) == foreign
+        assert "copy of" in entries[copy]["reason"]
+        assert all("is not its cluster" in entries[s]["reason"] for s in restored)
+        assert all("copy of arn:aws:rds:us-west-2" in entries[s]["reason"] for s in arrived)
+        assert report["failed"] == []
+
+
+def arn(region: str, snapshot: str) -> str:
+    return f"arn:aws:rds:{region}:123456789012:cluster-snapshot:{snapshot}"
 
 
 def one_cluster_two_deployments_one_slot() -> tuple[RdsFidelity, WarmFunction, WarmFunction]:

@@ -857,13 +857,19 @@ class RdsFidelity:
         tags: Mapping[str, str] | None = None,
         snapshot_type: str = "manual",
         creating_until: datetime | None = None,
+        copy_of: str | None = None,
     ) -> str:
-        """An existing snapshot taken at `created` (still `creating` until `creating_until`, if given).
+        """An existing snapshot taken at `created` (still `creating` until `creating_until`, if given), or
+        a finished copy of the snapshot with ARN `copy_of` (its SourceDBClusterSnapshotArn), made at `created`.
         In-process it bypasses moto's own snapshot limit; it is not counted as an API call."""
+        if copy_of is not None and creating_until is not None:
+            raise ValueError("a seeded copy is finished: give copy_of= or creating_until=, not both")
         snapshot_id = snapshot_id.lower()
         with self._lock:
             self.moto.create_snapshot(cluster_id.lower(), snapshot_id, dict(tags or {}), snapshot_type)
             self._life[snapshot_id] = _Life(started=created, ready=creating_until or created)
+            if copy_of is not None:
+                self._copies[snapshot_id] = _Copy(source_arn=copy_of, started=created, ready=created)
             self._snapshots_stale = True
         return snapshot_id
 

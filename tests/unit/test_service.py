@@ -220,6 +220,12 @@ def test_held_snapshot_is_never_deleted_and_takes_no_place_in_the_counters(rds: 
         pytest.param("rds:orders-2026-01-01-00-00", {tags.MARKER: DEPLOYMENT}, "automated", id="automated"),
         pytest.param("awsbackup:job-1234", {tags.MARKER: DEPLOYMENT}, "manual", id="aws-backup-with-our-marker"),
         pytest.param("orders-shared", {tags.MARKER: DEPLOYMENT}, "shared", id="shared-with-us"),
+        pytest.param(
+            "orders-before-upgrade", {tags.MARKER: DEPLOYMENT, tags.CLUSTER: "orders"}, "manual", id="marked-own-name"
+        ),
+        pytest.param(
+            "orders-20200101-0000", {tags.MARKER: DEPLOYMENT, tags.CLUSTER: "billing"}, "manual", id="other-cluster"
+        ),
     ],
 )
 def test_snapshots_that_are_not_ours_are_never_deleted(
