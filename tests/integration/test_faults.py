@@ -9,6 +9,7 @@ prints, say what happened.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import math
 import threading
@@ -496,6 +497,10 @@ def test_listing_clusters_failing_fails_the_invocation_so_lambda_retries_it_and_
         ("every=1d at=25:00 keep-daily=7", "at=25:00"),
         ("weekly", "weekly"),
         ("every=1d at=04:00", "keep-last"),  # keeps nothing: the message names the keep-* words to add
+        # A directory of the zone database is no zone (it escaped as IsADirectoryError: a bug, not a policy error)
+        ("every=1d tz=America/Indiana keep-daily=7", "tz=America/Indiana"),
+        ("every=1d tz=America/Argentina/ keep-daily=7", "tz=America/Argentina/"),
+        ("every=1d tz=Japan keep-daily=7", "tz=Japan"),
     ],
 )
 def test_malformed_policy_tag_skips_that_cluster_naming_the_bad_word_and_deletes_none_of_its_snapshots(
@@ -530,6 +535,34 @@ def test_malformed_policy_tag_skips_that_cluster_naming_the_bad_word_and_deletes
     assert created(report) == {"good-1": slot_id("good-1", START), "good-2": slot_id("good-2", START)}
     assert report["failed"] == []
     assert (metrics["PolicyErrors"], metrics["ClustersSkipped"]) == (1, 1)
+
+
+def test_a_bad_named_policy_fails_only_the_clusters_tagged_with_it_and_the_others_are_backed_up(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a deployment whose environment (edited by hand: the synth refuses it) holds a named policy whose
+    # zone is a directory of the zone database, one cluster tagged with it and two tagged otherwise
+    named = {"gold": "every=1d tz=America/Indiana keep-last=1", "silver": "every=1d keep-daily=7"}
+    fid = layer(START)
+    add_clusters(fid, "GOLD", "tagged-gold")
+    add_clusters(fid, "silver", "tagged-silver")
+    add_clusters(fid, "daily", "on-a-preset")
+    theirs = {seed_ours(fid, "tagged-gold", START - days * DAY, KEEP_LAST_1) for days in (1, 2, 3)}
+
+    # When the run happens
+    with scheduled_lambda(fid, env={"SNAPSHOT_NAMED_POLICIES": json.dumps(named)}) as handler:
+        report = handler.run(START)
+    (metrics,) = metric_values(capsys)
+
+    # Then the run starts, the gold cluster is a policy error naming the policy and the zone, its snapshots kept
+    ((entry),) = report["skipped"]
+    assert (entry["cluster"], entry["code"]) == ("tagged-gold", "policy-error")
+    assert "'GOLD'" in entry["reason"] and "America/Indiana is a group of" in entry["reason"]
+    assert snapshot_ids(fid, "tagged-gold") == theirs
+    # ... and every other cluster is backed up
+    assert created(report) == {c: slot_id(c, START) for c in ("tagged-silver", "on-a-preset")}
+    assert report["failed"] == []
+    assert metrics["PolicyErrors"] == 1
 
 
 # ------------------------------------------------------------------------------------ pages and API calls

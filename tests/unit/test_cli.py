@@ -82,6 +82,10 @@ def test_policy_check_json_is_machine_readable(capsys: pytest.CaptureFixture[str
         ("weekly", "unknown policy name 'weekly'"),
         ("every=1d keep-daily=seven", "keep-daily=seven is not a count"),
         ("every=1d tz=Mars/Olympus keep-daily=7", "tz=Mars/Olympus is not a time zone"),
+        # a directory of the zone database printed a traceback (IsADirectoryError)
+        ("every=1d tz=America/Indiana keep-daily=7", "America/Indiana is a group of 8 zones"),
+        ("every=1d tz=America/Argentina keep-daily=7", "America/Argentina is a group of"),
+        ("every=1d tz=europe/berlin keep-daily=7", "did you mean Europe/Berlin?"),
     ],
 )
 def test_policy_check_rejects_a_bad_value_with_the_services_message_and_exit_2(
@@ -120,6 +124,31 @@ def test_policy_check_knows_the_deployments_named_policies(
     assert code == 0
     assert "tier1 = every=4h" in out
     assert "a snapshot every 4 hours" in out
+
+
+def test_policy_check_of_a_bad_named_policy_says_why_and_others_still_check(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    named = {"gold": "every=1d tz=America/Indiana keep-daily=7", "silver": "keep-daily=7"}
+    monkeypatch.setenv(config.NAMED_POLICIES, json.dumps(named))
+
+    code, out, err = run_cli(capsys, "policy", "check", "gold")
+    assert (code, out) == (2, "")
+    assert "policy 'gold'" in err and "America/Indiana is a group of" in err and "Traceback" not in err
+
+    code, out, _ = run_cli(capsys, "policy", "check", "silver")
+    assert code == 0 and "silver = every=1d" in out
+
+
+def test_a_default_zone_that_is_a_directory_is_a_settings_error_naming_the_variable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(config.DEFAULT_TZ, "America/Indiana")
+
+    code, out, err = run_cli(capsys, "policy", "check", "daily")
+
+    assert (code, out) == (2, "")
+    assert "SNAPSHOT_DEFAULT_TZ='America/Indiana'" in err and "America/Indiana/Indianapolis" in err
 
 
 # settings ----------------------------------------------------------------------------------------------
