@@ -17,6 +17,7 @@ from enum import Enum, auto
 from typing import TypeVar
 
 from snapshot_scheduler.adapters.rds import (
+    AccessDenied,
     ClusterBusy,
     ClusterNotFound,
     QuotaExceeded,
@@ -330,6 +331,11 @@ class _Actor:
         except ClusterNotFound:
             self._record(self._report.add_skipped, cluster.cluster_id, Reason.NOT_FOUND, "cluster was deleted")
             return _Outcome.DONE
+        except AccessDenied as error:
+            code, message = _denied(cluster, error)
+            logger.error(f"snapshot refused: {message}", extra=extra)
+            self._record(self._report.add_failed, cluster.cluster_id, code, message)
+            return _Outcome.DONE
         except RdsError as error:
             logger.error(f"snapshot failed: {error}", extra=extra)
             self._record(self._report.add_failed, cluster.cluster_id, error.code, error.message)
@@ -425,6 +431,22 @@ def _map(work: Callable[[T], R], items: list[T], *, parallel: bool) -> list[R]:
         return [work(item) for item in items]
     with ThreadPoolExecutor(max_workers=ACT_WORKERS) as pool:
         return list(pool.map(work, items))
+
+
+def _denied(cluster: ClusterPlan, error: AccessDenied) -> tuple[str, str]:
+    """Access denied on create; when the cluster hands a hold tag to its snapshots, say so: the stack denies
+    setting a hold, and RDS may authorise the tags a snapshot inherits (CopyTagsToSnapshot) as if requested."""
+    hold = cluster.cluster.inherited_hold if cluster.cluster is not None else None
+    if hold is None:
+        return error.code, error.message
+    assert cluster.cluster is not None
+    return (
+        "HoldTagInherited",
+        f"access denied: cluster {cluster.cluster_id} copies its tags to snapshots (CopyTagsToSnapshot) and "
+        f"carries the tag {hold}={cluster.cluster.tags[hold]!r}, which no snapshot of this deployment may be given "
+        f"(the stack denies setting a hold); remove {hold} from the cluster (put holds on snapshots) or turn "
+        f"off CopyTagsToSnapshot. RDS said: {error.message}",
+    )
 
 
 def _refusal(snapshot: Snapshot, deployment: str, kept: frozenset[str]) -> str | None:

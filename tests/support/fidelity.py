@@ -56,6 +56,7 @@ from tests.support.rds_xml import ClusterRecord, SnapshotRecord
 __all__ = ["Clock", "RdsFidelity", "RealClock", "Regions", "SimClock", "SnapshotView", "TokenBucket"]
 
 PAGE_MIN, PAGE_MAX = 20, 100
+HOLD_TAG = "snapshot-hold"  # the stack's hold deny (infra/contract.py HOLD_TAG)
 AVAILABLE = "available"
 COPYING = "copying"
 FAILED = "failed"
@@ -224,6 +225,7 @@ class RdsFidelity:
         copy_limit: int = COPY_LIMIT,
         region: str | None = None,
         regions: Regions | None = None,
+        deny_inherited_hold: bool = True,
     ) -> None:
         """
         clock: SimClock (default, starting now) or RealClock; every time the layer uses comes from it.
@@ -241,6 +243,9 @@ class RdsFidelity:
         copy_limit: copies in progress to this region at once (RDS: 5 for cluster snapshots).
         region, regions: made by `Regions.layer` (the clock is then the regions' clock); alone, the layer
             is its own one region, learnt from the first client attached.
+        deny_inherited_hold: a create of a snapshot of a cluster that copies its tags to snapshots and
+            carries a `snapshot-hold` tag is refused with AccessDenied, as the stack's IAM would where RDS
+            authorises inherited tags as AddTagsToResource (rds:TagsFromRequest; unconfirmed, see rds-facts).
         """
         if regions is not None and clock is not None and clock is not regions.clock:
             raise ValueError("a layer of Regions runs on the regions' clock: leave clock= out")
@@ -250,6 +255,7 @@ class RdsFidelity:
         if region is not None:
             self._regions.register(region, self)
         self.quota = quota
+        self.deny_inherited_hold = deny_inherited_hold
         self.bucket = bucket or TokenBucket()
         self.latency = latency
         self.snapshot_creating_for = snapshot_creating_for
@@ -506,6 +512,7 @@ class RdsFidelity:
             self._sync_snapshots()
         # A missing cluster or a taken identifier: moto gives the real error.
         if cluster_id in self._clusters and snapshot_id not in self._snapshots:
+            self._deny_inherited_hold(cluster_id, snapshot_id)
             self._check_snapshot_allowed(cluster_id)
         response = send()
         if response.status_code != 200:
@@ -520,6 +527,20 @@ class RdsFidelity:
         self._life[record.id] = _Life(started=now, ready=now + self.snapshot_creating_for)
         self._add_snapshot(record)
         return _response(request, 200, rds_xml.result("CreateDBClusterSnapshot", self._snapshot_xml(record)))
+
+    def _deny_inherited_hold(self, cluster_id: str, snapshot_id: str) -> None:
+        """IAM, before RDS looks: the stack denies rds:AddTagsToResource whenever a request's tag keys include
+        the hold key in any letter case (aws:TagKeys, StringEqualsIgnoreCase)."""
+        cluster = self._clusters[cluster_id]
+        inherited = [key for key, _ in cluster.tags] if cluster.copy_tags_to_snapshot else []
+        if self.deny_inherited_hold and any(key.lower() == HOLD_TAG for key in inherited):
+            arn = cluster.arn.replace(":cluster:", ":cluster-snapshot:").rsplit(":", 1)[0] + f":{snapshot_id}"
+            raise _Refusal(
+                "AccessDenied",
+                f"User: arn:aws:sts::123456789012:assumed-role/backup/function is not authorized to perform: "
+                f"rds:AddTagsToResource on resource: {arn} with an explicit deny in an identity-based policy",
+                status=403,
+            )
 
     def _check_snapshot_allowed(self, cluster_id: str) -> None:
         """Refuse as RDS would: a cluster that is not available (or busy), then a full quota."""
@@ -826,13 +847,16 @@ class RdsFidelity:
         tags: Mapping[str, str] | None = None,
         created: datetime | None = None,
         encrypted: bool = False,
+        copy_tags_to_snapshot: bool = False,
     ) -> str:
         """A cluster, `available` at once, created `created` (default: now on the layer's clock); its
         snapshots are encrypted when it is. Not counted as an API call. moto's automated snapshot of it
         keeps moto's wall-clock time."""
         cluster_id = cluster_id.lower()  # RDS stores identifiers lower-case
         with self._lock:
-            self.moto.create_cluster(cluster_id, engine, dict(tags or {}), encrypted=encrypted)
+            self.moto.create_cluster(
+                cluster_id, engine, dict(tags or {}), encrypted=encrypted, copy_tags=copy_tags_to_snapshot
+            )
             self._cluster_created[cluster_id] = created or self.clock.now()
             self.refresh()
         return cluster_id

@@ -36,7 +36,9 @@ class Moto(Protocol):
 
     def snapshots(self) -> list[SnapshotRecord]: ...
 
-    def create_cluster(self, cluster_id: str, engine: str, tags: Mapping[str, str], *, encrypted: bool) -> None: ...
+    def create_cluster(
+        self, cluster_id: str, engine: str, tags: Mapping[str, str], *, encrypted: bool, copy_tags: bool = False
+    ) -> None: ...
 
     def create_kms_key(self, alias: str | None) -> str: ...
 
@@ -116,6 +118,7 @@ class InProcessMoto:
                 tags=_tag_pairs(cluster.tags),
                 resource_id=cluster.db_cluster_resource_id,
                 storage_encrypted=bool(cluster.storage_encrypted),
+                copy_tags_to_snapshot=bool(cluster.copy_tags_to_snapshot),
             )
             for cluster in list(self.backend.clusters.values())
         ]
@@ -139,7 +142,9 @@ class InProcessMoto:
             for snap in list(self.backend.cluster_snapshots.values())
         ]
 
-    def create_cluster(self, cluster_id: str, engine: str, tags: Mapping[str, str], *, encrypted: bool) -> None:
+    def create_cluster(
+        self, cluster_id: str, engine: str, tags: Mapping[str, str], *, encrypted: bool, copy_tags: bool = False
+    ) -> None:
         if cluster_id in self.backend.clusters:
             raise ValueError(f"cluster {cluster_id} already exists")
         cluster = self.backend.create_db_cluster(
@@ -150,6 +155,7 @@ class InProcessMoto:
                 "master_user_password": MASTER_PASSWORD,
                 "tags": _tag_list(tags),
                 "storage_encrypted": encrypted,
+                "copy_tags_to_snapshot": copy_tags,
             }
         )
         cluster.status = "available"  # moto reports "creating" once, then "available"; a fleet starts ready
@@ -224,6 +230,7 @@ class ServerMoto:
                 tags=_tag_pairs(raw.get("TagList")),
                 resource_id=raw.get("DbClusterResourceId", ""),
                 storage_encrypted=bool(raw.get("StorageEncrypted")),
+                copy_tags_to_snapshot=bool(raw.get("CopyTagsToSnapshot")),
             )
             for raw in self._all("describe_db_clusters", "DBClusters")
         ]
@@ -231,7 +238,9 @@ class ServerMoto:
     def snapshots(self) -> list[SnapshotRecord]:
         return [snapshot_from_dict(raw) for raw in self._all("describe_db_cluster_snapshots", "DBClusterSnapshots")]
 
-    def create_cluster(self, cluster_id: str, engine: str, tags: Mapping[str, str], *, encrypted: bool) -> None:
+    def create_cluster(
+        self, cluster_id: str, engine: str, tags: Mapping[str, str], *, encrypted: bool, copy_tags: bool = False
+    ) -> None:
         self._inner.create_db_cluster(
             DBClusterIdentifier=cluster_id,
             Engine=engine,
@@ -239,6 +248,7 @@ class ServerMoto:
             MasterUserPassword=MASTER_PASSWORD,
             Tags=_tag_list(tags),
             StorageEncrypted=encrypted,
+            CopyTagsToSnapshot=copy_tags,
         )
         self._inner.describe_db_clusters(DBClusterIdentifier=cluster_id)  # moto: "creating" once, then ready
 

@@ -27,6 +27,7 @@ class ClusterRecord:
     tags: list[tuple[str, str]] = field(default_factory=list)
     resource_id: str = ""
     storage_encrypted: bool = False
+    copy_tags_to_snapshot: bool = False
 
 
 @dataclass
@@ -82,6 +83,7 @@ def cluster_xml(cluster: ClusterRecord, *, status: str, created: datetime | None
         + _el("DBClusterArn", cluster.arn)
         + _el("ClusterCreateTime", created)
         + _el("StorageEncrypted", cluster.storage_encrypted)
+        + _el("CopyTagsToSnapshot", cluster.copy_tags_to_snapshot)
         + _tags(cluster.tags)
         + "</DBCluster>"
     )

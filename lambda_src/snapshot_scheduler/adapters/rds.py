@@ -85,7 +85,13 @@ class SnapshotNotFound(RdsError):
     """DBClusterSnapshotNotFoundFault: the snapshot is already gone."""
 
 
+class AccessDenied(RdsError):
+    """AccessDenied: IAM refused the call (a tag the role may not set, a policy tag IAM has not seen yet)."""
+
+
 _ERRORS: Mapping[str, type[RdsError]] = {
+    "AccessDenied": AccessDenied,
+    "AccessDeniedException": AccessDenied,
     "InvalidDBClusterStateFault": ClusterBusy,
     "DBClusterNotFoundFault": ClusterNotFound,
     "DBClusterSnapshotAlreadyExistsFault": SnapshotExists,
