@@ -114,13 +114,18 @@ def function_environment(settings: Settings, deployment: str) -> dict[str, str]:
         contract.ENV_GRACE_MINUTES: str(settings.grace_minutes),
         contract.ENV_ENGINES: ",".join(settings.engines),
         contract.ENV_DRY_RUN: "true" if settings.dry_run else "false",
-        contract.ENV_API_RATE: f"{settings.api_rate:g}",
+        contract.ENV_API_RATE: _decimal(settings.api_rate),
         contract.ENV_API_BURST: str(settings.api_burst),
         contract.ENV_BUSY_RETRY_SECONDS: str(settings.busy_retry_seconds),
         contract.ENV_SERVICE_NAME: contract.SERVICE_NAME,
         contract.ENV_METRICS_NAMESPACE: settings.metric_namespace,
         contract.ENV_LOG_LEVEL: settings.log_level,
     }
+
+
+def _decimal(number: float) -> str:
+    """Exactly the number, in the plain digits the function reads (repr never uses an exponent in 0.1-1000)."""
+    return str(int(number)) if number.is_integer() else repr(number)
 
 
 def schedule_input(settings: Settings) -> dict[str, object]:

@@ -154,8 +154,17 @@ def refused_or_accepted(context: dict[str, Any]) -> str:
         pytest.fail(f"the synth accepted {context!r} but the function refuses its environment: {error}")
     for name in accepted.named_policies:
         parse_policy(name, accepted.named_policies, at=accepted.default_at, tz=accepted.default_tz)
+    # ... and the function runs with the values the synth checked: none rounded, stripped or re-read otherwise
     assert accepted.policy_tag_key == settings.policy_tag_key  # the key IAM conditions are written on
     assert accepted.deployment == (settings.deployment or STACK_NAME)  # the marker and the alarms' dimension
+    assert accepted.metrics_namespace == settings.metric_namespace  # the namespace the alarms watch
+    assert dict(accepted.named_policies) == dict(settings.named_policies)
+    assert (accepted.default_at, accepted.default_tz) == (settings.default_at, settings.default_timezone)
+    assert accepted.grace.total_seconds() == settings.grace_minutes * 60
+    assert accepted.busy_retry.total_seconds() == settings.busy_retry_seconds
+    assert (accepted.api_rate, accepted.api_burst) == (settings.api_rate, settings.api_burst)
+    assert accepted.engines == frozenset(settings.engines)
+    assert (accepted.dry_run, accepted.log_level) == (settings.dry_run, settings.log_level)
     return "accepted"
 
 
