@@ -32,8 +32,10 @@ DASHBOARD_WIDTH: Final = 24
 
 @dataclass(frozen=True, kw_only=True)
 class MonitoringProps:
-    # Prefix of alarm and dashboard names: unique per account and region (the stack name).
+    # Prefix of alarm names: unique per account and region (the stack name); alarm names are regional.
     name_prefix: str
+    # Dashboard names are global to the account: unique per account (the stack name and the region).
+    dashboard_name: str
     metric_namespace: str
     deployment: str
     alarm_emails: Sequence[str]
@@ -266,7 +268,7 @@ class Monitoring(Construct):
         dashboard = cloudwatch.Dashboard(
             self,
             "Dashboard",
-            dashboard_name=props.name_prefix,
+            dashboard_name=props.dashboard_name,
             default_interval=Duration.days(7),
         )
         dashboard.add_widgets(

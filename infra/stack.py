@@ -31,6 +31,7 @@ class SnapshotSchedulerStack(Stack):
             "Monitoring",
             props=MonitoringProps(
                 name_prefix=self.stack_name,
+                dashboard_name=dashboard_name(self),
                 metric_namespace=settings.metric_namespace,
                 deployment=self.deployment,
                 alarm_emails=settings.alarm_emails,
@@ -57,6 +58,13 @@ class SnapshotSchedulerStack(Stack):
                 f"{config.ALARM_EMAILS!r} is empty: the alarms notify a topic no one is subscribed to. Set it "
                 f"(cdk.json or -c {config.ALARM_EMAILS}='[\"oncall@example.com\"]') or subscribe to the topic.",
             )
+
+
+def dashboard_name(stack: Stack) -> str:
+    """CloudWatch dashboard names are global to the account, unlike every other name the stack sets: the
+    stack name alone would collide when the same stack is deployed to two regions of one account."""
+    suffix = f"-{stack.region}"
+    return stack.stack_name if stack.stack_name.endswith(suffix) else stack.stack_name + suffix
 
 
 def stack_name(settings: Settings, environment: DeployEnvironment | None) -> str:

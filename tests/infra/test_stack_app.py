@@ -51,7 +51,37 @@ def test_each_stack_of_a_fleet_has_its_own_deployment_marker_and_names(fleet: Pa
         alarm_names = [r["Properties"]["AlarmName"] for r in resources if r["Type"] == "AWS::CloudWatch::Alarm"]
         assert alarm_names and all(alarm.startswith(f"{name}-") for alarm in alarm_names)
         (dashboard,) = [r for r in resources if r["Type"] == "AWS::CloudWatch::Dashboard"]
-        assert dashboard["Properties"]["DashboardName"] == name
+        assert dashboard["Properties"]["DashboardName"] == name  # it ends with the region already
+
+
+# Resource types whose names are global to the account, and the property that names them.
+ACCOUNT_GLOBAL_NAMES = {
+    "AWS::CloudWatch::Dashboard": "DashboardName",
+    "AWS::IAM::Role": "RoleName",
+    "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
+    "AWS::IAM::InstanceProfile": "InstanceProfileName",
+    "AWS::IAM::User": "UserName",
+    "AWS::IAM::Group": "GroupName",
+    "AWS::S3::Bucket": "BucketName",
+}
+
+
+def test_one_stack_name_in_two_regions_of_one_account_names_no_account_global_resource_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names: dict[str, list[str]] = {}
+    for region in ("eu-west-1", "us-east-1"):
+        # The same stackName deployed by credentials of two regions (no `environments`): CDK_DEFAULT_REGION.
+        outdir = tmp_path / region
+        monkeypatch.setenv("CDK_DEFAULT_ACCOUNT", "111111111111")
+        monkeypatch.setenv("CDK_DEFAULT_REGION", region)
+        app.main(App(context={**cdk_json_context(), **SKIP_BUNDLING}, outdir=str(outdir)))
+        (template,) = [json.loads(path.read_text()) for path in outdir.glob("*.template.json")]
+        for resource in template["Resources"].values():
+            key = ACCOUNT_GLOBAL_NAMES.get(resource["Type"])
+            if key and key in resource["Properties"]:  # unnamed: CloudFormation makes a unique name
+                names.setdefault(resource["Type"], []).append(resource["Properties"][key])
+    assert names == {"AWS::CloudWatch::Dashboard": ["SnapshotScheduler-eu-west-1", "SnapshotScheduler-us-east-1"]}
 
 
 def test_the_full_synth_ran_cdk_nag_and_cdk_validation_and_found_nothing(fleet: Path) -> None:

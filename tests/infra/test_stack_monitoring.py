@@ -224,5 +224,8 @@ def test_dashboard_shows_what_the_issue_asks_for(default_synth: Synthesized) -> 
         assert alarm in body  # the alarm status widget lists every alarm (by ARN)
 
 
-def test_dashboard_is_named_after_the_stack(default_synth: Synthesized) -> None:
-    assert default_synth.only("AWS::CloudWatch::Dashboard")["Properties"]["DashboardName"] == "SnapshotScheduler"
+def test_dashboard_is_named_after_the_stack_and_its_region(default_synth: Synthesized) -> None:
+    # Dashboard names are global to the account: the region keeps two regions' deployments apart.
+    assert default_synth.only("AWS::CloudWatch::Dashboard")["Properties"]["DashboardName"] == {
+        "Fn::Join": ["", ["SnapshotScheduler-", {"Ref": "AWS::Region"}]]
+    }
