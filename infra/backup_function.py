@@ -24,13 +24,6 @@ RUNTIME: Final = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE: Final = lambda_.Architecture.ARM_64
 # pip's name for the Lambda arm64 platform (Amazon Linux 2023, glibc 2.34: manylinux2014 wheels run there).
 PIP_PLATFORM: Final = "manylinux2014_aarch64"
-# The AWS-managed Powertools for AWS Lambda (Python) v3 layer for python3.13 on arm64, in the AWS partition.
-# Version 27 is the one the Powertools documentation lists (docs/index.md, "Lambda Layer"); bump it together
-# with the aws-lambda-powertools pin in requirements-dev.txt so tests and production run the same release.
-POWERTOOLS_LAYER_ACCOUNT: Final = "017000801446"
-POWERTOOLS_LAYER_NAME: Final = "AWSLambdaPowertoolsPythonV3-python313-arm64"
-POWERTOOLS_LAYER_VERSION: Final = 27
-
 # Lambda's asynchronous retries of a failed run (its maximum is 2); the run is idempotent.
 ASYNC_RETRY_ATTEMPTS: Final = 2
 # Scheduler's retries when handing the event to Lambda fails (not when the run fails).
@@ -166,15 +159,9 @@ class BackupFunction(Construct):
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             handler=contract.HANDLER,
+            # Powertools is bundled (lambda_src/requirements.txt): no layer, whose ARN differs by partition
+            # and region and whose release would differ from the one the tests run.
             code=function_code(runtime=RUNTIME, platform=PIP_PLATFORM),
-            layers=[
-                lambda_.LayerVersion.from_layer_version_arn(
-                    self,
-                    "Powertools",
-                    f"arn:aws:lambda:{Stack.of(self).region}:{POWERTOOLS_LAYER_ACCOUNT}:layer:"
-                    f"{POWERTOOLS_LAYER_NAME}:{POWERTOOLS_LAYER_VERSION}",
-                )
-            ],
             memory_size=settings.memory_mb,
             timeout=Duration.seconds(settings.timeout_seconds),
             # Opt-in (reservedConcurrency): reserving any needs an account limit above Lambda's unreserved 100.
@@ -236,8 +223,8 @@ class BackupFunction(Construct):
         stack = Stack.of(self)
         function_id = stack.resolve(stack.get_logical_id(_cfn(self.function)))
         runtime_reason = (
-            f"{RUNTIME.name} is the newest runtime for which the AWS-managed Powertools layer is pinned "
-            f"({POWERTOOLS_LAYER_NAME}:{POWERTOOLS_LAYER_VERSION}); move runtime and layer together."
+            f"{RUNTIME.name} is chosen on purpose, not left to drift to the newest runtime: move it only after "
+            "running the tests on that Python."
         )
         Validations.of(self.function).acknowledge(
             Acknowledgment(id="AwsSolutions-L1", reason=runtime_reason),

@@ -1,8 +1,8 @@
 """The function's code asset, bundled on this machine without Docker.
 
 The asset is the `snapshot_scheduler` package plus the pure-Python run-time requirements of
-lambda_src/requirements.txt (tzdata), installed for the Lambda platform by pip. boto3 comes from the
-Lambda runtime and Powertools from the AWS-managed layer, so nothing compiled is bundled.
+lambda_src/requirements.txt (Powertools, tzdata), installed for the Lambda platform by pip: the very pins
+the tests run. boto3 comes from the Lambda runtime, so nothing compiled is bundled.
 """
 
 from __future__ import annotations

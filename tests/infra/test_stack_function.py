@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match
 
-from infra import backup_function
 from tests.infra.synthesis import ROOT, Synthesized, synth
 
 CUSTOM = {
@@ -68,22 +69,17 @@ def test_function_sizing_and_reservation_follow_the_context(custom: Synthesized)
     assert custom.template_json()["Outputs"]["ReservedConcurrency"]["Value"] == "1"
 
 
-def test_powertools_comes_from_the_aws_managed_layer_for_the_runtime_and_architecture(
-    default_synth: Synthesized,
-) -> None:
-    (layer,) = default_synth.only("AWS::Lambda::Function")["Properties"]["Layers"]
-    assert layer == {
-        "Fn::Join": [
-            "",
-            [
-                "arn:aws:lambda:",
-                {"Ref": "AWS::Region"},
-                ":017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:"
-                f"{backup_function.POWERTOOLS_LAYER_VERSION}",
-            ],
-        ]
-    }
-    assert backup_function.RUNTIME.name.replace(".", "") in backup_function.POWERTOOLS_LAYER_NAME
+def test_the_function_needs_no_layer_so_no_arn_that_differs_by_partition_or_region(default_synth: Synthesized) -> None:
+    # Powertools is bundled into the asset (tests/infra/test_stack_bundling.py ties it to the tested pin).
+    assert "Layers" not in default_synth.only("AWS::Lambda::Function")["Properties"]
+
+
+def test_every_arn_is_in_the_partition_of_its_region_so_china_and_govcloud_deploy(tmp_path: Path) -> None:
+    partitions = {"cn-north-1": "aws-cn", "us-gov-west-1": "aws-us-gov", "ca-west-1": "aws"}
+    fleet = synth({"environments": [{"account": "111111111111", "region": r} for r in partitions]}, outdir=tmp_path)
+    for stack in fleet.stacks:
+        arns = re.findall(r"arn:([a-z-]*):", json.dumps(fleet.template_json(stack)))
+        assert arns and set(arns) == {partitions[stack.region]}, stack.stack_name
 
 
 def test_code_asset_is_lambda_src(default_synth: Synthesized) -> None:
