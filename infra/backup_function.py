@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
+import jsii
 from aws_cdk import Acknowledgment, ArnFormat, CfnResource, Duration, Stack, TimeZone, Token, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
@@ -172,7 +172,7 @@ class BackupFunction(Construct):
             environment=function_environment(settings, props.deployment),
             retry_attempts=ASYNC_RETRY_ATTEMPTS,
             max_event_age=_at_most(interval, MAX_LAMBDA_EVENT_AGE),
-            on_failure=destinations.SqsDestination(self.failure_queue),
+            on_failure=_SendOnlyQueueDestination(self.failure_queue),
         )
 
         # CDK renders both a Role GetAtt and a DependsOn on the role; cfn-lint's W3005 flags the redundant,
@@ -207,7 +207,7 @@ class BackupFunction(Construct):
                 settings.schedule.expression, TimeZone.of(settings.schedule.timezone)
             ),
             time_window=scheduler.TimeWindow.off(),
-            target=scheduler_targets.LambdaInvoke(
+            target=_InvokeFunctionOnly(
                 self.function,
                 input=scheduler.ScheduleTargetInput.from_object(schedule_input(settings)),
                 retry_attempts=SCHEDULER_RETRY_ATTEMPTS,
@@ -221,7 +221,6 @@ class BackupFunction(Construct):
     def _acknowledge(self, policy_tag_key: str) -> None:
         """cdk-nag findings that are deliberate here, each with its reason."""
         stack = Stack.of(self)
-        function_id = stack.resolve(stack.get_logical_id(_cfn(self.function)))
         runtime_reason = (
             f"{RUNTIME.name} is chosen on purpose, not left to drift to the newest runtime: move it only after "
             "running the tests on that Python."
@@ -256,12 +255,34 @@ class BackupFunction(Construct):
                 f"and no {contract.HOLD_TAG} tag other than an explicit no.",
             ),
         )
-        Validations.of(self.scheduler_role.node.find_child("DefaultPolicy")).acknowledge(
-            Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::<{function_id}.Arn>:*]",
-                reason="lambda:InvokeFunction on the backup function and its own versions and aliases "
-                "(ARN:qualifier), as the Scheduler target grants it; no other function.",
-            ),
+
+
+@jsii.implements(lambda_.IDestination)
+class _SendOnlyQueueDestination:
+    """An on-failure destination that grants Lambda what it uses, sqs:SendMessage on the queue, and not the
+    GetQueueAttributes and GetQueueUrl that CDK's SqsDestination adds."""
+
+    def __init__(self, queue: sqs.IQueue) -> None:
+        self._queue = queue
+
+    def bind(
+        self, _scope: Construct, fn: lambda_.IFunction, *, type: lambda_.DestinationType
+    ) -> lambda_.DestinationConfig:
+        fn.add_to_role_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self._queue.queue_arn]))
+        return lambda_.DestinationConfig(destination=self._queue.queue_arn)
+
+
+class _InvokeFunctionOnly(scheduler_targets.LambdaInvoke):
+    """The Scheduler target, granting invoke on the function alone: the schedule calls its unqualified ARN, never
+    a version or alias (CDK's LambdaInvoke grants those too, as function-ARN:*)."""
+
+    def __init__(self, function: lambda_.IFunction, **props: Any) -> None:
+        super().__init__(function, **props)
+        self._function = function
+
+    def _add_target_action_to_role(self, role: iam.IRole) -> None:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self._function.function_arn])
         )
 
 

@@ -119,7 +119,8 @@ class Monitoring(Construct):
                         "aws:SourceArn": stack.format_arn(
                             service="cloudwatch",
                             resource="alarm",
-                            resource_name="*",
+                            # This stack's alarms only, not any alarm of the account.
+                            resource_name=f"{self._props.name_prefix}-*",
                             arn_format=ArnFormat.COLON_RESOURCE_NAME,
                         )
                     },

@@ -23,8 +23,6 @@ BASICS = {
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
     "sqs:SendMessage",
-    "sqs:GetQueueAttributes",
-    "sqs:GetQueueUrl",
 }
 
 CUSTOM = {

@@ -103,6 +103,18 @@ def test_log_group_has_the_configured_retention_and_is_the_functions(
     custom.template().has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 30})
 
 
+def test_the_function_may_only_send_to_its_failure_queue_not_read_it(default_synth: Synthesized) -> None:
+    queue_id = logical_id(default_synth, "AWS::SQS::Queue", "FailedRuns")
+    role_id = logical_id(default_synth, "AWS::IAM::Role", "BackupRole")
+    (policy,) = [
+        p
+        for p in default_synth.resources("AWS::IAM::Policy").values()
+        if p["Properties"]["Roles"] == [{"Ref": role_id}]
+    ]
+    sqs = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if "sqs:" in json.dumps(s["Action"])]
+    assert sqs == [{"Action": "sqs:SendMessage", "Effect": "Allow", "Resource": ref(queue_id)}]
+
+
 def test_failed_runs_are_retried_twice_then_sent_to_an_encrypted_ssl_only_queue(default_synth: Synthesized) -> None:
     queue_id = logical_id(default_synth, "AWS::SQS::Queue", "FailedRuns")
     function_id = logical_id(default_synth, "AWS::Lambda::Function", "Function")
@@ -199,7 +211,8 @@ def test_scheduler_role_may_invoke_only_the_function_and_write_only_its_dlq(defa
         {
             "Action": "lambda:InvokeFunction",
             "Effect": "Allow",
-            "Resource": [ref(function_id), {"Fn::Join": ["", [ref(function_id), ":*"]]}],
+            # The function alone: the schedule never calls a version or alias.
+            "Resource": ref(function_id),
         },
         {
             "Action": "sqs:SendMessage",

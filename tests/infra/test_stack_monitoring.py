@@ -68,7 +68,11 @@ def test_topic_accepts_only_ssl_and_cloudwatch_alarms_of_this_account(default_sy
     assert cloudwatch["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
     assert cloudwatch["Action"] == "sns:Publish"
     assert cloudwatch["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
-    assert ":alarm:*" in json.dumps(cloudwatch["Condition"]["ArnLike"]["aws:SourceArn"])
+    # Only this stack's alarms (all named <stackName>-...), not every alarm of the account.
+    assert json.dumps(cloudwatch["Condition"]["ArnLike"]["aws:SourceArn"]).endswith(':alarm:SnapshotScheduler-*"]]}')
+    assert all(
+        name.startswith("SnapshotScheduler-") for name in (a["AlarmName"] for a in alarms(default_synth).values())
+    )
 
 
 def test_no_subscription_without_emails(default_synth: Synthesized) -> None:
