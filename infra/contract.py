@@ -35,6 +35,10 @@ ENV_LOG_LEVEL: Final = "POWERTOOLS_LOG_LEVEL"
 MARKER_TAG: Final = "snapshot-scheduler:deployment"
 HOLD_TAG: Final = "snapshot-hold"
 HOLD_RELEASED_VALUES: Final = ("false", "no", "0", "off")
+# Every identifier naming.snapshot_id makes (<cluster>-YYYYMMDD-HHMM, the slot in UTC) as an IAM resource
+# pattern: IAM lets the function create, tag and delete only snapshots named so. AWS Backup's (awsbackup:...),
+# automated ones (rds:...) and hand-made names that do not end in a slot are out of its reach.
+SNAPSHOT_ID_PATTERN: Final = "*-20??????-????"
 
 # RDS actions the function calls (the stack grants exactly these).
 RDS_DESCRIBE_ACTIONS: Final = (

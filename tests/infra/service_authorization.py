@@ -168,7 +168,7 @@ def _can_match(arn: str, template: str) -> bool:
 # ---- the template --------------------------------------------------------------------------------------
 
 
-def _render(value: Any, types: Mapping[str, str]) -> str:
+def render_arn(value: Any, types: Mapping[str, str]) -> str:
     """A resource value of the template as the ARN it stands for."""
     if isinstance(value, str):
         return value
@@ -176,7 +176,7 @@ def _render(value: Any, types: Mapping[str, str]) -> str:
         ((function, argument),) = value.items()
         if function == "Fn::Join":
             separator, parts = argument
-            return str(separator).join(_render(part, types) for part in parts)
+            return str(separator).join(render_arn(part, types) for part in parts)
         if function == "Ref" and argument in PSEUDO:
             return PSEUDO[argument]
         if function == "Ref" and types.get(argument) == "AWS::SNS::Topic":
@@ -213,7 +213,7 @@ def check_statement(where: str, statement: Mapping[str, Any], types: Mapping[str
     findings: list[Finding] = []
     if "NotAction" in statement or "NotResource" in statement:
         return [Finding(where, "NotAction/NotResource: not checked, and not used by this stack")]
-    arns = [_render(r, types) for r in _as_list(statement.get("Resource", "*"))]
+    arns = [render_arn(r, types) for r in _as_list(statement.get("Resource", "*"))]
     keys = [key for operator in statement.get("Condition", {}).values() for key in operator]
     for action in _as_list(statement["Action"]):
         entries = _actions(action)
