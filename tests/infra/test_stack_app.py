@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_cdk import Environment
 
-from tests.infra.synthesis import run_app
+from tests.infra.synthesis import run_app, synth
 
 TWO_ENVIRONMENTS = [
     {"account": "111111111111", "region": "eu-west-1"},
@@ -66,18 +67,12 @@ ACCOUNT_GLOBAL_NAMES = {
 }
 
 
-def test_one_stack_name_in_two_regions_of_one_account_names_no_account_global_resource_alike(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_one_stack_name_in_two_regions_of_one_account_names_no_account_global_resource_alike(tmp_path: Path) -> None:
     names: dict[str, list[str]] = {}
     for region in ("eu-west-1", "us-east-1"):
-        # The same stackName deployed by credentials of two regions (no `environments`): CDK_DEFAULT_REGION.
-        outdir = tmp_path / region
-        monkeypatch.setenv("CDK_DEFAULT_ACCOUNT", "111111111111")
-        monkeypatch.setenv("CDK_DEFAULT_REGION", region)
-        app.main(App(context={**cdk_json_context(), **SKIP_BUNDLING}, outdir=str(outdir)))
-        (template,) = [json.loads(path.read_text()) for path in outdir.glob("*.template.json")]
-        for resource in template["Resources"].values():
+        # The same stackName deployed with credentials for two regions (no `environments`: the CLI's default).
+        synthesized = synth(outdir=tmp_path / region, default_env=Environment(account="111111111111", region=region))
+        for resource in synthesized.template_json()["Resources"].values():
             key = ACCOUNT_GLOBAL_NAMES.get(resource["Type"])
             if key and key in resource["Properties"]:  # unnamed: CloudFormation makes a unique name
                 names.setdefault(resource["Type"], []).append(resource["Properties"][key])
