@@ -28,6 +28,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--bucket-burst", type=int, default=defaults.bucket_burst, help="RDS bucket burst (300)")
     parser.add_argument("--pacer-rate", type=float, default=defaults.pacer_rate, help="SNAPSHOT_API_RATE (110)")
     parser.add_argument("--pacer-burst", type=int, default=defaults.pacer_burst, help="SNAPSHOT_API_BURST (280)")
+    parser.add_argument(
+        "--cpu-share",
+        type=float,
+        help="also run each fleet with the handler under a CPU quota of this many cores (a CPU cgroup), and "
+        "compare with the projection: at 512 MB Lambda gives 512/1769 = 0.29",
+    )
     parser.add_argument("--cold-runs", type=int, default=7, help="fresh processes per cold-start side (7)")
     parser.add_argument(
         "--tracemalloc",
@@ -37,6 +43,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.cold_runs < 1:
         parser.error("--cold-runs must be at least 1")
+    if args.cpu_share is not None and not 0.01 <= args.cpu_share <= 1:
+        parser.error(f"--cpu-share is a fraction of one core from 0.01 to 1, not {args.cpu_share:g}")
     if args.quick:
         args.fleets = (100,)
     return args
@@ -65,17 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"# snapshot-scheduler benchmark\n\nMachine: {report.machine()}\n\n{report.setup(settings)}\n", flush=True)
     results: list[FleetResult] = []
+    quotaed: list[FleetResult] = []
     for clusters in args.fleets:
-        started = time.perf_counter()
-        print(f"... {clusters:,} clusters: seeding and running the handler", file=sys.stderr, flush=True)
-        result = measure_fleet(clusters, settings)
-        results.append(result)
-        print(
-            f"... {clusters:,} clusters done in {time.perf_counter() - started:.0f}s "
-            f"(seeding {result.seed_seconds:.1f}s, handler {result.wall:.1f}s)",
-            file=sys.stderr,
-            flush=True,
-        )
+        results.append(_measure(clusters, settings))
+        if args.cpu_share is not None:
+            quotaed.append(_measure(clusters, replace(settings, cpu_share=args.cpu_share)))
     print("... cold start", file=sys.stderr, flush=True)
     cold = cold_start.measure(args.cold_runs, handler_env("http://127.0.0.1:9", settings), ROOT)
     found = report.checks(results, cold)
@@ -83,6 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     print(report.calls_table(results) + "\n")
     print("## Wall time against the token bucket's limit, (calls - burst) / rate\n")
     print(report.wall_table(results) + "\n")
+    print("## CPU time of the handler process, by phase\n")
+    print(report.cpu_table(results) + "\n")
+    print("## Projected on Lambda (production rate and latency, CPU at the memory's share)\n")
+    print(report.projection_notes() + "\n")
+    print(report.projection_table(results) + "\n")
+    if quotaed:
+        print("## The projection checked: the handler under a CPU quota\n")
+        print(report.quota_table(results, quotaed) + "\n")
     print("## Memory of the handler process\n")
     print(report.memory_table(results) + "\n")
     print("## Cold start\n")
@@ -92,6 +102,21 @@ def main(argv: list[str] | None = None) -> int:
     missed = [check for check in found if not check.ok]
     print(f"{len(missed)} of {len(found)} targets missed." if missed else f"All {len(found)} targets met.")
     return 1 if missed else 0
+
+
+def _measure(clusters: int, settings: Settings) -> FleetResult:
+    started = time.perf_counter()
+    quota = "" if settings.cpu_share is None else f" under a CPU quota of {settings.cpu_share:g}"
+    print(f"... {clusters:,} clusters: seeding and running the handler{quota}", file=sys.stderr, flush=True)
+    result = measure_fleet(clusters, settings)
+    print(
+        f"... {clusters:,} clusters done in {time.perf_counter() - started:.0f}s "
+        f"(seeding {result.seed_seconds:.1f}s, handler {result.wall:.1f}s, "
+        f"quiet run {result.quiet['wall_seconds']:.1f}s)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return result
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ class Settings:
     pacer_burst: int = 280  # SNAPSHOT_API_BURST
     tracemalloc: bool = False  # on: the run also reports tracemalloc's peak, and runs slower for it
     budget: float = 900.0  # the Lambda's time budget, seconds
+    cpu_share: float | None = None  # set: the handler runs under a CPU quota of this many cores
 
     @property
     def scale(self) -> float:
@@ -56,6 +59,12 @@ class FleetResult:
     seed_seconds: float
     figures: dict[str, Any]
     timeline: Timeline
+    listed: int  # manual snapshots the sweep lists
+    # A dry run right after, standing for the hourly runs between slots: it reads and decides, makes no
+    # change (the one deletion per cluster retention now finds, as today's snapshot came after the sweep,
+    # is reported, not made: in production the next run makes it).
+    quiet: dict[str, Any]
+    quiet_calls: Counter[str]
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -79,6 +88,34 @@ class FleetResult:
     @property
     def wall_ratio(self) -> float | None:
         return None if self.limit is None else self.wall / self.limit
+
+    @property
+    def pacer_limit(self) -> float | None:
+        """The handler's own pacer's floor for this many calls: (calls - its burst) / its rate."""
+        excess = self.total_calls - self.settings.pacer_burst
+        return excess / self.settings.pacer_rate if excess > 0 else None
+
+    @property
+    def pacer_ratio(self) -> float | None:
+        return None if self.pacer_limit is None else self.wall / self.pacer_limit
+
+    @property
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds (user + system, all threads) of the handler process by phase."""
+        return dict(self.figures["cpu_seconds"])
+
+    @property
+    def cpu_total(self) -> float:
+        return sum(self.cpu.values())
+
+    @property
+    def quiet_cpu_total(self) -> float:
+        return float(sum(self.quiet["cpu_seconds"].values()))
+
+    @property
+    def chain_pages(self) -> int:
+        """Pages of the longest describe chain: the sweeps run side by side, each one page after another."""
+        return max(self.minimum["DescribeDBClusters"], self.minimum["DescribeDBClusterSnapshots"])
 
     @property
     def pacer_floor(self) -> float | None:
@@ -162,31 +199,46 @@ def measure_fleet(clusters: int, settings: Settings) -> FleetResult:
         fleet_mod.seed(fidelity, fleet)
         seed_seconds = time.perf_counter() - started
         fidelity.reset_counts()
+        scheduled = at.strftime("%Y-%m-%dT%H:%M:%SZ")
         with serve(client) as endpoint:
-            figures = _run_handler(endpoint.url, settings, at.strftime("%Y-%m-%dT%H:%M:%SZ"))
+            figures = _run_handler(endpoint.url, settings, scheduled, cpu_share=settings.cpu_share)
+        calls, throttled, faults = Counter(fidelity.calls), Counter(fidelity.throttled), Counter(fidelity.faults)
+        retry_sleep = fidelity.retry_sleep
         problems = fleet_mod.check(fidelity, fleet)
+        fidelity.reset_counts()
+        with serve(client) as quiet_endpoint:
+            quiet = _run_handler(quiet_endpoint.url, settings, scheduled, cpu_share=settings.cpu_share, dry_run=True)
+        quiet_calls = Counter(fidelity.calls)
+        problems += [f"after the quiet run: {problem}" for problem in fleet_mod.check(fidelity, fleet)]
         return FleetResult(
             clusters=clusters,
             settings=settings,
-            calls=Counter(fidelity.calls),
+            calls=calls,
             minimum=fleet.minimum_calls(),
-            throttled=Counter(fidelity.throttled),
-            faults=Counter(fidelity.faults),
-            retry_sleep=fidelity.retry_sleep,
+            throttled=throttled,
+            faults=faults,
+            retry_sleep=retry_sleep,
             seed_seconds=seed_seconds,
             figures=figures,
             timeline=endpoint.timeline,
+            listed=clusters * fleet.per_cluster,
+            quiet=quiet,
+            quiet_calls=quiet_calls,
             problems=problems,
         )
 
 
-def _run_handler(endpoint: str, settings: Settings, scheduled: str) -> dict[str, Any]:
+def _run_handler(
+    endpoint: str, settings: Settings, scheduled: str, *, cpu_share: float | None = None, dry_run: bool = False
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         out, log = Path(tmp) / "figures.json", Path(tmp) / "handler.log"
         command = [sys.executable, "-m", "bench.handler_process", scheduled, str(settings.budget), str(out)]
         if settings.tracemalloc:
             command.append("--tracemalloc")
-        with log.open("wb") as sink:
+        if dry_run:
+            command.append("--dry-run")
+        with log.open("wb") as sink, cpu_quota(cpu_share) as join:
             done = subprocess.run(
                 command,
                 check=False,
@@ -194,9 +246,55 @@ def _run_handler(endpoint: str, settings: Settings, scheduled: str) -> dict[str,
                 env=handler_env(endpoint, settings),
                 stdout=sink,
                 stderr=subprocess.STDOUT,
+                preexec_fn=join,
             )
         if done.returncode != 0 or not out.exists():
             tail = log.read_text(errors="replace")[-4000:]
             raise RuntimeError(f"the handler process exited with status {done.returncode}:\n{tail}")
         figures: dict[str, Any] = json.loads(out.read_text())
         return figures
+
+
+CGROUP_V2, CGROUP_V1_CPU = Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/cpu")
+QUOTA_PERIOD_US = 100_000  # the kernel's default CFS period
+
+
+@contextmanager
+def cpu_quota(share: float | None) -> Iterator[Callable[[], None] | None]:
+    """A CPU cgroup of its own, limited to `share` cores by the CFS quota (cgroup v2 `cpu.max`, or v1
+    `cpu.cfs_quota_us`): what Lambda does to a function below 1,769 MB. Yields what the child runs before
+    exec to join it (None when `share` is None); the cgroup is removed afterwards."""
+    if share is None:
+        yield None
+        return
+    quota = max(1000, round(share * QUOTA_PERIOD_US))
+    if (CGROUP_V2 / "cgroup.controllers").exists():
+        group = CGROUP_V2 / f"snapshot-scheduler-bench-{os.getpid()}"
+        limits = {"cpu.max": f"{quota} {QUOTA_PERIOD_US}"}
+    elif CGROUP_V1_CPU.is_dir():
+        group = CGROUP_V1_CPU / f"snapshot-scheduler-bench-{os.getpid()}"
+        limits = {"cpu.cfs_period_us": str(QUOTA_PERIOD_US), "cpu.cfs_quota_us": str(quota)}
+    else:
+        raise RuntimeError("--cpu-share needs a writable CPU cgroup (v2 cpu.max or v1 cpu.cfs_quota_us)")
+    group.mkdir()
+    try:
+        for name, value in limits.items():
+            (group / name).write_text(value)
+
+        def join() -> None:
+            (group / "cgroup.procs").write_text(str(os.getpid()))
+
+        yield join
+    finally:
+        _remove_cgroup(group)
+
+
+def _remove_cgroup(group: Path) -> None:
+    """rmdir only (a cgroup's files cannot be unlinked); its one process has exited, or is about to."""
+    for _ in range(50):
+        try:
+            group.rmdir()
+            return
+        except OSError:
+            time.sleep(0.1)
+    print(f"could not remove the cgroup {group}: remove it with rmdir", file=sys.stderr)

@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.cold_start import ColdStart
-from bench.core import RDS_BURST, RDS_RATE, FleetResult, Settings
+from bench.core import DESCRIBES, RDS_BURST, RDS_RATE, FleetResult, Settings
 from bench.fleet import KEEP
+from infra.config import API_BURST, API_RATE, DEFAULTS, MEMORY_MB, SCHEDULE
 
 OPERATIONS = (
     "DescribeDBClusters",
@@ -22,10 +23,23 @@ OPERATIONS = (
     "DeleteDBClusterSnapshot",
 )
 CALL_RATIO_TARGET = 1.00
-WALL_RATIO_TARGET = 1.2
-WALL_TARGET_FROM = 1000  # clusters: the wall-time target applies to fleets this large
+WALL_RATIO_TARGET = 1.1  # against the handler's own pacer's limit
+WALL_TARGET_FROM = 1000  # clusters: the wall-time and CPU targets apply to fleets this large
 MEMORY_TARGET_MB = 256
 COLD_RATIO_TARGET = 1.3
+CPU_MARGIN_TARGET = 0.5  # CPU time at the default memory's share / the API-bound time
+
+# Lambda: CPU in proportion to memory, one vCPU at 1,769 MB (AWS Lambda developer guide, "memory").
+FULL_VCPU_MB = 1769
+MEMORY_SIZES = (256, 512, 1024, 1769)
+DEFAULT_MEMORY_MB = int(DEFAULTS[MEMORY_MB])
+PRODUCTION_RATE, PRODUCTION_BURST = float(DEFAULTS[API_RATE]), int(DEFAULTS[API_BURST])
+# arm64 (the stack's architecture), us-east-1, first 7.5 billion GB-s a month; requests $0.20 per million.
+# aws.amazon.com/lambda/pricing as quoted 2024-2026, unchanged since arm64 launched (September 2021).
+PRICE_PER_GB_SECOND = 0.0000133334
+PRICE_PER_REQUEST = 0.20 / 1_000_000
+PRICE_DATE = "2026-05"
+RUNS_PER_DAY = 24  # the default schedule
 
 
 @dataclass(frozen=True)
@@ -111,6 +125,8 @@ def wall_table(results: Sequence[FleetResult]) -> str:
         "wall s",
         "bucket limit s",
         "ratio",
+        "pacer limit s",
+        "wall / pacer limit",
         "pacer floor",
         "serial-latency floor",
         "ms per call",
@@ -131,6 +147,8 @@ def wall_table(results: Sequence[FleetResult]) -> str:
                 f"{r.wall:.1f}",
                 _num(r.limit, 1),
                 _num(r.wall_ratio, 2, "x") if r.limit is not None else "n/a (under burst)",
+                _num(r.pacer_limit, 1),
+                _num(r.pacer_ratio, 2, "x"),
                 _num(r.pacer_floor, 2, "x"),
                 _num(r.serial_floor, 2, "x"),
                 f"{r.wall / r.total_calls * 1000:.1f}",
@@ -208,16 +226,35 @@ def checks(results: Sequence[FleetResult], cold: ColdStart | None) -> list[Check
                 not r.problems,
             )
         )
-        if r.clusters >= WALL_TARGET_FROM and not r.settings.tracemalloc:
-            ratio = r.wall_ratio
+        if r.clusters >= WALL_TARGET_FROM and not r.settings.tracemalloc and r.settings.cpu_share is None:
+            ratio = r.pacer_ratio
             found.append(
                 Check(
-                    f"wall / bucket limit, {n}",
+                    f"wall / the pacer's own limit, {n}",
                     _num(ratio, 2, "x"),
                     f"<= {WALL_RATIO_TARGET}x",
                     ratio is not None and ratio <= WALL_RATIO_TARGET,
                 )
             )
+        if r.clusters >= WALL_TARGET_FROM:
+            busy = project(r, DEFAULT_MEMORY_MB)
+            found.append(
+                Check(
+                    f"Lambda at {DEFAULT_MEMORY_MB} MB: CPU time at the share / API-bound time, {n}",
+                    f"{busy.cpu_ratio:.2f}",
+                    f"<= {CPU_MARGIN_TARGET}",
+                    busy.cpu_ratio <= CPU_MARGIN_TARGET,
+                )
+            )
+        quiet_describes = sum(r.minimum[op] for op in DESCRIBES)
+        found.append(
+            Check(
+                f"quiet (dry) run: calls, created, failed, {n}",
+                f"{sum(r.quiet_calls.values()):,}, {r.quiet['created']}, {r.quiet['failed_count']}",
+                f"{quiet_describes:,}, 0, 0",
+                sum(r.quiet_calls.values()) == quiet_describes and r.quiet["created"] == r.quiet["failed_count"] == 0,
+            )
+        )
         found.append(
             Check(
                 f"peak RSS of the handler process, {n}",
@@ -243,3 +280,181 @@ def checks_table(found: Sequence[Check]) -> str:
         ["target", "measured", "target value", "met"],
         [[c.what, c.value, c.target, "yes" if c.ok else "**MISSED**"] for c in found],
     )
+
+
+def cpu_table(results: Sequence[FleetResult]) -> str:
+    header = [
+        "clusters",
+        "run",
+        "calls",
+        "CPU s: discover",
+        "decide",
+        "act",
+        "report",
+        "total (user + sys)",
+        "wall s",
+        "CPU / wall",
+        "CPU ms per API call",
+        "discover CPU µs per snapshot listed",
+    ]
+    rows = []
+    for r in results:
+        for run, figures, calls in (
+            ("all due", r.figures, r.total_calls),
+            ("quiet", r.quiet, sum(r.quiet_calls.values())),
+        ):
+            cpu = figures["cpu_seconds"]
+            total = sum(cpu.values())
+            rows.append(
+                [
+                    f"{r.clusters:,}",
+                    run,
+                    f"{calls:,}",
+                    *(f"{cpu[phase]:.2f}" for phase in ("discover", "decide", "act", "report")),
+                    f"{total:.2f} ({figures['cpu_user_seconds']:.2f} + {figures['cpu_system_seconds']:.2f})",
+                    f"{figures['wall_seconds']:.1f}",
+                    f"{total / figures['wall_seconds']:.2f}",
+                    f"{total / calls * 1000:.2f}",
+                    f"{cpu['discover'] / r.listed * 1e6:.0f}",
+                ]
+            )
+    return _table(header, rows)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """One run on Lambda at `memory_mb`: the larger of its API-bound time and its CPU time at the share."""
+
+    memory_mb: int
+    api_seconds: float
+    cpu_seconds: float  # at full speed, as measured here
+
+    @property
+    def share(self) -> float:
+        return min(1.0, self.memory_mb / FULL_VCPU_MB)
+
+    @property
+    def cpu_at_share(self) -> float:
+        return self.cpu_seconds / self.share
+
+    @property
+    def cpu_ratio(self) -> float:
+        return self.cpu_at_share / self.api_seconds if self.api_seconds else float("inf")
+
+    @property
+    def seconds(self) -> float:
+        return max(self.api_seconds, self.cpu_at_share)
+
+    @property
+    def gb_seconds(self) -> float:
+        return self.memory_mb / 1024 * self.seconds
+
+    @property
+    def cost(self) -> float:
+        return self.gb_seconds * PRICE_PER_GB_SECOND + PRICE_PER_REQUEST
+
+
+def api_bound(calls: int, chain_pages: int, settings: Settings) -> float:
+    """Production seconds no CPU can shorten: RDS's bucket (12/s after 300), the stack's pacer (10/s after
+    200), and the longest describe chain at the benchmark's latency in production time (x scale)."""
+    bucket = max(0, calls - RDS_BURST) / RDS_RATE
+    pacer = max(0, calls - PRODUCTION_BURST) / PRODUCTION_RATE
+    chain = chain_pages * settings.latency * settings.scale
+    return max(bucket, pacer, chain)
+
+
+def project(r: FleetResult, memory_mb: int, *, quiet: bool = False) -> Projection:
+    if quiet:
+        calls = sum(r.quiet_calls.values())
+        return Projection(memory_mb, api_bound(calls, r.chain_pages, r.settings), r.quiet_cpu_total)
+    return Projection(memory_mb, api_bound(r.total_calls, r.chain_pages, r.settings), r.cpu_total)
+
+
+def projection_table(results: Sequence[FleetResult]) -> str:
+    header = [
+        "clusters",
+        "memory MB",
+        "CPU share",
+        "all due: API-bound s",
+        "CPU s at the share",
+        "CPU / API",
+        "bound by",
+        "projected s",
+        "GB-s",
+        "$ per run",
+        "quiet: projected s",
+        "bound by",
+        "$ per run",
+        f"$ per month ({RUNS_PER_DAY} runs a day: 1 all due + {RUNS_PER_DAY - 1} quiet)",
+    ]
+    rows = []
+    for r in results:
+        for memory in MEMORY_SIZES:
+            busy, quiet = project(r, memory), project(r, memory, quiet=True)
+            month = 30 * (busy.cost + (RUNS_PER_DAY - 1) * quiet.cost)
+            rows.append(
+                [
+                    f"{r.clusters:,}",
+                    f"**{memory:,}**" if memory == DEFAULT_MEMORY_MB else f"{memory:,}",
+                    f"{busy.share:.2f}",
+                    f"{busy.api_seconds:.0f}",
+                    f"{busy.cpu_at_share:.0f}",
+                    f"{busy.cpu_ratio:.2f}",
+                    "CPU" if busy.cpu_ratio > 1 else "API",
+                    f"{busy.seconds:.0f}",
+                    f"{busy.gb_seconds:.0f}",
+                    f"{busy.cost:.4f}",
+                    f"{quiet.seconds:.0f}",
+                    "CPU" if quiet.cpu_ratio > 1 else "API",
+                    f"{quiet.cost:.5f}",
+                    f"{month:.2f}",
+                ]
+            )
+    return _table(header, rows)
+
+
+def projection_notes() -> str:
+    return (
+        f"Lambda arm64 at ${PRICE_PER_GB_SECOND} per GB-s and $0.20 per million requests (us-east-1, prices of "
+        f"{PRICE_DATE}; free tier ignored); CPU share = memory / {FULL_VCPU_MB:,} MB; API-bound = the largest of "
+        f"RDS's bucket ({RDS_BURST} at {RDS_RATE:g}/s), the stack's pacer ({PRODUCTION_BURST} at "
+        f"{PRODUCTION_RATE:g}/s) and the longest describe chain at the benchmark's latency in production time; "
+        f"default memory in bold (infra `{MEMORY_MB}`), default schedule `{DEFAULTS[SCHEDULE]}`."
+    )
+
+
+def quota_table(free: Sequence[FleetResult], quotaed: Sequence[FleetResult]) -> str:
+    """The projection checked: the same fleet run again under a CPU quota, against max(the free run's wall,
+    the free run's CPU / share), as the Lambda projection computes it."""
+    header = [
+        "clusters",
+        "run",
+        "CPU share",
+        "free run: wall s",
+        "CPU s",
+        "projected s",
+        "under the quota: wall s",
+        "CPU s",
+        "wall / projected",
+    ]
+    rows = []
+    for f, q in zip(free, quotaed, strict=True):
+        share = q.settings.cpu_share
+        assert share is not None
+        for run, free_figures, quota_figures in (("all due", f.figures, q.figures), ("quiet", f.quiet, q.quiet)):
+            free_cpu = sum(free_figures["cpu_seconds"].values())
+            projected = max(free_figures["wall_seconds"], free_cpu / share)
+            rows.append(
+                [
+                    f"{q.clusters:,}",
+                    run,
+                    f"{share:g}",
+                    f"{free_figures['wall_seconds']:.1f}",
+                    f"{free_cpu:.2f}",
+                    f"{projected:.1f}",
+                    f"{quota_figures['wall_seconds']:.1f}",
+                    f"{sum(quota_figures['cpu_seconds'].values()):.2f}",
+                    f"{quota_figures['wall_seconds'] / projected:.2f}",
+                ]
+            )
+    return _table(header, rows)

@@ -3,7 +3,9 @@ handler makes exactly the minimum calls. No wall-time assertion: machines are no
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -30,4 +32,35 @@ def test_the_benchmark_measures_a_tiny_fleet_and_the_handler_makes_the_minimum_c
     assert memory and float(memory.group(1)) >= float(memory.group(2)) > 0, out
     assert re.search(r"^\| ratio \| \d+\.\d\dx \|", out, re.M), out
     assert "API calls / minimum, 20 clusters | 1.00 | 1.00 | yes" in out
+    # CPU by phase for the run and for the quiet (dry) run after it, which makes only the describes.
+    cpu = re.search(r"^\| 20 \| all due \| 44 \|(?: \d+\.\d\d \|){4} (\d+\.\d\d) \(", out, re.M)
+    assert cpu and float(cpu.group(1)) > 0, out
+    assert re.search(r"^\| 20 \| quiet \| 4 \|(?: \d+\.\d\d \|){4} \d+\.\d\d \(", out, re.M), out
+    assert "quiet (dry) run: calls, created, failed, 20 clusters | 4, 0, 0 | 4, 0, 0 | yes" in out
+    for memory in ("256", "**512**", "1,024", "1,769"):  # the projection at each memory size, the default in bold
+        assert re.search(rf"^\| 20 \| {re.escape(memory)} \| \d\.\d\d \|", out, re.M), out
     assert "Machine: " in out and "nproc " in out and "Python " in out
+
+
+def _cpu_cgroup_writable() -> bool:
+    for root in (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/cpu")):
+        probe = root / f"snapshot-scheduler-probe-{os.getpid()}"
+        try:
+            probe.mkdir()
+        except OSError:
+            continue
+        probe.rmdir()
+        return True
+    return False
+
+
+@pytest.mark.skipif(not _cpu_cgroup_writable(), reason="no writable CPU cgroup here")
+def test_under_a_cpu_quota_the_run_takes_about_its_cpu_time_over_the_share(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    main(["--fleets", "20", "--cold-runs", "1", *FAST, "--pacer-burst", "1000", "--cpu-share", "0.5"])
+    out = capsys.readouterr().out
+
+    rows = re.findall(r"^\| 20 \| (all due|quiet) \| 0\.5 \|(?: [\d.]+ \|){5} (\d+\.\d\d) \|$", out, re.M)
+    assert [run for run, _ in rows] == ["all due", "quiet"], out
+    assert all(float(ratio) > 0 for _, ratio in rows), out
