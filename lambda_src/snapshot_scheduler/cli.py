@@ -555,6 +555,7 @@ def render_report(report: RunReport) -> str:
     rows += [("skipped", e["cluster"], f"{e['code']}: {e['reason']}") for e in report.skipped]
     rows += [("failed", e["cluster"], f"{e['error']}: {e['message']}") for e in report.failed]
     rows += [("foreign-marked", e["cluster"], f"{e['snapshot']}: {e['reason']}") for e in report.foreign_marked]
+    rows += [("unlisted", e["cluster"], e["reason"]) for e in report.unlisted]
     body = render_table(("ACTION", "CLUSTER", "SNAPSHOT / REASON"), rows) if rows else "Nothing to do."
     verb = "would be " if report.dry_run else ""
     summary = (

@@ -156,6 +156,7 @@ class RunReport:
     skipped: list[dict[str, str]] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
     foreign_marked: list[dict[str, str]] = field(default_factory=list)
+    unlisted: list[dict[str, str]] = field(default_factory=list)
     busy_retries: int = 0
     quota_exceeded: int = 0
     throttles: int = 0
@@ -183,6 +184,9 @@ class RunReport:
     def add_foreign_marked(self, cluster: str, snapshot: str, reason: str) -> None:
         self.foreign_marked.append({"cluster": cluster, "snapshot": snapshot, "reason": reason})
 
+    def add_unlisted(self, cluster: str, reason: str) -> None:
+        self.unlisted.append({"cluster": cluster, "reason": reason})
+
     def deferred_count(self, code: Reason) -> int:
         return sum(1 for entry in self.deferred if entry["code"] == code.value)
 
@@ -201,6 +205,7 @@ class RunReport:
             "skipped": self.skipped,
             "failed": self.failed,
             "foreign_marked": self.foreign_marked,
+            "unlisted": self.unlisted,
             "stats": {
                 "clusters_managed": self.clusters_managed,
                 "clusters_out_of_policy": self.out_of_policy,

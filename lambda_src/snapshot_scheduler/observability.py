@@ -31,6 +31,7 @@ class Metric(StrEnum):
     SNAPSHOTS_FAILED = "SnapshotsFailed"
     POLICY_ERRORS = "PolicyErrors"
     FOREIGN_MARKED = "ForeignMarkedSnapshots"
+    CLUSTERS_UNLISTED = "ClustersUnlisted"
     QUOTA_EXCEEDED = "QuotaExceeded"
     BUSY_RETRIES = "BusyClusterRetries"
     THROTTLES = "Throttles"
@@ -61,6 +62,7 @@ def publish(report: RunReport, deployment: str) -> None:
         Metric.SNAPSHOTS_FAILED: len(report.failed),
         Metric.POLICY_ERRORS: sum(1 for s in report.skipped if s["code"] == Reason.POLICY_ERROR.value),
         Metric.FOREIGN_MARKED: len(report.foreign_marked),
+        Metric.CLUSTERS_UNLISTED: len(report.unlisted),
         Metric.QUOTA_EXCEEDED: report.quota_exceeded,
         Metric.BUSY_RETRIES: report.busy_retries,
         Metric.THROTTLES: report.throttles,

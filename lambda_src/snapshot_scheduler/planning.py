@@ -99,6 +99,7 @@ class RunPlan:
     scheduled_time: datetime
     clusters: tuple[ClusterPlan, ...] = field(default=())
     foreign_marked: tuple[ForeignMarked, ...] = ()
+    unlisted: tuple[str, ...] = ()  # clusters the listing missed that a direct lookup found
 
     @property
     def managed(self) -> list[ClusterPlan]:
@@ -131,9 +132,14 @@ def plan_run(
     at: datetime,
     *,
     now: datetime | None = None,
+    lookups: Mapping[str, Cluster | None] | None = None,
 ) -> RunPlan:
     """Plan a run scheduled for `at`. `now`, when known, is the wall clock: an event delivered after its
     slot has passed must not fill that old slot with newer data.
+
+    A cluster missing from the listing is not gone until a direct lookup says so: `lookups` holds the
+    answers for `orphan_candidates` (the cluster, or None when there is none). A cluster found there is
+    planned as if listed, and reported; the snapshots of one not looked up are all kept.
 
     Each sweep is read as a set keyed by identifier: a paginated listing may return a record on two pages
     (its Marker is opaque, and others create and delete while we read), and a snapshot counted twice would
@@ -150,8 +156,11 @@ def plan_run(
             ours[snapshot.cluster_id].append(snapshot)
         else:
             foreign.append(ForeignMarked(snapshot, doubt))
+    listed = {cluster.id: cluster for cluster in clusters}
+    lookups = lookups or {}
+    unlisted = {cid: cluster for cid, cluster in lookups.items() if cluster is not None and cid not in listed}
     plans = []
-    for cluster in sorted({cluster.id: cluster for cluster in clusters}.values(), key=lambda c: c.id):
+    for cluster in sorted((listed | unlisted).values(), key=lambda c: c.id):
         mine = ours.pop(cluster.id, [])
         stopped = _stopped(context, cluster)
         if stopped is not None:
@@ -165,9 +174,20 @@ def plan_run(
             plan = partial(_plan_cluster, context, cluster, text, mine, taken, at, now or at)
         plans.append(_guarded(cluster.id, cluster, mine, plan))
     for cluster_id, orphaned in sorted(ours.items()):
-        plans.append(_guarded(cluster_id, None, orphaned, partial(_plan_orphan, cluster_id, orphaned)))
+        orphan = _plan_orphan if cluster_id in lookups else _unconfirmed
+        plans.append(_guarded(cluster_id, None, orphaned, partial(orphan, cluster_id, orphaned)))
     foreign.sort(key=lambda f: f.snapshot.id)
-    return RunPlan(scheduled_time=at, clusters=tuple(plans), foreign_marked=tuple(foreign))
+    return RunPlan(
+        scheduled_time=at, clusters=tuple(plans), foreign_marked=tuple(foreign), unlisted=tuple(sorted(unlisted))
+    )
+
+
+def orphan_candidates(context: PolicyContext, clusters: Iterable[Cluster], snapshots: Iterable[Snapshot]) -> list[str]:
+    """Clusters that snapshots of ours name but the listing did not show: each needs a direct lookup before
+    its snapshots are handled as orphans (a listing can miss a record, as it can repeat one)."""
+    listed = {cluster.id for cluster in clusters}
+    named = {snapshot.cluster_id for snapshot in snapshots if snapshot.managed_by(context.deployment)}
+    return sorted(named - listed)
 
 
 def _guarded(
@@ -341,6 +361,18 @@ def _slot_taken(context: PolicyContext, plan: ClusterPlan, existing: Snapshot) -
             "SlotSnapshotFailed",
             f"snapshot {existing.id} for this slot is {existing.status}; delete it to let the next run retry the slot",
         ),
+    )
+
+
+def _unconfirmed(cluster_id: str, snapshots: list[Snapshot]) -> ClusterPlan:
+    """Snapshots of a cluster the listing missed and no lookup confirmed gone: all kept, reported failed."""
+    reason = "missing from the cluster listing and not confirmed gone by a direct lookup"
+    return ClusterPlan(
+        cluster_id,
+        None,
+        None,
+        kept=tuple(Kept(s, (reason,)) for s in snapshots),
+        fail=("ClusterUnconfirmed", f"{reason}; its {len(snapshots)} snapshots are kept, the next run looks again"),
     )
 
 

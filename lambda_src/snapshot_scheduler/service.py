@@ -9,9 +9,9 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum, auto
 from typing import TypeVar
@@ -29,13 +29,14 @@ from snapshot_scheduler.adapters.rds import (
 )
 from snapshot_scheduler.config import Settings
 from snapshot_scheduler.errors import ScheduleError
-from snapshot_scheduler.model import AVAILABLE, Quota, Reason, RunReport, Snapshot
+from snapshot_scheduler.model import AVAILABLE, Cluster, Quota, Reason, RunReport, Snapshot
 from snapshot_scheduler.observability import logger
 from snapshot_scheduler.planning import (
     ClusterPlan,
     PolicyContext,
     RunPlan,
     identifier_taken,
+    orphan_candidates,
     out_of_policy,
     plan_run,
     recovery_point_age,
@@ -71,6 +72,7 @@ class Discovery:
     plan: RunPlan
     quota: Quota | None
     snapshots: tuple[Snapshot, ...] = ()  # every manual snapshot read (quota planning counts others' too)
+    lookups: Mapping[str, Cluster | None] = field(default_factory=dict)  # clusters the listing missed
 
 
 def policy_context(settings: Settings) -> PolicyContext:
@@ -93,7 +95,27 @@ def discover(settings: Settings, rds: RdsAdapter, at: datetime, *, now: datetime
         snapshots = pool.submit(rds.manual_snapshots)
         quota = pool.submit(rds.quota)
         fleet, manual, account = clusters.result(), snapshots.result(), quota.result()
-    return Discovery(plan_run(policy_context(settings), fleet, manual, at, now=now), account, tuple(manual))
+    context = policy_context(settings)
+    lookups = _look_up_missing(rds, context, fleet, manual)
+    plan = plan_run(context, fleet, manual, at, now=now, lookups=lookups)
+    return Discovery(plan, account, tuple(manual), lookups)
+
+
+def _look_up_missing(
+    rds: RdsAdapter, context: PolicyContext, clusters: list[Cluster], snapshots: list[Snapshot]
+) -> dict[str, Cluster | None]:
+    """Look up, one call each, the clusters our snapshots name that the listing did not show (none when it
+    missed nothing): only a lookup that finds no cluster lets their snapshots be pruned as orphans. A
+    failed lookup leaves the cluster out, and its snapshots are all kept."""
+    found: dict[str, Cluster | None] = {}
+    for cluster_id in orphan_candidates(context, clusters, snapshots):
+        try:
+            found[cluster_id] = rds.cluster(cluster_id)
+        except RdsError as error:
+            logger.error(
+                f"could not look up a cluster missing from the listing: {error}", extra={"cluster": cluster_id}
+            )
+    return found
 
 
 def run(
@@ -118,7 +140,7 @@ def run(
     discovery = discover(settings, rds, min(at, now or at), now=now)
     report = RunReport(scheduled_time=at, dry_run=dry_run, quota=discovery.quota)
     _report_decisions(discovery.plan, report)
-    actor = _Actor(settings, rds, budget, report, rng or random.Random(), now=now)
+    actor = _Actor(settings, rds, budget, report, rng or random.Random(), now=now, lookups=discovery.lookups)
     if dry_run:
         actor.pretend(discovery.plan)
     else:
@@ -134,6 +156,10 @@ def run(
 
 
 def _report_decisions(plan: RunPlan, report: RunReport) -> None:
+    for cluster_id in plan.unlisted:
+        reason = "missing from the cluster listing, found by a direct lookup: planned as if listed"
+        logger.warning(f"unlisted: {reason}", extra={"cluster": cluster_id})
+        report.add_unlisted(cluster_id, reason)
     for foreign in plan.foreign_marked:
         snapshot = foreign.snapshot
         logger.warning(
@@ -196,9 +222,11 @@ class _Actor:
         rng: random.Random,
         *,
         now: datetime | None,
+        lookups: Mapping[str, Cluster | None],
     ) -> None:
         self._settings = settings
         self._now = now
+        self._lookups = lookups  # reused by the second look: one lookup per missing cluster per run
         self._context = policy_context(settings)
         self._rds = rds
         self._budget = budget
@@ -399,6 +427,7 @@ class _Actor:
                 self._rds.manual_snapshots(),
                 self._report.scheduled_time,
                 now=self._now,
+                lookups=self._lookups,
             )
         except RdsError as error:  # the retry still happens; only the chance to free room is lost
             logger.error(f"could not list again to free quota: {error}")

@@ -653,6 +653,61 @@ def test_a_cluster_listed_on_two_pages_is_planned_once(capsys: pytest.CaptureFix
     assert report["failed"] == []
 
 
+def test_a_cluster_missing_from_one_listing_is_looked_up_planned_as_listed_and_reported(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given 100 untagged clusters, then "orders" first on the second page of the cluster sweep, then "zeta";
+    # orders keeps the last 3, though its snapshots recorded keep-last=1 (its tag was raised since)
+    fid = layer(START, quota=1000)
+    add_clusters(fid, None, *(f"a-{n:03d}" for n in range(100)))
+    add_clusters(fid, "every=1d keep-last=3", "orders")
+    add_clusters(fid, KEEP_LAST_1, "zeta")
+    history = {seed_ours(fid, "orders", START - days * DAY, KEEP_LAST_1) for days in (1, 2, 3)}
+    # ... and pages that shift on by one record (as a Marker would if a cluster before it were deleted
+    # mid-sweep), so the listing never shows "orders"
+    fid.shift_pages("DescribeDBClusters", 1)
+
+    # When the run happens
+    with scheduled_lambda(fid) as handler:
+        report = handler.run(START)
+        metrics = metric_values(capsys)[-1]
+
+    # Then orders was looked up once, found, and planned by its own tag: nothing of it deleted, its slot taken
+    assert fid.calls["DescribeDBClusters"] == 2 + 1
+    assert report["deleted"] == []
+    assert snapshot_ids(fid, "orders") == history | {slot_id("orders", START)}
+    assert created(report) == {"orders": slot_id("orders", START), "zeta": slot_id("zeta", START)}
+    # ... and reported
+    assert [entry["cluster"] for entry in report["unlisted"]] == ["orders"]
+    assert metrics["ClustersUnlisted"] == 1
+    assert report["stats"]["clusters_managed"] == 2
+    assert report["failed"] == []
+
+
+def test_a_deleted_clusters_snapshots_are_orphans_once_one_lookup_confirms_it_is_gone() -> None:
+    # Given "gone", deleted since its four keep-last=2 snapshots were taken, and "here", listed as usual
+    fid = layer(START)
+    add_clusters(fid, KEEP_LAST_1, "gone", "here")
+    old = [seed_ours(fid, "gone", START - days * DAY, KEEP_LAST_2) for days in (1, 2, 3, 4)]
+    fid.delete_cluster("gone")
+
+    # When two runs happen
+    with scheduled_lambda(fid) as handler:
+        counts = []
+        reports = []
+        for at in (START, START + HOUR):
+            fid.reset_counts()
+            reports.append(handler.run(at))
+            counts.append(fid.calls["DescribeDBClusters"])
+
+    # Then each run looked "gone" up once (the sweep, and one lookup), and pruned it by its recorded policy
+    assert counts == [2, 2]
+    assert deleted(reports[0]) == set(old[2:])
+    assert reports[1]["deleted"] == []
+    assert snapshot_ids(fid, "gone") == set(old[:2])
+    assert reports[0]["unlisted"] == reports[0]["failed"] == []
+
+
 # ----------------------------------------------------------------------------------- snapshot and cluster state
 
 

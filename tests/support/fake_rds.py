@@ -1,6 +1,6 @@
 """An in-memory stand-in for `snapshot_scheduler.adapters.rds.RdsAdapter`, for the unit tier.
 
-It offers the adapter's surface (`clusters`, `manual_snapshots`, `quota`, `create_snapshot`,
+It offers the adapter's surface (`clusters`, `cluster`, `manual_snapshots`, `quota`, `create_snapshot`,
 `delete_snapshot`, `throttles`) and keeps the RDS rules a service could trip over: identifiers are stored
 lower-case and must be valid, a taken identifier raises `SnapshotExists`, only an `available` cluster can be
 snapshotted, only an `available` snapshot can be deleted, the manual quota counts manual snapshots but not
@@ -79,6 +79,7 @@ class FakeRds:
     throttles: int = 0
     clusters_by_id: dict[str, Cluster] = field(default_factory=dict)
     snapshots_by_id: dict[str, Snapshot] = field(default_factory=dict)
+    unlisted: set[str] = field(default_factory=set)  # clusters the listing misses (a direct lookup finds them)
     calls: list[tuple[str, ...]] = field(default_factory=list)
     _faults: list[_Fault] = field(default_factory=list)
     _lock: threading.RLock = field(default_factory=threading.RLock)  # the service calls from several threads
@@ -186,7 +187,15 @@ class FakeRds:
     def clusters(self, engines: Iterable[str] | None = None) -> list[Cluster]:
         self._enter("clusters")
         wanted = None if engines is None else set(engines)
-        return [c for c in self.clusters_by_id.values() if wanted is None or c.engine in wanted]
+        return [
+            c
+            for c in self.clusters_by_id.values()
+            if (wanted is None or c.engine in wanted) and c.id not in self.unlisted
+        ]
+
+    def cluster(self, cluster_id: str) -> Cluster | None:
+        self._enter("cluster", cluster_id, targets=(cluster_id,))
+        return self.clusters_by_id.get(cluster_id.lower())
 
     def manual_snapshots(self) -> list[Snapshot]:
         self._enter("manual_snapshots")

@@ -97,6 +97,33 @@ def _snapshot_page(snapshots: list[tuple[str, str]], marker: str | None) -> byte
 
 
 # Three pages chained by Markers (one with an XML entity in it), keyed by the Marker that asks for them.
+def test_a_cluster_looked_up_by_identifier_is_found_of_any_engine_or_none_when_rds_has_none(client: Any) -> None:
+    found = {"DBClusterIdentifier": "Orders", "Engine": "neptune", "Status": "available", "TagList": []}
+    with Stubber(client) as stub:
+        stub.add_response("describe_db_clusters", {"DBClusters": [found]}, {"DBClusterIdentifier": "orders"})
+        stub.add_client_error("describe_db_clusters", service_error_code="DBClusterNotFoundFault", http_status_code=404)
+        adapter = RdsAdapter(client)
+        cluster = adapter.cluster("orders")
+        gone = adapter.cluster("gone")
+
+    assert cluster is not None and (cluster.id, cluster.engine) == ("orders", "neptune")
+    assert gone is None
+
+
+def test_a_copy_is_read_with_its_source(client: Any) -> None:
+    copy = {
+        "DBClusterSnapshotIdentifier": "orders-20260310-0300",
+        "DBClusterIdentifier": "orders",
+        "SnapshotType": "manual",
+        "SourceDBClusterSnapshotArn": "arn:aws:rds:us-west-2:123456789012:cluster-snapshot:orders-20260310-0300",
+    }
+    with Stubber(client) as stub:
+        stub.add_response("describe_db_cluster_snapshots", {"DBClusterSnapshots": [copy]})
+        snapshot = RdsAdapter(client).snapshot("orders-20260310-0300")
+
+    assert snapshot is not None and snapshot.source_arn == copy["SourceDBClusterSnapshotArn"]
+
+
 PAGES = {
     "": ([("s1", "2026-11-18T03:00:00.123Z")], "m&amp;2"),
     "m&2": ([("s2", "2026-11-19T03:00:00+01:00")], "m3"),

@@ -186,6 +186,7 @@ def test_one_run_emits_one_blob_with_every_metric_and_its_value(
         Metric.SNAPSHOTS_FAILED: 1,
         Metric.POLICY_ERRORS: 1,
         Metric.FOREIGN_MARKED: 0,
+        Metric.CLUSTERS_UNLISTED: 0,
         Metric.QUOTA_EXCEEDED: 1,
         Metric.BUSY_RETRIES: retries,
         Metric.THROTTLES: len([c for c in rds.calls if c[0] != "sleep"]),

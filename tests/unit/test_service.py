@@ -309,6 +309,87 @@ def test_orphans_of_a_deleted_cluster_are_pruned_by_the_policy_on_their_newest_s
     assert rds.calls_to("create_snapshot") == []
 
 
+def test_a_cluster_the_listing_missed_is_looked_up_once_and_a_failed_lookup_keeps_all_its_snapshots(
+    rds: FakeRds,
+) -> None:
+    # Given "orders" (keep-last=1, three snapshots) missing from the listing, and its lookup failing
+    rds.add_cluster("orders", {TAG: "every=1d keep-last=1"})
+    rds.unlisted.add("orders")
+    before = ids(history(rds, "orders", 3, policy="every=1d keep-last=1"))
+    rds.fail("cluster", RdsError("Throttling", "Rate exceeded"), target="orders")
+
+    report = run(rds)
+
+    # Then nothing of it is deleted, and the run says why
+    assert rds.calls_to("cluster") == [("cluster", "orders")]
+    assert rds.deleted_ids() == []
+    assert before <= rds.snapshot_ids()
+    assert [(e["cluster"], e["error"]) for e in report.failed] == [("orders", "ClusterUnconfirmed")]
+
+
+def test_a_cluster_the_listing_missed_but_a_lookup_finds_is_planned_as_listed_and_reported(rds: FakeRds) -> None:
+    rds.add_cluster("orders", {TAG: "every=1d keep-last=1"})
+    rds.unlisted.add("orders")
+    older = history(rds, "orders", 2, policy="every=1d keep-last=1")[-1]
+
+    report = run(rds)
+
+    assert rds.created_ids() == [snapshot_id("orders", SLOT)]
+    assert rds.deleted_ids() == [older.id]
+    assert [e["cluster"] for e in report.unlisted] == ["orders"]
+    assert report.clusters_managed == 1
+
+
+@pytest.mark.parametrize(
+    "found",
+    [None, {"engine": "neptune"}, {"tags": {}}, {"tags": {TAG: "off"}}],
+    ids=["gone", "engine", "untagged", "off"],
+)
+def test_a_cluster_the_listing_missed_that_a_lookup_finds_gone_or_unmanaged_is_pruned_as_an_orphan(
+    rds: FakeRds, found: dict[str, object] | None
+) -> None:
+    cluster = rds.add_cluster("orders", {TAG: "every=1d keep-last=9"})
+    if found is None:
+        rds.remove_cluster("orders")
+    else:
+        rds.clusters_by_id["orders"] = dataclasses.replace(cluster, **found)  # type: ignore[arg-type]
+        rds.unlisted.add("orders")
+    older, newest = history(rds, "orders", 2, policy="every=1d keep-last=1")[::-1]
+
+    report = run(rds)
+
+    assert rds.calls_to("cluster") == [("cluster", "orders")]
+    assert rds.deleted_ids() == [older.id]
+    assert newest.id in rds.snapshot_ids()
+    assert rds.created_ids() == []
+    assert report.unlisted == ([] if found is None else [{"cluster": "orders", "reason": report.unlisted[0]["reason"]}])
+
+
+def test_no_cluster_is_looked_up_when_the_listing_shows_every_cluster_our_snapshots_name(rds: FakeRds) -> None:
+    rds.add_cluster("orders", {TAG: "every=1d keep-last=1"})
+    rds.add_cluster("plain", {})
+    history(rds, "orders", 3, policy="every=1d keep-last=1")
+    managed(rds, "plain", SLOT - timedelta(days=1), policy="every=1d keep-last=1")
+    rds.add_snapshot("hand-made", "elsewhere", SLOT)
+
+    run(rds)
+
+    assert rds.calls_to("cluster") == []
+
+
+def test_the_second_look_for_quota_reuses_the_runs_lookups(rds: FakeRds) -> None:
+    # Given a deleted cluster's snapshots, and a full quota that makes the run look again
+    rds.quota_max = 3
+    history(rds, "gone", 2, policy="every=1d keep-last=2")
+    rds.add_cluster("due", {TAG: "every=1d keep-last=1"})
+    managed(rds, "due", SLOT - timedelta(days=1), policy="every=1d keep-last=1")
+
+    run(rds)
+
+    assert len(rds.calls_to("manual_snapshots")) == 2
+    assert rds.calls_to("cluster") == [("cluster", "gone")]
+
+
 @pytest.mark.parametrize("cluster_tags", [{}, {TAG: "off"}], ids=["tag-removed", "tag-off"])
 def test_orphans_of_a_cluster_that_lost_its_tag_are_pruned_too(rds: FakeRds, cluster_tags: dict[str, str]) -> None:
     rds.add_cluster("orders", cluster_tags)

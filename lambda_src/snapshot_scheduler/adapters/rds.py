@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from queue import SimpleQueue
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from xml.sax.saxutils import unescape
 
 import boto3
@@ -30,6 +30,8 @@ from snapshot_scheduler.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_rds import RDSClient
+
+T = TypeVar("T")
 
 # Every RDS action the adapter calls; the stack grants exactly these (tests/infra checks it).
 # AddTagsToResource is what RDS authorises for the Tags of CreateDBClusterSnapshot.
@@ -175,6 +177,12 @@ class RdsAdapter:
         )
         return [_cluster(raw) for raw in pages if raw.get("Engine") in engines]
 
+    def cluster(self, cluster_id: str) -> Cluster | None:
+        """One DB cluster by identifier (any engine), or None when there is none: one call, no listing."""
+        return self._one(
+            "describe_db_clusters", "DBClusters", _cluster, ClusterNotFound, DBClusterIdentifier=cluster_id
+        )
+
     def manual_snapshots(self) -> list[Snapshot]:
         """Every manual cluster snapshot in the account and region, tags included (one paginated sweep)."""
         pages = self._pages(
@@ -210,12 +218,29 @@ class RdsAdapter:
 
     def snapshot(self, snapshot_id: str) -> Snapshot | None:
         """One cluster snapshot by identifier, or None when there is none."""
+        return self._one(
+            "describe_db_cluster_snapshots",
+            "DBClusterSnapshots",
+            _snapshot,
+            SnapshotNotFound,
+            DBClusterSnapshotIdentifier=snapshot_id,
+        )
+
+    def _one(
+        self,
+        operation: str,
+        key: str,
+        parse: Callable[[Mapping[str, Any]], T],
+        missing: type[RdsError],
+        **params: Any,
+    ) -> T | None:
+        """The one record a describe by identifier answers, or None when RDS says there is none."""
         try:
-            answer = self._call("describe_db_cluster_snapshots", DBClusterSnapshotIdentifier=snapshot_id)
-        except SnapshotNotFound:
+            answer = self._call(operation, **params)
+        except missing:
             return None
-        found = answer.get("DBClusterSnapshots", [])
-        return _snapshot(found[0]) if found else None
+        found = answer.get(key, [])
+        return parse(found[0]) if found else None
 
     def _call(self, operation: str, **params: Any) -> Any:
         try:
