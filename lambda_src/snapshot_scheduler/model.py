@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from snapshot_scheduler import naming, tags
 
@@ -33,6 +33,20 @@ TRANSIENT_CLUSTER_STATUSES = frozenset(
         "storage-optimization",
     }
 )
+
+
+class _Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+Record = TypeVar("Record", bound=_Identified)
+
+
+def by_id(records: Iterable[Record]) -> dict[str, Record]:
+    """A sweep as a set keyed by identifier: a paginated listing may return a record on two pages (its
+    Marker is opaque, and others create and delete while we read). The later page's view is the fresher."""
+    return {record.id: record for record in records}
 
 
 @dataclass(frozen=True)

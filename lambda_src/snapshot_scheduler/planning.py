@@ -20,6 +20,7 @@ from snapshot_scheduler.model import (
     Cluster,
     Reason,
     Snapshot,
+    by_id,
 )
 from snapshot_scheduler.naming import snapshot_id
 from snapshot_scheduler.policy import Policy, PolicyError, is_off, parse_policy
@@ -141,11 +142,9 @@ def plan_run(
     answers for `orphan_candidates` (the cluster, or None when there is none). A cluster found there is
     planned as if listed, and reported; the snapshots of one not looked up are all kept.
 
-    Each sweep is read as a set keyed by identifier: a paginated listing may return a record on two pages
-    (its Marker is opaque, and others create and delete while we read), and a snapshot counted twice would
-    fill two retention places, one of them kept by no rule. Where the two views differ, the later page's
-    is the fresher."""
-    taken = {snapshot.id: snapshot for snapshot in snapshots}
+    Each sweep is read as a set keyed by identifier (`by_id`): a snapshot counted twice would fill two
+    retention places, one of them kept by no rule."""
+    taken = by_id(snapshots)
     ours: dict[str, list[Snapshot]] = defaultdict(list)
     foreign = []
     for snapshot in taken.values():
@@ -156,7 +155,7 @@ def plan_run(
             ours[snapshot.cluster_id].append(snapshot)
         else:
             foreign.append(ForeignMarked(snapshot, doubt))
-    listed = {cluster.id: cluster for cluster in clusters}
+    listed = by_id(clusters)
     lookups = lookups or {}
     unlisted = {cid: cluster for cid, cluster in lookups.items() if cluster is not None and cid not in listed}
     plans = []

@@ -29,7 +29,7 @@ from snapshot_scheduler.adapters.rds import (
 )
 from snapshot_scheduler.config import Settings
 from snapshot_scheduler.errors import ScheduleError
-from snapshot_scheduler.model import AVAILABLE, Cluster, Quota, Reason, RunReport, Snapshot
+from snapshot_scheduler.model import AVAILABLE, Cluster, Quota, Reason, RunReport, Snapshot, by_id
 from snapshot_scheduler.observability import logger
 from snapshot_scheduler.planning import (
     ClusterPlan,
@@ -94,7 +94,8 @@ def discover(settings: Settings, rds: RdsAdapter, at: datetime, *, now: datetime
         clusters = pool.submit(rds.clusters)
         snapshots = pool.submit(rds.manual_snapshots)
         quota = pool.submit(rds.quota)
-        fleet, manual, account = clusters.result(), snapshots.result(), quota.result()
+        fleet, account = clusters.result(), quota.result()
+        manual = list(by_id(snapshots.result()).values())  # one record per snapshot, for quota planning too
     context = policy_context(settings)
     lookups = _look_up_missing(rds, context, fleet, manual)
     plan = plan_run(context, fleet, manual, at, now=now, lookups=lookups)

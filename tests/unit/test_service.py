@@ -1104,6 +1104,38 @@ def test_a_slot_identifier_held_by_another_deployment_fails_loudly(rds: FakeRds)
     assert snapshot_id("orders", SLOT) in rds.snapshot_ids()
 
 
+def test_a_copy_holding_the_slots_identifier_is_not_taken_for_the_slots_snapshot(rds: FakeRds) -> None:
+    # Given a copy of another region's snapshot of "orders" for this slot, arrived here with its identifier
+    # and tags (the same default marker)
+    rds.add_cluster("orders", {TAG: "daily"})
+    ours = managed(rds, "orders", SLOT)
+    rds.snapshots_by_id[ours.id] = dataclasses.replace(
+        ours, source_arn=f"arn:aws:rds:us-west-2:1:cluster-snapshot:{ours.id}"
+    )
+
+    report = run(rds)
+
+    # Then the slot is not counted done: the run says the identifier is taken, and by a copy
+    (failure,) = entries(report.failed, "orders")
+    assert failure["error"] == "IdentifierTaken"
+    assert "it is a copy of arn:aws:rds:us-west-2" in failure["message"]
+    assert [e["snapshot"] for e in report.foreign_marked] == [ours.id]
+    assert ours.id in rds.snapshot_ids()
+
+
+def test_discovery_reads_a_snapshot_listed_twice_once_for_quota_planning_too(
+    rds: FakeRds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rds.add_cluster("orders", {TAG: "daily"})
+    rds.add_snapshot("hand-made", "orders", SLOT - timedelta(days=1))
+    listed = rds.manual_snapshots()
+    monkeypatch.setattr(rds, "manual_snapshots", lambda: listed + listed)
+
+    discovery = service.discover(make_settings(), cast(RdsAdapter, rds), AT)
+
+    assert [s.id for s in discovery.snapshots] == ["hand-made"]
+
+
 def test_a_failed_snapshot_for_the_slot_is_reported_not_counted_as_done(rds: FakeRds) -> None:
     # Given our snapshot for the current slot ended up failed
     rds.add_cluster("orders", {TAG: "daily"})
