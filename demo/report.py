@@ -30,6 +30,8 @@ ALARMS: tuple[tuple[str, str, str], ...] = (
     ("SnapshotsFailed", "SnapshotsFailed", "> 0"),
     ("PolicyErrors", "PolicyErrors", "> 0"),
     ("ManualSnapshotQuota", "ManualSnapshotQuotaUtilization", ">= 80"),
+    ("DeletionsPending", "DeletionsPending", "> 0"),
+    ("MassDeletion", "MassDeletions", "> 0"),
 )
 GAUGES = frozenset(
     {
@@ -40,6 +42,7 @@ GAUGES = frozenset(
         "ClustersOutOfPolicy",
         "OldestRecoveryPointAge",
         "RunDuration",
+        "DeletionsPending",
     }
 )
 

@@ -105,6 +105,7 @@ def function_environment(settings: Settings, deployment: str) -> dict[str, str]:
         contract.ENV_DEFAULT_AT: settings.default_at,
         contract.ENV_DEFAULT_TZ: settings.default_timezone,
         contract.ENV_GRACE_MINUTES: str(settings.grace_minutes),
+        contract.ENV_POLICY_CHANGE_GRACE_HOURS: str(settings.policy_change_grace_hours),
         contract.ENV_ENGINES: ",".join(settings.engines),
         contract.ENV_DRY_RUN: "true" if settings.dry_run else "false",
         contract.ENV_API_RATE: _decimal(settings.api_rate),

@@ -52,6 +52,7 @@ DEPLOYMENT: Final = "deployment"
 METRIC_NAMESPACE: Final = "metricNamespace"
 ALARM_EMAILS: Final = "alarmEmails"
 GRACE_MINUTES: Final = "graceMinutes"
+POLICY_CHANGE_GRACE_HOURS: Final = "policyChangeGraceHours"
 LOG_RETENTION_DAYS: Final = "logRetentionDays"
 LOG_LEVEL: Final = "logLevel"
 MEMORY_MB: Final = "memoryMb"
@@ -78,6 +79,7 @@ DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
         METRIC_NAMESPACE: "SnapshotScheduler",
         ALARM_EMAILS: [],
         GRACE_MINUTES: 60,
+        POLICY_CHANGE_GRACE_HOURS: 24,
         LOG_RETENTION_DAYS: 90,
         LOG_LEVEL: "INFO",
         MEMORY_MB: 512,  # from make bench: API-bound at 0.29 vCPU, memory for ~18,000 clusters (bench/README.md)
@@ -158,6 +160,7 @@ class Settings:
     metric_namespace: str
     alarm_emails: tuple[str, ...]
     grace_minutes: int
+    policy_change_grace_hours: int
     log_retention_days: int
     log_level: str
     memory_mb: int
@@ -195,6 +198,7 @@ class Settings:
             metric_namespace=ctx.text(METRIC_NAMESPACE, rules.metric_namespace),
             alarm_emails=ctx.emails(),
             grace_minutes=ctx.number(GRACE_MINUTES, rules.GRACE_MINUTES),
+            policy_change_grace_hours=ctx.number(POLICY_CHANGE_GRACE_HOURS, rules.POLICY_CHANGE_GRACE_HOURS),
             log_retention_days=ctx.choice(LOG_RETENTION_DAYS, LOG_RETENTION_CHOICES),
             log_level=ctx.text(LOG_LEVEL, rules.log_level),
             memory_mb=ctx.number(MEMORY_MB, Range(int, 128, 10_240)),

@@ -201,6 +201,26 @@ class Monitoring(Construct):
             "tag value (or the named policy in cdk.json) and the next run picks it up." + logs_hint,
         )
         self._alarm(
+            "DeletionsPending",
+            metric=self.run_metric(contract.DELETIONS_PENDING, "Maximum"),
+            description="A CLUSTER'S POLICY TAG CHANGED to one that keeps fewer snapshots: the snapshots only the "
+            "earlier policy keeps will be deleted once the new policy has stood for policyChangeGraceHours "
+            "(default 24) from its first snapshot. Read the run report's 'pending' entries: they name the "
+            "cluster, each snapshot, the policy that deletes it, the one that keeps it and when it becomes deletable "
+            "('snapshot-scheduler plan' shows them too). If the change was intended, nothing to do: the alarm "
+            "clears when they are deleted. If not, restore the policy tag (or tag the snapshots "
+            "snapshot-hold=true) before then. Check who changed the tag in CloudTrail (AddTagsToResource)." + logs_hint,
+        )
+        self._alarm(
+            "MassDeletion",
+            metric=self.run_metric(contract.MASS_DELETIONS, "Maximum"),
+            description="A run deleted at least 3 snapshots of one cluster, and at least a third of those it "
+            "had (ordinary retention deletes one or two at a time). Expected once a policy change's grace ends "
+            "(a DeletionsPending alarm came first) or after holds are released. Find the cluster in the run "
+            "report's stats.mass_deletions and its 'deleted' entries; if nobody meant it, check who changed its "
+            "policy tag or the deployment's namedPolicies, and hold what must stay (snapshot-hold=true)." + logs_hint,
+        )
+        self._alarm(
             "ManualSnapshotQuota",
             metric=self.run_metric(contract.QUOTA_UTILIZATION, "Maximum"),
             threshold=QUOTA_UTILIZATION_THRESHOLD_PERCENT,
@@ -284,6 +304,7 @@ class Monitoring(Construct):
                     self.run_metric(contract.SNAPSHOTS_DELETED, "Sum", label="Deleted"),
                     self.run_metric(contract.SNAPSHOTS_DEFERRED, "Sum", label="Deferred"),
                     self.run_metric(contract.SNAPSHOTS_FAILED, "Sum", label="Failed"),
+                    self.run_metric(contract.DELETIONS_PENDING, "Maximum", label="Deletions pending (policy change)"),
                 ],
             ),
             cloudwatch.GraphWidget(

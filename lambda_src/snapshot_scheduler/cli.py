@@ -55,6 +55,7 @@ CLI_DEFAULTS: Mapping[str, str] = {
     config.DEFAULT_AT: "03:00",
     config.DEFAULT_TZ: "UTC",
     config.GRACE_MINUTES: "60",
+    config.POLICY_CHANGE_GRACE_HOURS: "24",
     config.ENGINES: "aurora-mysql,aurora-postgresql,mysql,postgres",
     config.DRY_RUN: "false",
     config.API_RATE: "10",
@@ -412,6 +413,8 @@ class ClusterStatus:
     creating: int
     held: int
     to_delete: int
+    pending: int  # deletions a change of policy caused, waiting for the grace
+    pending_until: datetime | None
     next_slot: datetime | None
     problem: str | None
 
@@ -429,6 +432,8 @@ class ClusterStatus:
             "creating": self.creating,
             "held": self.held,
             "to_delete": self.to_delete,
+            "pending": self.pending,
+            "pending_deletable_after": _iso(self.pending_until),
             "next_slot": _iso(self.next_slot),
             "problem": self.problem,
         }
@@ -454,6 +459,9 @@ def cluster_status(plan: ClusterPlan, at: datetime, grace: timedelta) -> Cluster
         state, attention = "ok", False
     if plan.defer is not None and problem is None:
         problem = plan.defer[1]
+    if plan.pending:  # someone should see this before the grace ends
+        attention = True
+        problem = problem or pending_problem(plan)
     age = recovery_point_age(plan, at) if plan.cluster is not None else None
     if plan.cluster is None and newest is not None:
         age = at - (newest.created or newest.time or at)
@@ -470,8 +478,18 @@ def cluster_status(plan: ClusterPlan, at: datetime, grace: timedelta) -> Cluster
         creating=sum(1 for s in snapshots if s.status == CREATING),
         held=sum(1 for s in snapshots if s.held),
         to_delete=len(plan.delete),
+        pending=len(plan.pending),
+        pending_until=plan.pending[0].deletable_after if plan.pending else None,
         next_slot=plan.next_slot,
         problem=problem,
+    )
+
+
+def pending_problem(plan: ClusterPlan) -> str:
+    first = plan.pending[0]
+    return (
+        f"policy changed: {_plural(len(plan.pending), 'snapshot')} that {first.kept_by!r} keeps will be deleted "
+        f"from {_when(first.deletable_after)} at the earliest; restore the tag or hold them to keep them"
     )
 
 
@@ -496,6 +514,17 @@ def plan_to_dict(plan: ClusterPlan) -> dict[str, Any]:
         "skip": None if plan.skip is None else {"code": plan.skip[0].value, "reason": plan.skip[1]},
         "defer": None if plan.defer is None else {"code": plan.defer[0].value, "reason": plan.defer[1]},
         "delete": [{"snapshot": s.id, "time": _iso(s.time)} for s in plan.delete],
+        "pending": [
+            {
+                "snapshot": p.snapshot.id,
+                "time": _iso(p.snapshot.time),
+                "policy": p.policy,
+                "kept_by": p.kept_by,
+                "since": _iso(p.since),
+                "deletable_after": _iso(p.deletable_after),
+            }
+            for p in plan.pending
+        ],
         "keep": [
             {
                 "snapshot": k.snapshot.id,
@@ -556,6 +585,10 @@ def render_report(report: RunReport) -> str:
     rows += [("failed", e["cluster"], f"{e['error']}: {e['message']}") for e in report.failed]
     rows += [("foreign-marked", e["cluster"], f"{e['snapshot']}: {e['reason']}") for e in report.foreign_marked]
     rows += [("unlisted", e["cluster"], e["reason"]) for e in report.unlisted]
+    rows += [
+        ("pending", str(e["cluster"]), f"{e['snapshot']}: kept by {e['kept_by']!r} until {e['deletable_after']}")
+        for e in report.pending
+    ]
     body = render_table(("ACTION", "CLUSTER", "SNAPSHOT / REASON"), rows) if rows else "Nothing to do."
     verb = "would be " if report.dry_run else ""
     summary = (
@@ -570,6 +603,11 @@ def render_report(report: RunReport) -> str:
     lines = [title, "", body, "", summary]
     if report.out_of_policy:
         lines.append("Out of policy: " + ", ".join(report.out_of_policy))
+    if report.pending:
+        lines.append(
+            f"{_plural(len(report.pending), 'deletion')} caused by a policy change wait for the grace "
+            "(restore the policy tag, or hold the snapshots, to keep them)."
+        )
     if not report.complete:
         lines.append("Not complete: what was deferred or failed is retried by the next run (exit status 1).")
     return "\n".join(lines)
@@ -601,6 +639,8 @@ def render_plan(plans: Sequence[ClusterPlan], at: datetime) -> str:
             pairs.append(("create", "nothing: this slot's snapshot exists"))
         for snapshot in sorted(plan.delete, key=lambda s: s.time or at, reverse=True):
             pairs.append(("delete", f"{snapshot.id}  ({_when(snapshot.time)})"))
+        if plan.pending:
+            pairs.append(("pending", pending_problem(plan)))
         for kept in _kept_newest_first(plan.kept):
             pairs.append(("keep", f"{kept.snapshot.id}  ({_when(kept.snapshot.time)}): {', '.join(kept.reasons)}"))
         lines.append(render_pairs(pairs))
@@ -654,7 +694,14 @@ def render_status(rows: Sequence[ClusterStatus], quota: Quota | None, at: dateti
 
 def _counts(row: ClusterStatus) -> str:
     extra = [
-        f"{n} {what}" for n, what in ((row.creating, "creating"), (row.held, "held"), (row.to_delete, "to delete")) if n
+        f"{n} {what}"
+        for n, what in (
+            (row.creating, "creating"),
+            (row.held, "held"),
+            (row.to_delete, "to delete"),
+            (row.pending, "pending"),
+        )
+        if n
     ]
     return str(row.snapshots) + (f" ({', '.join(extra)})" if extra else "")
 

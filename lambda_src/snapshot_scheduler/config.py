@@ -24,6 +24,7 @@ NAMED_POLICIES = "SNAPSHOT_NAMED_POLICIES"
 DEFAULT_AT = "SNAPSHOT_DEFAULT_AT"
 DEFAULT_TZ = "SNAPSHOT_DEFAULT_TZ"
 GRACE_MINUTES = "SNAPSHOT_GRACE_MINUTES"
+POLICY_CHANGE_GRACE_HOURS = "SNAPSHOT_POLICY_CHANGE_GRACE_HOURS"
 ENGINES = "SNAPSHOT_ENGINES"
 DRY_RUN = "SNAPSHOT_DRY_RUN"
 API_RATE = "SNAPSHOT_API_RATE"
@@ -40,6 +41,7 @@ ENV_VARS = (
     DEFAULT_AT,
     DEFAULT_TZ,
     GRACE_MINUTES,
+    POLICY_CHANGE_GRACE_HOURS,
     ENGINES,
     DRY_RUN,
     API_RATE,
@@ -63,6 +65,7 @@ class Settings:
     default_at: str
     default_tz: str
     grace: timedelta
+    policy_change_grace: timedelta  # deletions caused by a change of policy wait this long (0: not at all)
     engines: frozenset[str]
     dry_run: bool
     api_rate: float
@@ -87,6 +90,7 @@ class Settings:
             default_at=env.checked(DEFAULT_AT, rules.time_of_day),
             default_tz=env.checked(DEFAULT_TZ, rules.time_zone),
             grace=timedelta(minutes=env.number(GRACE_MINUTES, rules.GRACE_MINUTES)),
+            policy_change_grace=timedelta(hours=env.number(POLICY_CHANGE_GRACE_HOURS, rules.POLICY_CHANGE_GRACE_HOURS)),
             engines=frozenset(env.checked(ENGINES, lambda text: rules.engines(_comma_list(text)))),
             dry_run=env.choice(DRY_RUN, ("true", "false")) == "true",
             api_rate=env.number(API_RATE, rules.API_RATE),

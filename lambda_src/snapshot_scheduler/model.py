@@ -171,6 +171,10 @@ class RunReport:
     failed: list[dict[str, str]] = field(default_factory=list)
     foreign_marked: list[dict[str, str]] = field(default_factory=list)
     unlisted: list[dict[str, str]] = field(default_factory=list)
+    # Deletions a change of policy caused, waiting for the grace: cluster, snapshot, policy (the one that
+    # deletes it), kept_by (the recorded one that keeps it), since, deletable_after (ISO 8601 UTC).
+    pending: list[dict[str, str | None]] = field(default_factory=list)
+    mass_deletions: list[str] = field(default_factory=list)  # clusters this run deleted most snapshots of
     busy_retries: int = 0
     quota_exceeded: int = 0
     throttles: int = 0
@@ -220,9 +224,11 @@ class RunReport:
             "failed": self.failed,
             "foreign_marked": self.foreign_marked,
             "unlisted": self.unlisted,
+            "pending": self.pending,
             "stats": {
                 "clusters_managed": self.clusters_managed,
                 "clusters_out_of_policy": self.out_of_policy,
+                "mass_deletions": self.mass_deletions,
                 "oldest_recovery_point_age_seconds": self.oldest_recovery_point_age,
                 "busy_retries": self.busy_retries,
                 "quota_exceeded": self.quota_exceeded,

@@ -43,6 +43,8 @@ class Metric(StrEnum):
     OLDEST_RECOVERY_POINT_AGE = "OldestRecoveryPointAge"
     RUN_DURATION = "RunDuration"
     HEARTBEAT = "Heartbeat"
+    DELETIONS_PENDING = "DeletionsPending"
+    MASS_DELETIONS = "MassDeletions"
 
 
 def publish(report: RunReport, deployment: str) -> None:
@@ -69,6 +71,8 @@ def publish(report: RunReport, deployment: str) -> None:
         Metric.CLUSTERS_MANAGED: report.clusters_managed,
         Metric.CLUSTERS_OUT_OF_POLICY: len(report.out_of_policy),
         Metric.HEARTBEAT: 1,
+        Metric.DELETIONS_PENDING: len(report.pending),
+        Metric.MASS_DELETIONS: len(report.mass_deletions),
     }
     for name, value in counts.items():
         metrics.add_metric(name=name.value, unit=count, value=value)

@@ -24,6 +24,7 @@ from snapshot_scheduler.model import (
 )
 from snapshot_scheduler.naming import snapshot_id
 from snapshot_scheduler.policy import Policy, PolicyError, is_off, parse_policy
+from snapshot_scheduler.policy_change import DEFAULT_GRACE, Pending, hold_back
 from snapshot_scheduler.retention import plan_retention
 from snapshot_scheduler.schedule import current_slot, next_slot
 
@@ -40,6 +41,7 @@ class PolicyContext:
     default_at: str
     default_tz: str
     engines: frozenset[str] | None = None  # None: every engine is managed
+    change_grace: timedelta = DEFAULT_GRACE  # how long deletions caused by a change of policy wait
 
     def parse(self, text: str) -> Policy:
         return parse_policy(text, self.named, at=self.default_at, tz=self.default_tz)
@@ -86,6 +88,8 @@ class ClusterPlan:
     def watched_policy(self) -> Policy | None:
         """The policy its recovery point is judged by: the current one, else the one its snapshots record."""
         return self.policy if self.policy is not None else self.recorded
+
+    pending: tuple[Pending, ...] = ()  # deletions a change of policy caused, waiting for the grace (also in kept)
 
     @property
     def overdue(self) -> timedelta:
@@ -164,7 +168,14 @@ def plan_run(
         stopped = _stopped(context, cluster)
         if stopped is not None:
             if mine:  # we were backing it up and no longer are: say so every run
-                plans.append(_guarded(cluster.id, cluster, mine, partial(_plan_stopped, cluster, mine, *stopped)))
+                plans.append(
+                    _guarded(
+                        cluster.id,
+                        cluster,
+                        mine,
+                        partial(_plan_stopped, cluster, mine, *stopped, context=context, at=at),
+                    )
+                )
             continue
         text = cluster.tags.get(context.tag_key)
         if text is None:  # only the key spelled in another case: a policy error, as a bad value is
@@ -173,8 +184,11 @@ def plan_run(
             plan = partial(_plan_cluster, context, cluster, text, mine, taken, at, now or at)
         plans.append(_guarded(cluster.id, cluster, mine, plan))
     for cluster_id, orphaned in sorted(ours.items()):
-        orphan = _plan_orphan if cluster_id in lookups else _unconfirmed
-        plans.append(_guarded(cluster_id, None, orphaned, partial(orphan, cluster_id, orphaned)))
+        if cluster_id in lookups:
+            plan = partial(_plan_orphan, context, cluster_id, orphaned, at)
+        else:
+            plan = partial(_unconfirmed, cluster_id, orphaned)
+        plans.append(_guarded(cluster_id, None, orphaned, plan))
     foreign.sort(key=lambda f: f.snapshot.id)
     return RunPlan(
         scheduled_time=at, clusters=tuple(plans), foreign_marked=tuple(foreign), unlisted=tuple(sorted(unlisted))
@@ -253,10 +267,19 @@ def _unreadable(cluster: Cluster, snapshots: list[Snapshot], message: str | None
     )
 
 
-def _plan_stopped(cluster: Cluster, snapshots: list[Snapshot], code: Reason, reason: str, watched: bool) -> ClusterPlan:
+def _plan_stopped(
+    cluster: Cluster,
+    snapshots: list[Snapshot],
+    code: Reason,
+    reason: str,
+    watched: bool,
+    *,
+    context: PolicyContext,
+    at: datetime,
+) -> ClusterPlan:
     """A cluster we were backing up that is no longer managed: its snapshots are pruned by their recorded
     policy as an orphan's are, it is reported, and unless stopped on purpose its recovery point stays watched."""
-    orphan = _plan_orphan(cluster.id, snapshots)
+    orphan = _plan_orphan(context, cluster.id, snapshots, at)
     message = f"backups stopped: {reason}; its {len(snapshots)} snapshots are pruned by their recorded policy"
     return replace(
         orphan,
@@ -295,7 +318,7 @@ def _plan_cluster(  # noqa: PLR0917 - called from one place, through partial
         policy = context.parse(text)
     except PolicyError as error:
         return _unreadable(cluster, snapshots, f"policy tag {context.tag_key}={text!r}: {error}")
-    kept, delete = _retain(policy, snapshots)
+    kept, delete, pending = _retain_after_grace(context, policy, snapshots, at)
     slot = current_slot(policy, at)
     identifier = snapshot_id(cluster.id, slot)
     base = ClusterPlan(
@@ -304,6 +327,7 @@ def _plan_cluster(  # noqa: PLR0917 - called from one place, through partial
         policy,
         kept=kept,
         delete=delete,
+        pending=pending,
         slot=slot,
         newest_available=_newest_available_time(snapshots),
         next_slot=next_slot(policy, at),
@@ -375,7 +399,7 @@ def _unconfirmed(cluster_id: str, snapshots: list[Snapshot]) -> ClusterPlan:
     )
 
 
-def _plan_orphan(cluster_id: str, snapshots: list[Snapshot]) -> ClusterPlan:
+def _plan_orphan(context: PolicyContext, cluster_id: str, snapshots: list[Snapshot], at: datetime) -> ClusterPlan:
     """Snapshots of a cluster that is gone or no longer tagged: prune by the policy recorded on the newest."""
     newest = max(snapshots, key=lambda s: s.time or NEVER)
     recorded = newest.tags.get(tags.POLICY, "")
@@ -388,8 +412,26 @@ def _plan_orphan(cluster_id: str, snapshots: list[Snapshot]) -> ClusterPlan:
         )
         kept = tuple(Kept(s, ("recorded policy unreadable",)) for s in snapshots)
         return ClusterPlan(cluster_id, None, None, kept=kept, skip=(Reason.POLICY_ERROR, reason))
+    kept, delete, pending = _retain_after_grace(context, policy, snapshots, at)
+    return ClusterPlan(cluster_id, None, policy, kept=kept, delete=delete, pending=pending)
+
+
+def _retain_after_grace(
+    context: PolicyContext, policy: Policy, snapshots: Sequence[Snapshot], at: datetime
+) -> tuple[tuple[Kept, ...], tuple[Snapshot, ...], tuple[Pending, ...]]:
+    """Retention, then the deletions a change of policy caused held back for the grace (policy_change)."""
     kept, delete = _retain(policy, snapshots)
-    return ClusterPlan(cluster_id, None, policy, kept=kept, delete=delete)
+
+    def deletes_under(recorded: Policy) -> set[str]:
+        return {s.id for s in _retain(recorded, snapshots)[1]}
+
+    grace = hold_back(policy, snapshots, delete, at=at, grace=context.change_grace, deletes_under=deletes_under)
+    waiting = [Kept(p.snapshot, (p.reason,)) for p in grace.pending]
+    if grace.anchor is not None:
+        waiting.append(
+            Kept(grace.anchor, ("first snapshot under this policy: the policy-change grace counts from it",))
+        )
+    return kept + tuple(waiting), grace.delete, grace.pending
 
 
 def _retain(policy: Policy, snapshots: Sequence[Snapshot]) -> tuple[tuple[Kept, ...], tuple[Snapshot, ...]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -50,6 +51,9 @@ ACT_WORKERS = 4  # RDS calls in flight at once; the pacer, not this, sets the ra
 # How far a run's time may lie ahead of the clock (clock skew). Further, and its snapshots would be named
 # for slots that have not begun: refused, never acted on.
 FUTURE_SKEW = timedelta(minutes=15)
+# A run that deletes at least this many of one cluster's snapshots, and at least a third of them, is a mass
+# deletion: reported and alarmed (MassDeletions), whatever the cause. Ordinary rolling deletes one or two.
+MASS_DELETION_MIN = 3
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -83,6 +87,7 @@ def policy_context(settings: Settings) -> PolicyContext:
         default_at=settings.default_at,
         default_tz=settings.default_tz,
         engines=settings.engines,
+        change_grace=settings.policy_change_grace,
     )
 
 
@@ -151,6 +156,7 @@ def run(
         actor.prune(discovery.plan)  # whatever the reserve held back
     under_way = {entry["cluster"] for entry in report.created} | actor.made_elsewhere
     _report_recovery_points(discovery.plan, report, settings.grace, max(at, now or at), under_way)
+    _report_mass_deletions(discovery.plan, report)
     report.throttles = rds.throttles - throttles_before
     report.duration_ms = (time.monotonic() - started) * 1000
     return report
@@ -169,6 +175,7 @@ def _report_decisions(plan: RunPlan, report: RunReport) -> None:
         )
         report.add_foreign_marked(snapshot.cluster_id, snapshot.id, foreign.reason)
     for cluster in plan.clusters:
+        _report_pending(cluster, report)
         if cluster.fail is not None:
             error, message = cluster.fail
             logger.error(f"failed: {message}", extra={"cluster": cluster.cluster_id, "error": error})
@@ -182,6 +189,40 @@ def _report_decisions(plan: RunPlan, report: RunReport) -> None:
             code, reason = cluster.defer
             logger.info(f"deferred: {reason}", extra={"cluster": cluster.cluster_id, "reason": code.value})
             report.add_deferred(cluster.cluster_id, code, reason)
+
+
+def _report_pending(cluster: ClusterPlan, report: RunReport) -> None:
+    """Deletions a change of policy caused, waiting for the grace: loudly, so someone can stop them."""
+    for pending in cluster.pending:
+        report.pending.append(
+            {
+                "cluster": cluster.cluster_id,
+                "snapshot": pending.snapshot.id,
+                "policy": pending.policy,
+                "kept_by": pending.kept_by,
+                "since": None if pending.since is None else pending.since.isoformat(),
+                "deletable_after": pending.deletable_after.isoformat(),
+            }
+        )
+    if cluster.pending:
+        first = cluster.pending[0]
+        logger.warning(
+            f"policy change: {len(cluster.pending)} snapshots that {first.kept_by!r} keeps would be deleted by "
+            f"{first.policy!r}; they wait until {first.deletable_after.isoformat()} at the earliest. Restore the "
+            "policy tag, or hold the snapshots, to keep them",
+            extra={"cluster": cluster.cluster_id, "pending": [p.snapshot.id for p in cluster.pending]},
+        )
+
+
+def _report_mass_deletions(plan: RunPlan, report: RunReport) -> None:
+    deleted = Counter(entry["cluster"] for entry in report.deleted)
+    for cluster in plan.clusters:
+        count, total = deleted[cluster.cluster_id], len(cluster.kept) + len(cluster.delete)
+        if count >= MASS_DELETION_MIN and 3 * count >= total:
+            report.mass_deletions.append(cluster.cluster_id)
+            logger.warning(
+                f"mass deletion: {count} of {total} snapshots deleted", extra={"cluster": cluster.cluster_id}
+            )
 
 
 def _report_recovery_points(

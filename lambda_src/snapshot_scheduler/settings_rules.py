@@ -52,6 +52,8 @@ API_BURST = Range(int, 1, 10_000)
 # cluster busy for most of an hour; the next run catches up within the slot). The Lambda's timeout is at most
 # 900 s and a run stops starting work 30 s before it: a longer window could never be used.
 BUSY_RETRY_SECONDS = Range(int, 0, 870)
+# Deletions a change of policy caused wait at most this long (policy_change): 0 deletes at once.
+POLICY_CHANGE_GRACE_HOURS = Range(int, 0, 30 * 24)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 POLICY_TAG_KEY_LENGTH = 128  # RDS: a tag key holds at most 128 characters
 DEPLOYMENT_LENGTH = 256  # the marker's value: a tag value holds at most 256

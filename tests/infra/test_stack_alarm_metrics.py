@@ -22,6 +22,7 @@ from snapshot_scheduler import observability
 from snapshot_scheduler.adapters import rds
 from snapshot_scheduler.handlers import backup
 
+from infra import contract
 from tests.infra.synthesis import Synthesized, synth
 
 REGION = "us-east-1"
@@ -167,8 +168,13 @@ def test_every_alarm_and_graph_on_run_metrics_matches_what_the_handler_emits(
     assert [entry["cluster"] for entry in first["created"]] == ["orders"], first
     assert second["created"] == [], second
     alarmed = alarmed_metrics(synthesized)
-    assert len(alarmed) == 5  # out of policy, failures, policy errors, quota, heartbeat
+    # out of policy, failures, policy errors, quota, heartbeat, deletions pending, mass deletion
+    assert len(alarmed) == 7
     assert alarmed - emitted == set(), f"alarms on metrics the handler does not emit; it emits {sorted(emitted)}"
     charted = charted_metrics(synthesized)
     assert len(charted) >= 10
     assert charted - emitted == set(), f"graphs of metrics the handler does not emit; it emits {sorted(emitted)}"
+    # ... and every run metric the stack names is watched: a new metric gets an alarm or a graph
+    watched = {name for _, name, _ in alarmed | charted}
+    named = {value for key, value in vars(contract).items() if key.isupper() and value in set(observability.Metric)}
+    assert named - watched == set(), "metrics named in infra/contract.py that no alarm or graph watches"

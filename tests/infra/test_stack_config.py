@@ -29,6 +29,7 @@ def test_defaults_give_an_hourly_utc_deployment_named_after_the_stack() -> None:
     assert s.metric_namespace == "SnapshotScheduler"
     assert s.alarm_emails == ()
     assert (s.grace_minutes, s.log_retention_days, s.log_level) == (60, 90, "INFO")
+    assert s.policy_change_grace_hours == 24
     assert (s.memory_mb, s.timeout_seconds) == (512, 840)
     assert s.engines == ("aurora-mysql", "aurora-postgresql", "mysql", "postgres")
     assert s.dry_run is False
@@ -123,6 +124,9 @@ def test_values_from_the_command_line_arrive_as_text_and_are_decoded() -> None:
         ("alarmEmails", ["a@example.com", "a@example.com"], "without duplicates"),
         ("graceMinutes", -1, "from 0 to 10080"),
         ("graceMinutes", True, "whole number"),
+        ("policyChangeGraceHours", -1, "from 0 to 720"),
+        ("policyChangeGraceHours", 721, "from 0 to 720"),
+        ("policyChangeGraceHours", "24h", "whole number"),
         ("logRetentionDays", 10, "one of 1, 3, 5"),
         ("logLevel", "TRACE", "one of DEBUG"),
         ("memoryMb", 64, "from 128 to 10240"),

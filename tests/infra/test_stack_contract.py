@@ -32,6 +32,7 @@ CUSTOM = {
     "defaultAt": "01:30",
     "defaultTimezone": "Europe/Berlin",
     "graceMinutes": 15,
+    "policyChangeGraceHours": 720,
     "engines": ["aurora-postgresql"],
     "dryRun": True,
     "apiRate": 2.5,
@@ -78,6 +79,7 @@ def test_context_values_arrive_in_the_lambdas_settings(custom: Synthesized) -> N
     assert settings.dry_run is True
     assert (settings.api_rate, settings.api_burst) == (2.5, 20)
     assert settings.busy_retry.total_seconds() == 120
+    assert settings.policy_change_grace.total_seconds() == 720 * 3600  # the longest infra allows
     assert settings.metrics_namespace == "Backups/Prod"
     assert settings.service_name == contract.SERVICE_NAME
     assert settings.log_level == "DEBUG"
@@ -145,6 +147,8 @@ def test_metric_names_and_dimensions_are_the_ones_the_code_emits() -> None:
         contract.QUOTA_UTILIZATION,
         contract.RUN_DURATION,
         contract.HEARTBEAT,
+        contract.DELETIONS_PENDING,
+        contract.MASS_DELETIONS,
     }
     assert referenced <= emitted
     assert named == referenced

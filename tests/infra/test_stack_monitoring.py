@@ -119,6 +119,8 @@ def test_the_alarm_set_is_the_one_the_runbook_describes(default_synth: Synthesiz
         "PolicyErrors",
         "ManualSnapshotQuota",
         "HeartbeatMissing",
+        "DeletionsPending",
+        "MassDeletion",
         "FunctionErrors",
         "FunctionThrottles",
         "FailedRunsDeadLetters",
@@ -133,6 +135,8 @@ def test_the_alarm_set_is_the_one_the_runbook_describes(default_synth: Synthesiz
         ("SnapshotsFailed", "SnapshotsFailed", "Sum", "GreaterThanThreshold", 0),
         ("PolicyErrors", "PolicyErrors", "Sum", "GreaterThanThreshold", 0),
         ("ManualSnapshotQuota", "ManualSnapshotQuotaUtilization", "Maximum", "GreaterThanOrEqualToThreshold", 80),
+        ("DeletionsPending", "DeletionsPending", "Maximum", "GreaterThanThreshold", 0),
+        ("MassDeletion", "MassDeletions", "Maximum", "GreaterThanThreshold", 0),
     ],
 )
 def test_run_alarms_watch_the_functions_metrics_once_per_run(

@@ -334,3 +334,39 @@ def test_plan_shows_each_clusters_steady_state_and_the_fleets(rds: Any, capsys: 
     assert steady["not_ours"] == 1
     assert steady["total"] == 41
     assert "your policies need 41 manual snapshots at steady state (1 held, 1 not ours included)" in out
+
+
+def test_plan_status_and_run_show_deletions_a_policy_change_caused_as_pending(
+    rds: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given three snapshots taken under keep-last=3, then the tag changed to keep-last=1
+    add_cluster(rds, "orders", "every=1h keep-last=3")
+    for hours in range(3):
+        run_cli(capsys, "run", "--at", (NOW + timedelta(hours=hours)).isoformat())
+    (cluster,) = rds.describe_db_clusters(DBClusterIdentifier="orders")["DBClusters"]
+    rds.add_tags_to_resource(
+        ResourceName=cluster["DBClusterArn"], Tags=[{"Key": "snapshot-policy", "Value": "every=1h keep-last=1"}]
+    )
+    at = (NOW + timedelta(hours=3)).isoformat()
+
+    # When an operator asks for the plan and the status, and a run happens
+    _, plan_json, _ = run_cli(capsys, "plan", "--json", "--at", at)
+    _, plan_text, _ = run_cli(capsys, "plan", "--at", at)
+    status_code, status_json, _ = run_cli(capsys, "status", "--json", "--at", at)
+    _, run_json, _ = run_cli(capsys, "run", "--json", "--at", at)
+
+    # Then the plan lists what keep-last=1 would delete as pending, kept by keep-last=3, and deletes nothing
+    (orders,) = json.loads(plan_json)["clusters"]
+    assert orders["delete"] == []
+    assert orders["pending"]
+    assert {p["kept_by"] for p in orders["pending"]} == {"every=1h at=03:00 tz=UTC keep-last=3"}
+    assert "pending  policy changed:" in plan_text
+    # ... status needs attention (exit 1) and says so
+    (row,) = json.loads(status_json)["clusters"]
+    assert status_code == 1
+    assert row["pending"] == len(orders["pending"])
+    assert row["pending_deletable_after"] == orders["pending"][0]["deletable_after"]
+    # ... and the run deletes none of them and reports them
+    report = json.loads(run_json)
+    assert report["deleted"] == []
+    assert {p["snapshot"] for p in report["pending"]} == {p["snapshot"] for p in orders["pending"]}

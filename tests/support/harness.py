@@ -41,6 +41,7 @@ DEFAULT_ENV: Mapping[str, str] = {
     "SNAPSHOT_DEFAULT_AT": "03:00",
     "SNAPSHOT_DEFAULT_TZ": "UTC",
     "SNAPSHOT_GRACE_MINUTES": "60",
+    "SNAPSHOT_POLICY_CHANGE_GRACE_HOURS": "24",
     "SNAPSHOT_ENGINES": "aurora-mysql,aurora-postgresql,mysql,postgres",
     "SNAPSHOT_DRY_RUN": "false",
     "SNAPSHOT_API_RATE": "10",

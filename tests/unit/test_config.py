@@ -24,6 +24,7 @@ VALID = {
     "SNAPSHOT_DEFAULT_AT": "02:30",
     "SNAPSHOT_DEFAULT_TZ": "Europe/Berlin",
     "SNAPSHOT_GRACE_MINUTES": "90",
+    "SNAPSHOT_POLICY_CHANGE_GRACE_HOURS": "48",
     "SNAPSHOT_ENGINES": "aurora-mysql, aurora-postgresql,mysql,postgres",
     "SNAPSHOT_DRY_RUN": "false",
     "SNAPSHOT_API_RATE": "8.5",
@@ -59,6 +60,7 @@ def test_full_valid_environment_gives_typed_settings() -> None:
     assert settings.default_at == "02:30"
     assert settings.default_tz == "Europe/Berlin"
     assert settings.grace == timedelta(minutes=90)
+    assert settings.policy_change_grace == timedelta(hours=48)
     assert settings.engines == frozenset({"aurora-mysql", "aurora-postgresql", "mysql", "postgres"})
     assert settings.dry_run is False
     assert settings.api_rate == 8.5
@@ -144,6 +146,10 @@ MALFORMED = [
     ("SNAPSHOT_GRACE_MINUTES", "99999999", "10080"),
     ("SNAPSHOT_GRACE_MINUTES", "6_0", "whole number"),  # int() would take Python's digit grouping
     ("SNAPSHOT_GRACE_MINUTES", "1e3", "whole number"),
+    ("SNAPSHOT_POLICY_CHANGE_GRACE_HOURS", "-1", "from 0 to 720"),
+    ("SNAPSHOT_POLICY_CHANGE_GRACE_HOURS", "721", "from 0 to 720"),
+    ("SNAPSHOT_POLICY_CHANGE_GRACE_HOURS", "1.5", "whole number"),
+    ("SNAPSHOT_POLICY_CHANGE_GRACE_HOURS", "24h", "whole number"),
     ("SNAPSHOT_ENGINES", ",", "engine names"),
     ("SNAPSHOT_ENGINES", "Aurora MySQL", "engine names"),
     ("SNAPSHOT_ENGINES", "aurora-mysql;postgres", "engine names"),
