@@ -37,7 +37,7 @@ from snapshot_scheduler.demand import FleetDemand, fleet_demand, quota_summary
 from snapshot_scheduler.errors import ConfigError, ScheduleError
 from snapshot_scheduler.model import AVAILABLE, CREATING, Cluster, Quota, Reason, RunReport
 from snapshot_scheduler.observability import logger
-from snapshot_scheduler.planning import ClusterPlan, Kept, out_of_policy, plan_run, recovery_point_age
+from snapshot_scheduler.planning import ClusterPlan, ForeignMarked, Kept, out_of_policy, plan_run, recovery_point_age
 from snapshot_scheduler.policy import Policy, PolicyError, describe_retention, describe_schedule, is_off
 from snapshot_scheduler.schedule import next_slot
 
@@ -248,11 +248,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
             {
                 "scheduled_time": at.isoformat(),
                 "clusters": [plan_to_dict(p) for p in plans],
+                "foreign_marked": [foreign_to_dict(f) for f in discovery.plan.foreign_marked],
                 "steady_state": demand_to_dict(demand, discovery.quota),
             }
         )
     else:
         print(render_plan(plans, at))
+        if discovery.plan.foreign_marked:
+            print(render_foreign(discovery.plan.foreign_marked))
         print(render_demand(demand, discovery.quota))
     return EXIT_OK
 
@@ -513,6 +516,7 @@ def plan_to_dict(plan: ClusterPlan) -> dict[str, Any]:
         "create": plan.create if plan.skip is None and plan.defer is None else None,
         "skip": None if plan.skip is None else {"code": plan.skip[0].value, "reason": plan.skip[1]},
         "defer": None if plan.defer is None else {"code": plan.defer[0].value, "reason": plan.defer[1]},
+        "fail": None if plan.fail is None else {"error": plan.fail[0], "message": plan.fail[1]},
         "delete": [{"snapshot": s.id, "time": _iso(s.time)} for s in plan.delete],
         "pending": [
             {
@@ -535,6 +539,10 @@ def plan_to_dict(plan: ClusterPlan) -> dict[str, Any]:
             for k in _kept_newest_first(plan.kept)
         ],
     }
+
+
+def foreign_to_dict(foreign: ForeignMarked) -> dict[str, str]:
+    return {"snapshot": foreign.snapshot.id, "cluster": foreign.snapshot.cluster_id, "reason": foreign.reason}
 
 
 def demand_to_dict(demand: FleetDemand, quota: Quota | None) -> dict[str, Any]:
@@ -619,9 +627,8 @@ def render_plan(plans: Sequence[ClusterPlan], at: datetime) -> str:
         lines.append("No cluster carries a policy tag, and no snapshots of ours are left to prune.")
     for plan in plans:
         lines.append("")
-        heading = plan.cluster_id + (
-            "  (cluster gone or untagged: pruned by its recorded policy)" if not plan.cluster else ""
-        )
+        orphan = "  (cluster gone or untagged: pruned by its recorded policy)" if plan.fail is None else ""
+        heading = plan.cluster_id + (orphan if not plan.cluster else "")
         lines.append(heading)
         pairs: list[tuple[str, str]] = []
         if plan.policy is not None:
@@ -629,7 +636,9 @@ def render_plan(plans: Sequence[ClusterPlan], at: datetime) -> str:
             pairs.append(("policy", name + plan.policy.describe()))
         if plan.slot is not None:
             pairs.append(("slot", f"{_when(plan.slot)} (next {_when(plan.next_slot)})"))
-        if plan.skip is not None:
+        if plan.fail is not None:
+            pairs.append(("fail", f"{plan.fail[0]}: {plan.fail[1]}"))
+        elif plan.skip is not None:
             pairs.append(("skip", f"{plan.skip[0].value}: {plan.skip[1]}"))
         elif plan.defer is not None:
             pairs.append(("defer", f"{plan.defer[0].value}: {plan.defer[1]}"))
@@ -645,6 +654,12 @@ def render_plan(plans: Sequence[ClusterPlan], at: datetime) -> str:
             pairs.append(("keep", f"{kept.snapshot.id}  ({_when(kept.snapshot.time)}): {', '.join(kept.reasons)}"))
         lines.append(render_pairs(pairs))
     return "\n".join(lines)
+
+
+def render_foreign(foreign: Sequence[ForeignMarked]) -> str:
+    rows = [(f.snapshot.id, f.snapshot.cluster_id, f.reason) for f in foreign]
+    title = "Foreign-marked: they carry this deployment's marker but are not ours, and are left alone"
+    return "\n".join(["", title, render_table(("SNAPSHOT", "CLUSTER", "WHY NOT OURS"), rows)])
 
 
 def render_demand(demand: FleetDemand, quota: Quota | None) -> str:

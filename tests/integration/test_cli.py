@@ -105,22 +105,43 @@ def test_run_creates_due_snapshots_and_reports_them(rds: Any, capsys: pytest.Cap
     assert "0 failed; 2 clusters managed" in out
 
 
-def test_run_lists_a_snapshot_with_our_marker_that_is_not_ours_as_foreign_marked(
-    rds: Any, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # Given a hand-made snapshot that picked up this deployment's marker
+def hand_made_with_our_marker(rds: Any, *, recorded_cluster: str) -> None:
+    """orders-by-hand, a snapshot of the untagged cluster "orders" carrying our marker and a cluster tag."""
     add_cluster(rds, "orders", None)
     rds.create_db_cluster_snapshot(
         DBClusterIdentifier="orders",
         DBClusterSnapshotIdentifier="orders-by-hand",
-        Tags=[{"Key": tags.MARKER, "Value": DEPLOYMENT}, {"Key": tags.CLUSTER, "Value": "orders"}],
+        Tags=[{"Key": tags.MARKER, "Value": DEPLOYMENT}, {"Key": tags.CLUSTER, "Value": recorded_cluster}],
     )
+
+
+def test_run_lists_a_snapshot_with_our_marker_that_is_not_ours_as_foreign_marked(
+    rds: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a hand-made snapshot that picked up this deployment's marker
+    hand_made_with_our_marker(rds, recorded_cluster="orders")
 
     code, out, _ = run_cli(capsys, "run", "--at", NOW.isoformat())
 
     assert code == 0
     assert "foreign-marked  orders   orders-by-hand: its snapshot-scheduler:slot tag None" in out
     assert "orders-by-hand" in manual_snapshots(rds)
+
+
+def test_plan_lists_foreign_marked_snapshots_apart_and_plans_nothing_for_them(
+    rds: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a hand-made snapshot that picked up this deployment's marker and an ill-fitting cluster tag
+    hand_made_with_our_marker(rds, recorded_cluster="billing")
+
+    _, text, _ = run_cli(capsys, "plan", "--at", NOW.isoformat())
+    _, out, _ = run_cli(capsys, "plan", "--json", "--at", NOW.isoformat())
+
+    assert "Foreign-marked" in text
+    assert "orders-by-hand  orders   its snapshot-scheduler:cluster tag 'billing' is not its cluster" in text
+    answer = json.loads(out)
+    assert [entry["snapshot"] for entry in answer["foreign_marked"]] == ["orders-by-hand"]
+    assert answer["clusters"] == []
 
 
 def test_run_twice_for_the_same_slot_creates_nothing_more(rds: Any, capsys: pytest.CaptureFixture[str]) -> None:

@@ -318,6 +318,8 @@ def test_a_month_of_hourly_runs_creates_each_due_slot_once_and_keeps_exactly_the
             assert created(report) == expected_created, at
             assert deleted(report) == expected_deleted, at
             assert report["failed"] == [], at
+            # ... and of the snapshots carrying our marker, only AWS Backup's is not ours (every one we made is)
+            assert [entry["snapshot"] for entry in report["foreign_marked"]] == ["awsbackup:job-4f1c2d"], at
             assert report["stats"]["throttles"] == fid.throttled.total(), at  # ridden out, and counted
             due_but_busy = busy and slot_id("daily-db", models["daily-db"].current_slot(at)) not in ever
             assert reasons(report, "deferred") == ({"daily-db": "busy"} if due_but_busy else {}), at

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 from snapshot_scheduler import cli, config
+from snapshot_scheduler.model import Snapshot
+from snapshot_scheduler.planning import PolicyContext, plan_run
 
 
 @pytest.fixture(autouse=True)
@@ -303,3 +305,21 @@ def test_progress_stays_silent_when_stderr_is_not_a_terminal() -> None:
     progress.close()
 
     assert pipe.getvalue() == ""
+
+
+def test_plan_shows_why_an_unlisted_clusters_snapshots_are_kept_not_that_they_are_pruned() -> None:
+    context = PolicyContext("snapshot-policy", "prod", {}, "03:00", "UTC")
+    slot = datetime(2026, 3, 9, 3, 0, tzinfo=UTC)
+    tags = {
+        "snapshot-scheduler:deployment": "prod",
+        "snapshot-scheduler:cluster": "orders",
+        "snapshot-scheduler:slot": slot.isoformat(),
+        "snapshot-scheduler:policy": "every=1d at=03:00 tz=UTC keep-last=1",
+    }
+    snapshot = Snapshot("orders-20260309-0300", "orders", "arn", "available", "manual", slot, tags)
+    at = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
+
+    text = cli.render_plan(plan_run(context, [], [snapshot], at).clusters, at)
+
+    assert "pruned by its recorded policy" not in text
+    assert "fail  ClusterUnconfirmed: missing from the cluster listing" in text
