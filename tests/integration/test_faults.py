@@ -632,6 +632,67 @@ def test_a_snapshot_listed_on_two_pages_is_kept_when_retention_keeps_it() -> Non
     assert report["failed"] == []
 
 
+class RunawaySweep(Exception):
+    """Raised by the test when a sweep asks for more pages than the fleet has: it would never end."""
+
+
+def stop_runaway_sweeps(fid: RdsFidelity, pages_at_most: int) -> None:
+    def runaway() -> None:
+        raise RunawaySweep("the sweep kept asking for pages")
+
+    for operation in ("DescribeDBClusters", "DescribeDBClusterSnapshots"):
+        fid.on(operation, runaway, nth=pages_at_most + 1)
+
+
+def orders_among_two_pages_of_archive(fid: RdsFidelity) -> list[str]:
+    """Cluster "orders" on keep-last=2 with three snapshots (oldest first), after 150 hand-made ones of "archive"."""
+    add_clusters(fid, KEEP_LAST_2, "orders")
+    add_clusters(fid, None, "archive")
+    for n in range(150):
+        fid.seed_snapshot("archive", f"archive-{n:03d}", created=LONG_AGO)
+    return [seed_ours(fid, "orders", START - days * DAY, KEEP_LAST_2) for days in (3, 2, 1)]
+
+
+def test_a_last_page_with_an_empty_marker_ends_the_sweep() -> None:
+    # Given "orders" on keep-last=2 with three snapshots, 150 hand-made ones of "archive" (two pages), and
+    # last pages that carry an empty Marker (sent back, it would ask for the first page again)
+    fid = layer(START, quota=1000, empty_marker_on_last_page=True)
+    oldest, second, newest = orders_among_two_pages_of_archive(fid)
+    stop_runaway_sweeps(fid, pages_at_most=4)
+
+    # When the run happens
+    with scheduled_lambda(fid) as handler:
+        report = handler.run(START)
+
+    # Then each sweep read its pages once, and retention pruned as usual
+    assert fid.calls["DescribeDBClusters"] == 1
+    assert fid.calls["DescribeDBClusterSnapshots"] == 2
+    assert deleted(report) == {oldest}
+    assert snapshot_ids(fid, "orders") == {second, newest, slot_id("orders", START)}
+    assert report["failed"] == []
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+def test_a_page_answering_the_marker_it_was_asked_for_fails_the_run_and_changes_nothing() -> None:
+    # Given "orders" with three snapshots among 150 hand-made ones, and a snapshot sweep whose second page
+    # answers with the Marker it was asked for (a chain that would never end)
+    fid = layer(START, quota=1000)
+    orders_among_two_pages_of_archive(fid)
+    fid.stall_pages("DescribeDBClusterSnapshots")
+    stop_runaway_sweeps(fid, pages_at_most=4)
+    before = everything(fid)
+
+    # When the run happens
+    with scheduled_lambda(fid) as handler, pytest.raises(RdsError) as excinfo:
+        handler.run(START)
+
+    # Then it fails at once, naming the sweep, instead of looping to its timeout; nothing was changed
+    assert excinfo.value.code == "PaginationLoop"
+    assert "describe_db_cluster_snapshots" in excinfo.value.message
+    assert fid.calls["DescribeDBClusterSnapshots"] <= 3
+    assert everything(fid) == before
+
+
 def test_a_cluster_listed_on_two_pages_is_planned_once(capsys: pytest.CaptureFixture[str]) -> None:
     # Given 99 untagged clusters, then "orders" at the end of the first page of the cluster sweep, then "zeta";
     # and pages that shift back by one record, so "orders" is listed on both pages

@@ -220,6 +220,7 @@ class RdsFidelity:
         throttle_probability: float = 0.0,
         seed: int = 0,
         marker_on_full_last_page: bool = False,
+        empty_marker_on_last_page: bool = False,
         reread_each_sweep: bool = True,
         copying_for: timedelta = timedelta(hours=1),
         copy_limit: int = COPY_LIMIT,
@@ -236,6 +237,9 @@ class RdsFidelity:
         throttle_probability: chance that an attempt which got a token is throttled anyway (seeded).
         marker_on_full_last_page: a last page that is exactly full still carries a Marker, and the
             page after it is empty (AWS APIs do this at times; paginating code must cope).
+        empty_marker_on_last_page: the last page carries an empty `<Marker></Marker>` instead of none. RDS
+            documents no such page, but botocore's paginator ends a chain on an empty token, so a sweep must too
+            (sent back, an empty Marker asks for the first page again).
         reread_each_sweep: read moto again at the start of every sweep, to notice changes made around the
             layer. False when every change goes through the layer (or is followed by `refresh()`): over HTTP
             that saves a full read per run.
@@ -261,6 +265,7 @@ class RdsFidelity:
         self.snapshot_creating_for = snapshot_creating_for
         self.throttle_probability = throttle_probability
         self.marker_on_full_last_page = marker_on_full_last_page
+        self.empty_marker_on_last_page = empty_marker_on_last_page
         self.reread_each_sweep = reread_each_sweep
         self.copying_for = copying_for
         self.copy_limit = copy_limit
@@ -281,6 +286,7 @@ class RdsFidelity:
         self._busy: dict[str, _Busy] = {}
         self._triggers: list[_Trigger] = []
         self._shifts: dict[str, int] = {}
+        self._stalled: set[str] = set()
         self.calls: Counter[str] = Counter()
         self.throttled: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
@@ -428,9 +434,11 @@ class RdsFidelity:
                 chosen.append(ids[index])
             index += 1
         more = any(keep(ident) for ident in _from(ids, index))
+        if listing.after is not None and operation in self._stalled:
+            return chosen, _mark(listing.after)
         if more or (self.marker_on_full_last_page and len(chosen) == listing.size):
             return chosen, _mark(chosen[-1])
-        return chosen, None
+        return chosen, "" if self.empty_marker_on_last_page else None
 
     def _describe_clusters(self, params: Mapping[str, str], request: AWSPreparedRequest, _: Send) -> AWSResponse:
         listing = self._listing(params, CLUSTER_FILTERS)
@@ -787,6 +795,12 @@ class RdsFidelity:
             )
         with self._lock:
             self._shifts[operation] = by
+
+    def stall_pages(self, operation: str) -> None:
+        """Every later page of `operation` answers with the very Marker it was asked for: a chain that never
+        ends (a service fault botocore's paginator guards against: "The same next token was received twice")."""
+        with self._lock:
+            self._stalled.add(operation)
 
     def on(self, operation: str, action: Callable[[], None], *, nth: int = 1) -> None:
         """Run `action` once, just before the layer answers the `nth` call of `operation` from now on

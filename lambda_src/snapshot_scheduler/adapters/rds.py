@@ -49,7 +49,7 @@ THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimit
 PAGE_SIZE = 100  # the most RDS returns per page
 MAX_RETRIES = 10  # botocore's `max_attempts` counts retries: 11 tries, jittered exponential backoff
 _MARKER = re.compile(rb"<Marker>([^<]*)</Marker>")  # a describe answer's only element of that name
-_UNTOLD = object()  # a page's raw answer named no next page (or never came): wait for the parsed one
+_UNTOLD = object()  # a page's raw answer named no next page, or an empty one (or never came): wait for the parsed one
 
 
 class RdsError(SnapshotSchedulerError):
@@ -255,17 +255,27 @@ class RdsAdapter:
     def _pages(self, operation: str, key: str, **params: Any) -> Iterator[dict[str, Any]]:
         """Follow the Marker chain, one page after another, as RDS requires. Each next page is requested as
         soon as this page's raw answer names its Marker, so that its round trip overlaps botocore's parsing of
-        this page: the chain is the run's longest wait, and it spends no tokens meanwhile."""
+        this page: the chain is the run's longest wait, and it spends no tokens meanwhile. As botocore's
+        paginator does, an empty Marker ends the chain (sent back, it would ask for the first page again) and
+        a Marker already asked for fails the sweep (it would never end)."""
         call = getattr(self._client, operation)
+        asked: set[str] = set()
         try:
             with ThreadPoolExecutor(max_workers=2, thread_name_prefix="rds-pages") as pool:
                 page: _Page | None = self._request(pool, call, params, None)
                 while page is not None:
                     early = page.told.get()
-                    ahead = self._request(pool, call, params, early) if isinstance(early, str) else None
+                    ahead = (
+                        self._request(pool, call, params, early)
+                        if isinstance(early, str) and early not in asked
+                        else None
+                    )
                     answer = page.answer.result()
                     yield from answer.get(key, [])
-                    marker = answer.get("Marker")
+                    marker = answer.get("Marker") or None
+                    if marker in asked:
+                        message = f"{operation} gave Marker {marker!r} again: the sweep would never end"
+                        raise RdsError("PaginationLoop", message)
                     if ahead is not None and ahead.marker != marker:  # never seen: the parsed Marker is the truth
                         logger.warning(
                             "a page's raw Marker differs from the parsed one", extra={"operation": operation}
@@ -274,6 +284,8 @@ class RdsAdapter:
                         ahead = None
                     if ahead is None and marker is not None:
                         ahead = self._request(pool, call, params, marker)
+                    if marker is not None:
+                        asked.add(marker)
                     page = ahead
         except ClientError as error:
             code = _code(error)
@@ -304,7 +316,9 @@ class RdsAdapter:
         if told is None or response_dict.get("status_code") != 200:
             return
         found = _MARKER.search(response_dict.get("body") or b"")
-        told.put(unescape(found.group(1).decode(), {"&quot;": '"', "&apos;": "'"}) if found else _UNTOLD)
+        told.put(
+            unescape(found.group(1).decode(), {"&quot;": '"', "&apos;": "'"}) if found and found.group(1) else _UNTOLD
+        )
 
     def _count_throttle(self, response: Any = None, **_: Any) -> None:
         if response is not None and response[1].get("Error", {}).get("Code") in THROTTLING_CODES:
