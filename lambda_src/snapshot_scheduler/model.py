@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Protocol, TypeVar
 
 from snapshot_scheduler import naming, tags
@@ -92,6 +93,10 @@ class Snapshot:
         agrees: manual, not a copy, recorded (tag) cluster equal to the cluster it is of, and the identifier
         the naming function gives that cluster's recorded slot. Tags travel (copies with copied tags, a
         restored cluster's copy-tags-to-snapshot, AWS Backup); the identifier and the source do not."""
+        return self._doubt
+
+    @cached_property  # asked of every marked snapshot by planning, quota planning and the last gate
+    def _doubt(self) -> str | None:
         if self.snapshot_type != "manual":
             return f"it is a {self.snapshot_type} snapshot, not a manual one"
         if self.source_arn:
