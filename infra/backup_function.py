@@ -111,6 +111,7 @@ def function_environment(settings: Settings, deployment: str) -> dict[str, str]:
         contract.ENV_API_RATE: _decimal(settings.api_rate),
         contract.ENV_API_BURST: str(settings.api_burst),
         contract.ENV_BUSY_RETRY_SECONDS: str(settings.busy_retry_seconds),
+        contract.ENV_SCHEDULE_MINUTES: str(settings.schedule.interval_minutes),
         contract.ENV_SERVICE_NAME: contract.SERVICE_NAME,
         contract.ENV_METRICS_NAMESPACE: settings.metric_namespace,
         contract.ENV_LOG_LEVEL: settings.log_level,

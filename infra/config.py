@@ -100,17 +100,16 @@ LOG_RETENTION_CHOICES: Final = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
 
-# The schedule interval bounds: at least 5 minutes, at most 12 hours (the heartbeat alarm watches twice the
-# interval and a CloudWatch alarm window is at most a day).
-MIN_INTERVAL_MINUTES: Final = 5
-MAX_INTERVAL_MINUTES: Final = 12 * 60
+# The schedule interval bounds (settings_rules.SCHEDULE_MINUTES: the function checks the same gap it is given).
+MIN_INTERVAL_MINUTES: Final = rules.SCHEDULE_MINUTES.low
+MAX_INTERVAL_MINUTES: Final = rules.SCHEDULE_MINUTES.high
 MAX_LAMBDA_TIMEOUT_SECONDS: Final = 900
 # A run stops starting work this long before the function's timeout (snapshot_scheduler.service.Budget).
 RUN_MARGIN_SECONDS: Final = 30
 # Lambda keeps 100 units of the account's concurrency unreserved: reserving N needs a limit of 100 + N.
 LAMBDA_UNRESERVED_MINIMUM: Final = 100
 MAX_RESERVED_CONCURRENCY: Final = 1000
-_INTERVAL_MINUTES: Final = Range(int, MIN_INTERVAL_MINUTES, MAX_INTERVAL_MINUTES)
+_INTERVAL_MINUTES: Final = rules.SCHEDULE_MINUTES
 
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -339,7 +338,12 @@ class _Context:
         value = self.number(BUSY_RETRY_SECONDS, rules.BUSY_RETRY_SECONDS)
         usable = timeout_seconds - RUN_MARGIN_SECONDS
         gap = schedule.interval_minutes * 60
-        if value >= min(usable, gap):
+        try:
+            rules.busy_retry_within_schedule(value, schedule.interval_minutes)  # the function's own check
+            fits = value < usable
+        except RuleError:
+            fits = False
+        if not fits:
             raise self.bad(
                 BUSY_RETRY_SECONDS,
                 value,

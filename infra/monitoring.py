@@ -186,6 +186,20 @@ class Monitoring(Construct):
             "purpose); the alarm clears after a run with none out of policy." + logs_hint,
         )
         self._alarm(
+            "SlotsMissed",
+            metric=self.run_metric(contract.SLOTS_MISSED, "Sum"),
+            description="A SNAPSHOT SLOT ENDED WITHOUT A SNAPSHOT: a cluster's policy asked for one and none was "
+            "taken; that slot cannot be taken any more. Each missed slot is counted once, by the run that first "
+            "knows it, so the alarm clears after the next run without one. The run report's 'missed' entries "
+            "name the cluster, the slot and the reason: busy (backing up or in maintenance for the whole slot: "
+            "move the policy's at= away from those windows), quota (see the ManualSnapshotQuota alarm), "
+            "in-progress (the previous snapshot was still creating: lengthen every=), stale-event (the slot's "
+            "run came too late: check FunctionErrors and the dead-letter queues), schedule-too-sparse (the "
+            "deployment runs less often than the policy asks: the report's 'warnings' name the policy; lengthen "
+            "its every= or shorten the schedule), time (the run ran out of time), or a failure's error code (see "
+            "SnapshotsFailed). Take a manual snapshot now if the data matters." + logs_hint,
+        )
+        self._alarm(
             "SnapshotsFailed",
             metric=self.run_metric(contract.SNAPSHOTS_FAILED, "Sum"),
             description="A snapshot create or delete failed with an error that retrying will not fix "
@@ -313,6 +327,7 @@ class Monitoring(Construct):
                 left=[
                     self.run_metric(contract.CLUSTERS_OUT_OF_POLICY, "Maximum", label="Clusters out of policy"),
                     self.run_metric(contract.CLUSTERS_MANAGED, "Maximum", label="Clusters managed"),
+                    self.run_metric(contract.SLOTS_MISSED, "Sum", label="Slots missed"),
                 ],
                 right=[hours],
             ),

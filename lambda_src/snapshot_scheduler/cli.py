@@ -35,6 +35,7 @@ from snapshot_scheduler.adapters.rds import Pacer, RdsAdapter, RdsError, build_c
 from snapshot_scheduler.config import Settings
 from snapshot_scheduler.demand import FleetDemand, fleet_demand, quota_summary
 from snapshot_scheduler.errors import ConfigError, ScheduleError
+from snapshot_scheduler.freshness import schedule_warning
 from snapshot_scheduler.model import AVAILABLE, CREATING, Cluster, Quota, Reason, RunReport
 from snapshot_scheduler.observability import logger
 from snapshot_scheduler.planning import ClusterPlan, ForeignMarked, Kept, out_of_policy, plan_run, recovery_point_age
@@ -190,6 +191,7 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
         _fail(policy_error_reason(settings, args.value))
         return EXIT_USAGE
     slots = upcoming_slots(policy, at, NEXT_SLOTS)
+    warning = schedule_warning(policy, settings.run_interval)
     if args.json:
         _print_json(
             {
@@ -201,6 +203,7 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
                 "schedule": describe_schedule(policy),
                 "retention": describe_retention(policy.retention),
                 "next_slots": [slot.isoformat() for slot in slots],
+                "warning": warning,
             }
         )
         return EXIT_OK
@@ -209,6 +212,7 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
         ("schedule", describe_schedule(policy)),
         ("retention", describe_retention(policy.retention)),
         ("next slots", ", ".join(_when(slot, policy.tz) for slot in slots)),
+        *([("warning", warning)] if warning else []),
     ]
     print(f"{args.value!r} is a valid policy.")
     print(render_pairs(rows))
@@ -247,13 +251,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
         _print_json(
             {
                 "scheduled_time": at.isoformat(),
-                "clusters": [plan_to_dict(p) for p in plans],
+                "clusters": [plan_to_dict(p) | {"warning": _warning(p, settings.run_interval)} for p in plans],
                 "foreign_marked": [foreign_to_dict(f) for f in discovery.plan.foreign_marked],
                 "steady_state": demand_to_dict(demand, discovery.quota),
             }
         )
     else:
-        print(render_plan(plans, at))
+        print(render_plan(plans, at, settings.run_interval))
         if discovery.plan.foreign_marked:
             print(render_foreign(discovery.plan.foreign_marked))
         print(render_demand(demand, discovery.quota))
@@ -265,7 +269,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     at = args.at or datetime.now(UTC)
     with connect(args, settings) as rds:
         discovery = service.discover(settings, rds, at)
-    rows = [cluster_status(p, at, settings.grace) for p in discovery.plan.clusters]
+    rows = [cluster_status(p, at, settings.grace, settings.run_interval) for p in discovery.plan.clusters]
     if args.json:
         _print_json(
             {
@@ -420,6 +424,7 @@ class ClusterStatus:
     pending_until: datetime | None
     next_slot: datetime | None
     problem: str | None
+    warning: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -439,10 +444,13 @@ class ClusterStatus:
             "pending_deletable_after": _iso(self.pending_until),
             "next_slot": _iso(self.next_slot),
             "problem": self.problem,
+            "warning": self.warning,
         }
 
 
-def cluster_status(plan: ClusterPlan, at: datetime, grace: timedelta) -> ClusterStatus:
+def cluster_status(
+    plan: ClusterPlan, at: datetime, grace: timedelta, run_interval: timedelta | None = None
+) -> ClusterStatus:
     snapshots = [k.snapshot for k in plan.kept] + list(plan.delete)
     available = [s for s in snapshots if s.status == AVAILABLE and s.time is not None]
     newest = max(available, key=lambda s: s.created or s.time or at, default=None)
@@ -485,6 +493,7 @@ def cluster_status(plan: ClusterPlan, at: datetime, grace: timedelta) -> Cluster
         pending_until=plan.pending[0].deletable_after if plan.pending else None,
         next_slot=plan.next_slot,
         problem=problem,
+        warning=_warning(plan, run_interval),
     )
 
 
@@ -494,6 +503,11 @@ def pending_problem(plan: ClusterPlan) -> str:
         f"policy changed: {_plural(len(plan.pending), 'snapshot')} that {first.kept_by!r} keeps will be deleted "
         f"from {_when(first.deletable_after)} at the earliest; restore the tag or hold them to keep them"
     )
+
+
+def _warning(plan: ClusterPlan, run_interval: timedelta | None) -> str | None:
+    """A policy the deployment's schedule cannot keep (known when SNAPSHOT_SCHEDULE_MINUTES is set)."""
+    return schedule_warning(plan.policy, run_interval) if plan.policy is not None and plan.cluster else None
 
 
 def _policy_text(plan: ClusterPlan) -> str:
@@ -597,6 +611,8 @@ def render_report(report: RunReport) -> str:
         ("pending", str(e["cluster"]), f"{e['snapshot']}: kept by {e['kept_by']!r} until {e['deletable_after']}")
         for e in report.pending
     ]
+    rows += [("missed", e["cluster"], f"slot {e['slot']} not taken: {e['reason']}") for e in report.missed]
+    rows += [("warning", e["cluster"], f"{e['code']}: {e['message']}") for e in report.warnings]
     body = render_table(("ACTION", "CLUSTER", "SNAPSHOT / REASON"), rows) if rows else "Nothing to do."
     verb = "would be " if report.dry_run else ""
     summary = (
@@ -621,7 +637,7 @@ def render_report(report: RunReport) -> str:
     return "\n".join(lines)
 
 
-def render_plan(plans: Sequence[ClusterPlan], at: datetime) -> str:
+def render_plan(plans: Sequence[ClusterPlan], at: datetime, run_interval: timedelta | None = None) -> str:
     lines = [f"Plan for {_when(at)}: what a run would do now (nothing is changed)"]
     if not plans:
         lines.append("No cluster carries a policy tag, and no snapshots of ours are left to prune.")
@@ -636,6 +652,9 @@ def render_plan(plans: Sequence[ClusterPlan], at: datetime) -> str:
             pairs.append(("policy", name + plan.policy.describe()))
         if plan.slot is not None:
             pairs.append(("slot", f"{_when(plan.slot)} (next {_when(plan.next_slot)})"))
+        warning = _warning(plan, run_interval)
+        if warning is not None:
+            pairs.append(("warning", warning))
         if plan.fail is not None:
             pairs.append(("fail", f"{plan.fail[0]}: {plan.fail[1]}"))
         elif plan.skip is not None:
@@ -704,6 +723,9 @@ def render_status(rows: Sequence[ClusterStatus], quota: Quota | None, at: dateti
     problems = [(row.cluster, row.problem) for row in rows if row.problem]
     if problems:
         lines += ["", "Needs a look:", render_pairs([(c, p) for c, p in problems if p is not None])]
+    warnings = [(row.cluster, row.warning) for row in rows if row.warning is not None]
+    if warnings:
+        lines += ["", "Policy warnings:", render_pairs(warnings)]
     return "\n".join(lines)
 
 

@@ -30,6 +30,7 @@ DRY_RUN = "SNAPSHOT_DRY_RUN"
 API_RATE = "SNAPSHOT_API_RATE"
 API_BURST = "SNAPSHOT_API_BURST"
 BUSY_RETRY_SECONDS = "SNAPSHOT_BUSY_RETRY_SECONDS"
+SCHEDULE_MINUTES = "SNAPSHOT_SCHEDULE_MINUTES"
 SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
 METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
 LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
@@ -47,10 +48,14 @@ ENV_VARS = (
     API_RATE,
     API_BURST,
     BUSY_RETRY_SECONDS,
+    SCHEDULE_MINUTES,
     SERVICE_NAME,
     METRICS_NAMESPACE,
     LOG_LEVEL,
 )
+
+# Set by the stack on every function; a CLI may run without them.
+OPTIONAL_ENV_VARS = frozenset({SCHEDULE_MINUTES})
 
 _INT = re.compile(r"^[0-9]+$")
 _DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$")
@@ -71,6 +76,8 @@ class Settings:
     api_rate: float
     api_burst: int
     busy_retry: timedelta
+    # The deployment's schedule (the longest gap between two runs); None when unknown (the CLI without it).
+    run_interval: timedelta | None
     service_name: str
     metrics_namespace: str
     log_level: str
@@ -84,7 +91,7 @@ class Settings:
         named policy that does not parse is not a start-up error: the clusters tagged with it get a policy
         error, and every other cluster is backed up."""
         env = _Env(os.environ if environ is None else environ)
-        return cls(
+        settings = cls(
             policy_tag_key=env.checked(POLICY_TAG_KEY, partial(rules.tag_text, max_length=rules.POLICY_TAG_KEY_LENGTH)),
             deployment=env.checked(DEPLOYMENT, partial(rules.tag_text, max_length=rules.DEPLOYMENT_LENGTH)),
             default_at=env.checked(DEFAULT_AT, rules.time_of_day),
@@ -96,11 +103,26 @@ class Settings:
             api_rate=env.number(API_RATE, rules.API_RATE),
             api_burst=env.number(API_BURST, rules.API_BURST),
             busy_retry=timedelta(seconds=env.number(BUSY_RETRY_SECONDS, rules.BUSY_RETRY_SECONDS)),
+            run_interval=env.optional_minutes(SCHEDULE_MINUTES, rules.SCHEDULE_MINUTES),
             service_name=env.required(SERVICE_NAME).strip(),
             metrics_namespace=env.checked(METRICS_NAMESPACE, rules.metric_namespace),
             log_level=env.checked(LOG_LEVEL, rules.log_level),
             named_policies=env.named_policies(NAMED_POLICIES),
         )
+        settings.check_busy_retry()
+        return settings
+
+    def check_busy_retry(self) -> None:
+        if self.run_interval is None:
+            return
+        seconds, minutes = int(self.busy_retry.total_seconds()), int(self.run_interval.total_seconds() // 60)
+        try:
+            rules.busy_retry_within_schedule(seconds, minutes)
+        except rules.RuleError as error:
+            raise ConfigError(
+                f"environment variable {BUSY_RETRY_SECONDS}={seconds} is invalid with {SCHEDULE_MINUTES}={minutes}: "
+                f"expected {error}"
+            ) from error
 
 
 def _comma_list(text: str) -> list[str]:
@@ -135,6 +157,12 @@ class _Env:
         if not pattern.match(value):
             raise self._bad(name, value, bounds.allowed)
         return self.checked(name, lambda text: bounds.check(bounds.kind(text)))
+
+    def optional_minutes(self, name: str, bounds: rules.Range[int]) -> timedelta | None:
+        """Minutes, or None when the variable is not set."""
+        if not self._environ.get(name, "").strip():
+            return None
+        return timedelta(minutes=self.number(name, bounds))
 
     def choice(self, name: str, allowed: tuple[str, ...]) -> str:
         value = self.required(name)

@@ -186,6 +186,8 @@ class RunReport:
     quota: Quota | None = None
     clusters_managed: int = 0
     out_of_policy: list[str] = field(default_factory=list)
+    missed: list[dict[str, str]] = field(default_factory=list)  # slots that ended without a snapshot
+    warnings: list[dict[str, str]] = field(default_factory=list)  # policies the schedule cannot keep
     oldest_recovery_point_age: float | None = None
     duration_ms: float = 0.0
 
@@ -206,6 +208,12 @@ class RunReport:
 
     def add_foreign_marked(self, cluster: str, snapshot: str, reason: str) -> None:
         self.foreign_marked.append({"cluster": cluster, "snapshot": snapshot, "reason": reason})
+
+    def add_missed(self, cluster: str, slot: datetime, reason: str) -> None:
+        self.missed.append({"cluster": cluster, "slot": slot.isoformat(), "reason": reason})
+
+    def add_warning(self, cluster: str, code: str, message: str) -> None:
+        self.warnings.append({"cluster": cluster, "code": code, "message": message})
 
     def add_unlisted(self, cluster: str, reason: str) -> None:
         self.unlisted.append({"cluster": cluster, "reason": reason})
@@ -230,6 +238,8 @@ class RunReport:
             "foreign_marked": self.foreign_marked,
             "unlisted": self.unlisted,
             "pending": self.pending,
+            "missed": self.missed,
+            "warnings": self.warnings,
             "stats": {
                 "clusters_managed": self.clusters_managed,
                 "clusters_out_of_policy": self.out_of_policy,

@@ -30,6 +30,7 @@ from snapshot_scheduler.adapters.rds import (
 )
 from snapshot_scheduler.config import Settings
 from snapshot_scheduler.errors import ScheduleError
+from snapshot_scheduler.freshness import SCHEDULE_TOO_SPARSE, schedule_warning, slot_left_untaken, slots_no_run_took
 from snapshot_scheduler.model import AVAILABLE, Cluster, Quota, Reason, RunReport, Snapshot, by_id
 from snapshot_scheduler.observability import logger
 from snapshot_scheduler.planning import (
@@ -157,6 +158,9 @@ def run(
     under_way = {entry["cluster"] for entry in report.created} | actor.made_elsewhere
     _report_recovery_points(discovery.plan, report, settings.grace, max(at, now or at), under_way)
     _report_mass_deletions(discovery.plan, report)
+    if settings.run_interval is not None:
+        late = now is not None and now - at >= settings.run_interval  # the next scheduled run has happened
+        _report_missed_slots(discovery.plan, report, settings.run_interval, under_way, late=late)
     report.throttles = rds.throttles - throttles_before
     report.duration_ms = (time.monotonic() - started) * 1000
     return report
@@ -239,6 +243,30 @@ def _report_recovery_points(
     report.oldest_recovery_point_age = max(ages).total_seconds() if ages else None
     for cluster_id in report.out_of_policy:
         logger.warning("out of policy: no recent enough snapshot", extra={"cluster": cluster_id})
+
+
+def _report_missed_slots(
+    plan: RunPlan, report: RunReport, run_interval: timedelta, under_way: set[str], *, late: bool
+) -> None:
+    """Slots that ended without a snapshot, each counted by one run (see freshness), and the policies this
+    schedule cannot keep. A `late` run (a delayed event) leaves the slots no run took to the runs after it."""
+    at = plan.scheduled_time
+    outcomes = {e["cluster"]: e["code"] for e in (*report.deferred, *report.skipped)}
+    outcomes |= {e["cluster"]: e["error"] for e in report.failed}
+    for cluster in plan.managed:
+        assert cluster.policy is not None
+        warning = schedule_warning(cluster.policy, run_interval)
+        if warning is not None:
+            logger.warning(f"policy warning: {warning}", extra={"cluster": cluster.cluster_id})
+            report.add_warning(cluster.cluster_id, SCHEDULE_TOO_SPARSE, warning)
+        missed = [] if late else slots_no_run_took(cluster, at, run_interval)
+        untaken = cluster.cluster_id not in under_way and bool(cluster.create or cluster.skip or cluster.fail)
+        reason = outcomes.get(cluster.cluster_id, "unknown") if untaken else None
+        last = slot_left_untaken(cluster, at, run_interval, reason)
+        for slot in [*missed, *([last] if last is not None else [])]:
+            extra = {"cluster": slot.cluster_id, "slot": slot.slot.isoformat(), "reason": slot.reason}
+            logger.warning("slot missed: it ended without a snapshot", extra=extra)
+            report.add_missed(slot.cluster_id, slot.slot, slot.reason)
 
 
 class _Outcome(Enum):

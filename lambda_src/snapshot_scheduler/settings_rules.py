@@ -54,12 +54,22 @@ API_BURST = Range(int, 1, 10_000)
 BUSY_RETRY_SECONDS = Range(int, 0, 870)
 # Deletions a change of policy caused wait at most this long (policy_change): 0 deletes at once.
 POLICY_CHANGE_GRACE_HOURS = Range(int, 0, 30 * 24)
+# The longest gap between two scheduled runs: at least 5 minutes, at most 12 hours (the heartbeat alarm
+# watches twice the gap, and a CloudWatch alarm window is at most a day).
+SCHEDULE_MINUTES = Range(int, 5, 12 * 60)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 POLICY_TAG_KEY_LENGTH = 128  # RDS: a tag key holds at most 128 characters
 DEPLOYMENT_LENGTH = 256  # the marker's value: a tag value holds at most 256
 
 _ENGINE = re.compile(r"^[a-z][a-z0-9-]*$")
 _NAMESPACE = re.compile(r"^[^:]{1,255}$")
+
+
+def busy_retry_within_schedule(seconds: int, schedule_minutes: int) -> int:
+    """Retrying a busy cluster up to the next run would overlap that run, which retries it anyway."""
+    if seconds >= schedule_minutes * 60:
+        raise RuleError(f"fewer seconds than the gap between two runs ({schedule_minutes * 60} s)")
+    return seconds
 
 
 def tag_text(value: str, *, max_length: int) -> str:

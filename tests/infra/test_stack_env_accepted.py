@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ ENV_OF = {
     config.API_RATE: contract.ENV_API_RATE,
     config.API_BURST: contract.ENV_API_BURST,
     config.BUSY_RETRY_SECONDS: contract.ENV_BUSY_RETRY_SECONDS,
+    config.SCHEDULE: contract.ENV_SCHEDULE_MINUTES,
     config.METRIC_NAMESPACE: contract.ENV_METRICS_NAMESPACE,
     config.LOG_LEVEL: contract.ENV_LOG_LEVEL,
 }
@@ -100,6 +102,19 @@ CASES: dict[str, list[Any]] = {
     config.API_RATE: [0.1, 2.5, 1000, 1000.0001, 0.0999, "2.5", "nan", "inf", "1e2", 1e-7, 123.456789, True],
     config.API_BURST: [1, 10_000, 10_001, 0, "200", 2.0, "\u0662\u0660\u0660"],
     config.BUSY_RETRY_SECONDS: [0, 300, 869, 870, 3599, 3600, -1, "240", "2e2", 1.0, None],
+    config.SCHEDULE: [
+        "rate(1 hour)",
+        "rate(2 hours)",
+        "rate(12 hours)",
+        "rate(13 hours)",
+        "rate(5 minutes)",
+        "rate(1 hours)",
+        "cron(0 */2 * * ? *)",
+        "cron(30 3 * * ? *)",
+        "cron(0 9 ? * MON-FRI *)",
+        "",
+        None,
+    ],
     config.METRIC_NAMESPACE: ["SnapshotScheduler", "Backups/Prod", " Spaced ", "AWS:Lambda", "x" * 255, "x" * 256, ""],
     config.LOG_LEVEL: ["INFO", "debug", " Warning ", "TRACE", "", "\u0130NFO"],
 }
@@ -167,6 +182,7 @@ def refused_or_accepted(context: dict[str, Any]) -> str:
     assert (accepted.api_rate, accepted.api_burst) == (settings.api_rate, settings.api_burst)
     assert accepted.engines == frozenset(settings.engines)
     assert (accepted.dry_run, accepted.log_level) == (settings.dry_run, settings.log_level)
+    assert accepted.run_interval == timedelta(minutes=settings.schedule.interval_minutes)  # missed slots' clock
     return "accepted"
 
 

@@ -178,3 +178,98 @@ def test_a_first_snapshot_stuck_in_creating_counts_out_of_policy_after_the_inter
     assert out_of_policy(first) == out_of_policy(soon) == []
     assert reasons(late, "deferred") == {"new": "in-progress"}
     assert out_of_policy(late) == ["new"]
+
+
+# ------------------------------------------------------------------------------------------- missed slots
+
+
+def missed(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [(entry["cluster"], entry["slot"], entry["reason"]) for entry in report["missed"]]
+
+
+def test_an_hourly_policy_under_a_two_hour_schedule_counts_each_slot_no_run_took_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given an hourly cluster and a daily one, and a deployment that runs every two hours
+    fid = layer(START)
+    fid.create_cluster("hourly-db", tags={TAG: "hourly"}, created=LONG_AGO)
+    fid.create_cluster("daily-db", tags={TAG: DAILY}, created=LONG_AGO)
+    every_two_hours = {"SNAPSHOT_SCHEDULE_MINUTES": "120"}
+
+    # When it runs three times
+    with scheduled_lambda(fid, env=every_two_hours) as handler:
+        reports = [handler.run(START + n * 2 * HOUR) for n in range(3)]
+        metrics = metric_values(capsys)
+
+    # Then each run counts the hourly slot that began after the previous run and ended without one, once
+    sparse = "schedule-too-sparse"
+    assert [missed(report) for report in reports] == [
+        [("hourly-db", (START + (2 * n - 1) * HOUR).isoformat(), sparse)] for n in range(3)
+    ]
+    assert [m["SlotsMissed"] for m in metrics] == [1, 1, 1]
+    assert snapshot_ids(fid, "hourly-db") == {slot_id("hourly-db", START + 2 * n * HOUR) for n in range(3)}
+    # ... and every run warns that the hourly policy cannot be kept by this schedule; the daily one can
+    for report in reports:
+        (warning,) = report["warnings"]
+        assert (warning["cluster"], warning["code"]) == ("hourly-db", sparse)
+        assert "every 1 hour" in warning["message"] and "every 2 hours" in warning["message"]
+
+
+def test_a_slot_its_last_run_could_not_take_is_counted_by_that_run_with_the_reason(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given hourly runs, an hourly cluster busy for most of the 03:00 slot, and a daily one busy at 03:00 only
+    fid = layer(START)
+    fid.create_cluster("hourly-db", tags={TAG: "hourly"}, created=LONG_AGO)
+    fid.create_cluster("daily-db", tags={TAG: DAILY}, created=LONG_AGO)
+    fid.make_busy("hourly-db", until=START + 50 * MINUTE, status="backing-up")
+    fid.make_busy("daily-db", until=START + 50 * MINUTE, status="backing-up")
+
+    # When the 03:00 and 04:00 runs happen
+    with scheduled_lambda(fid) as handler:
+        first = handler.run(START)
+        second = handler.run(START + HOUR)
+        metrics = metric_values(capsys)
+
+    # Then the 03:00 run, the hourly slot's last, counts it missed as busy; the daily slot is not missed,
+    # since the 04:00 run of the same slot takes it
+    assert reasons(first, "deferred") == {"hourly-db": "busy", "daily-db": "busy"}
+    assert missed(first) == [("hourly-db", START.isoformat(), "busy")]
+    assert created(second) == {"hourly-db": slot_id("hourly-db", START + HOUR), "daily-db": slot_id("daily-db", START)}
+    assert missed(second) == []
+    assert [m["SlotsMissed"] for m in metrics] == [1, 0]
+
+
+def test_slots_lost_to_the_quota_or_a_snapshot_still_creating_are_counted_with_their_reason() -> None:
+    # Given hourly runs, a full quota for one cluster's slot, and another whose previous snapshot takes hours
+    fid = layer(START, quota=2)
+    fid.create_cluster("quota-db", tags={TAG: "hourly"}, created=LONG_AGO)
+    fid.create_cluster("slow-db", tags={TAG: "hourly"}, created=LONG_AGO)
+    fid.seed_snapshot("quota-db", "by-hand", created=LONG_AGO)
+    seed_ours(fid, "slow-db", START - HOUR, "hourly", creating_until=START + 3 * HOUR)
+
+    # When the 03:00 run happens
+    with scheduled_lambda(fid) as handler:
+        report = handler.run(START)
+
+    # Then both slots are counted missed, each with its reason
+    assert sorted(missed(report)) == [
+        ("quota-db", START.isoformat(), "quota"),
+        ("slow-db", START.isoformat(), "in-progress"),
+    ]
+
+
+def test_a_stale_event_counts_the_slot_it_came_too_late_for() -> None:
+    # Given hourly runs of an hourly cluster whose 03:00 event was held up until 04:30
+    fid = layer(START)
+    fid.create_cluster("db", tags={TAG: "hourly"}, created=LONG_AGO)
+    with scheduled_lambda(fid) as handler:
+        on_time = handler.run(START + HOUR)
+        fid.clock.sleep(30 * 60)
+
+        # When the 03:00 event arrives
+        late = handler.run(START)
+
+    # Then the 03:00 slot is counted missed by it, once, as a stale event
+    assert missed(on_time) == []
+    assert missed(late) == [("db", START.isoformat(), "stale-event")]

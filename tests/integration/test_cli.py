@@ -315,6 +315,25 @@ def test_status_flags_a_cluster_whose_backups_stopped_by_its_recorded_policy(
     assert (answer["billing"]["state"], answer["billing"]["attention"]) == ("off", False)
 
 
+def test_status_and_plan_warn_of_a_policy_the_deployments_schedule_cannot_keep(
+    rds: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an hourly and a daily cluster, and the deployment's schedule (rate(2 hours)) in the environment
+    add_cluster(rds, "orders", "hourly")
+    add_cluster(rds, "billing", "daily")
+    monkeypatch.setenv(config.SCHEDULE_MINUTES, "120")
+
+    # When status and plan are asked
+    _, status, _ = run_cli(capsys, "status", "--json")
+    _, plan, _ = run_cli(capsys, "plan")
+
+    # Then both say the hourly policy cannot be kept, and nothing about the daily one
+    rows = {row["cluster"]: row["warning"] for row in json.loads(status)["clusters"]}
+    assert rows["billing"] is None
+    assert rows["orders"] is not None and "only every 2 hours" in rows["orders"]
+    assert plan.count("warning") == 1 and rows["orders"] in plan
+
+
 def test_another_deployment_marker_sees_none_of_our_snapshots(rds: Any, capsys: pytest.CaptureFixture[str]) -> None:
     add_cluster(rds, "orders", "hourly")
     run_cli(capsys, "run")

@@ -108,6 +108,14 @@ class Model:
     def current_slot(self, at: datetime) -> datetime:
         return self.slots[bisect.bisect_right(self.slots, at) - 1]
 
+    def due(self, at: datetime) -> bool:
+        """A managed cluster whose current slot has no snapshot (after this run's step)."""
+        return self.managed and slot_id(self.cluster, self.current_slot(at)) not in self.snapshots
+
+    def last_run_of_slot(self, at: datetime) -> bool:
+        """No hourly run after `at` falls in its current slot."""
+        return at + HOUR >= self.slots[bisect.bisect_right(self.slots, at)]
+
     def step(self, at: datetime, *, refused: bool = False) -> tuple[set[str], str | None]:
         """One run: retention first (held ones out of the counters), then the slot's snapshot if missing and
         the cluster does not refuse it (stopped, or busy for the whole run)."""
@@ -193,6 +201,12 @@ class Season:
         return {at for at in self.runs if at.weekday() == 6 and at.hour == 3}
 
     @property
+    def hourly_busy(self) -> datetime:
+        """hourly-db is backing up for 50 minutes from this run: longer than busyRetrySeconds, so its slot is
+        missed (the next run is in the next hourly slot)."""
+        return self.start + 5 * DAY + 10 * HOUR
+
+    @property
     def stopped(self) -> tuple[datetime, datetime]:
         """berlin-db is stopped for two days (from the first run to the last one it misses)."""
         return self.start + 17 * DAY, self.start + 19 * DAY - HOUR
@@ -274,6 +288,7 @@ def test_a_month_of_hourly_runs_creates_each_due_slot_once_and_keeps_exactly_the
     untouched = {ident: view for ident, view in everything(fid).items() if ident in theirs}
     ever: Counter[str] = Counter()
     late: dict[datetime, list[str]] = {}
+    missed_ever: list[tuple[str, str, str]] = []
 
     with scheduled_lambda(fid, env={"SNAPSHOT_NAMED_POLICIES": json.dumps(NAMED)}) as handler:
         for at in season.runs:
@@ -298,16 +313,26 @@ def test_a_month_of_hourly_runs_creates_each_due_slot_once_and_keeps_exactly_the
             busy = at in season.maintenance
             if busy:
                 fid.make_busy("daily-db", until=at + 40 * MINUTE, status="backing-up")
+            if at == season.hourly_busy:
+                fid.make_busy("hourly-db", until=at + 50 * MINUTE, status="backing-up")
             stopped = season.stopped[0] <= at <= season.stopped[1]
             fid.set_status("berlin-db", "stopped" if stopped else None)
+            busy_clusters = {"daily-db"} if busy else set()
+            busy_clusters |= {"hourly-db"} if at == season.hourly_busy else set()
             expected_deleted: set[str] = set()
             expected_created: dict[str, str] = {}
+            expected_busy: set[str] = set()
+            expected_missed: list[tuple[str, str, str]] = []
             for model in models.values():
-                refused = (model.cluster == "daily-db" and busy) or (model.cluster == "berlin-db" and stopped)
+                refused = model.cluster in busy_clusters or (model.cluster == "berlin-db" and stopped)
                 removed, made = model.step(at, refused=refused)
                 expected_deleted |= removed
                 if made is not None:
                     expected_created[model.cluster] = made
+                if model.cluster in busy_clusters and model.due(at):
+                    expected_busy.add(model.cluster)
+                    if model.last_run_of_slot(at):
+                        expected_missed.append((model.cluster, model.current_slot(at).isoformat(), "busy"))
             manual_before = len(fid.snapshots())
             fid.reset_counts()
 
@@ -321,8 +346,10 @@ def test_a_month_of_hourly_runs_creates_each_due_slot_once_and_keeps_exactly_the
             # ... and of the snapshots carrying our marker, only AWS Backup's is not ours (every one we made is)
             assert [entry["snapshot"] for entry in report["foreign_marked"]] == ["awsbackup:job-4f1c2d"], at
             assert report["stats"]["throttles"] == fid.throttled.total(), at  # ridden out, and counted
-            due_but_busy = busy and slot_id("daily-db", models["daily-db"].current_slot(at)) not in ever
-            assert reasons(report, "deferred") == ({"daily-db": "busy"} if due_but_busy else {}), at
+            assert reasons(report, "deferred") == dict.fromkeys(expected_busy, "busy"), at
+            # ... and counted each slot that ended without its snapshot once, in the slot's last run
+            assert [(m["cluster"], m["slot"], m["reason"]) for m in report["missed"]] == expected_missed, at
+            missed_ever += expected_missed
             due_but_stopped = stopped and slot_id("berlin-db", models["berlin-db"].current_slot(at)) not in ever
             stopped_on_purpose = {"untag-db": "off"} if at >= season.untag_at else {}
             expected_skipped = {"berlin-db": "stopped"} if due_but_stopped else {}
@@ -332,7 +359,7 @@ def test_a_month_of_hourly_runs_creates_each_due_slot_once_and_keeps_exactly_the
             ours = {s.id for s in fid.snapshots() if s.tags.get(MARKER) == DEPLOYMENT and ":" not in s.id}
             assert ours == {ident for model in models.values() for ident in model.snapshots}, at
             # ... with the minimum of API calls (a busy cluster's attempts aside)
-            attempts = len(expected_created) + (1 + report["stats"]["busy_retries"] if due_but_busy else 0)
+            attempts = len(expected_created) + len(expected_busy) + report["stats"]["busy_retries"]
             # ... and one direct lookup of gone-db once deleted (its snapshots name a cluster the listing lacks)
             lookups = int(at >= season.delete_at)
             assert dict(fid.calls) == minimum_calls(manual_before, attempts, len(expected_deleted), lookups), at
@@ -358,8 +385,12 @@ def test_a_month_of_hourly_runs_creates_each_due_slot_once_and_keeps_exactly_the
     # ... daily-db's Sunday slots were taken after its maintenance, by a later run of the same slot
     for sunday in season.maintenance:
         assert slot_id("daily-db", sunday) in ever
-    # ... and the recovery points were late only right after the outage and when berlin-db started again
-    assert set(late) <= {max(season.outage) + HOUR, season.stopped[1] + HOUR}, late
+    # ... the one slot lost to a cluster busy for longer than a run retries was counted, once (the outage's
+    # slots had no run to count them: HeartbeatMissing covers that)
+    assert missed_ever == [("hourly-db", season.hourly_busy.isoformat(), "busy")]
+    # ... and the recovery points were late only right after the outage, after hourly-db's missed slot and
+    # when berlin-db started again
+    assert set(late) <= {max(season.outage) + HOUR, season.hourly_busy + HOUR, season.stopped[1] + HOUR}, late
 
 
 def arn_of(client: Any, snapshot: str) -> str:

@@ -53,6 +53,21 @@ def test_policy_check_lists_the_next_slots_in_the_policy_zone(capsys: pytest.Cap
     assert "2026-12-04 23:30 UTC" in out
 
 
+def test_policy_check_warns_when_the_deployments_schedule_runs_less_often_than_the_policy(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, unknown, _ = run_cli(capsys, "policy", "check", "hourly")
+    monkeypatch.setenv(config.SCHEDULE_MINUTES, "120")  # as the stack sets it for rate(2 hours)
+
+    code, out, _ = run_cli(capsys, "policy", "check", "hourly")
+    _, daily, _ = run_cli(capsys, "policy", "check", "daily", "--json")
+
+    assert "warning" not in unknown  # no schedule known, nothing to say
+    assert code == 0
+    assert "warning" in out and "every 1 hour" in out and "only every 2 hours" in out
+    assert json.loads(daily)["warning"] is None
+
+
 def test_policy_check_of_a_preset_shows_its_name_and_text(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(capsys, "policy", "check", "gfs")
 

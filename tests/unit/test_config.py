@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 from snapshot_scheduler import settings_rules as rules
-from snapshot_scheduler.config import ENV_VARS, Settings
+from snapshot_scheduler.config import ENV_VARS, OPTIONAL_ENV_VARS, Settings
 from snapshot_scheduler.errors import ConfigError, SnapshotSchedulerError
 from snapshot_scheduler.policy import PolicyError, parse_policy
 
@@ -30,10 +30,14 @@ VALID = {
     "SNAPSHOT_API_RATE": "8.5",
     "SNAPSHOT_API_BURST": "150",
     "SNAPSHOT_BUSY_RETRY_SECONDS": "240",
+    "SNAPSHOT_SCHEDULE_MINUTES": "10",
     "POWERTOOLS_SERVICE_NAME": "snapshot-scheduler",
     "POWERTOOLS_METRICS_NAMESPACE": "SnapshotScheduler",
     "POWERTOOLS_LOG_LEVEL": "INFO",
 }
+
+
+REQUIRED = [name for name in ENV_VARS if name not in OPTIONAL_ENV_VARS]
 
 
 def env(**changes: str | None) -> dict[str, str]:
@@ -66,9 +70,14 @@ def test_full_valid_environment_gives_typed_settings() -> None:
     assert settings.api_rate == 8.5
     assert settings.api_burst == 150
     assert settings.busy_retry == timedelta(minutes=4)
+    assert settings.run_interval == timedelta(minutes=10)
     assert settings.service_name == "snapshot-scheduler"
     assert settings.metrics_namespace == "SnapshotScheduler"
     assert settings.log_level == "INFO"
+
+
+def test_the_schedule_may_be_unknown_to_the_cli() -> None:
+    assert Settings.from_env(env(SNAPSHOT_SCHEDULE_MINUTES=None)).run_interval is None
 
 
 def test_reads_os_environ_when_given_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -103,7 +112,7 @@ def test_config_error_is_a_snapshot_scheduler_error() -> None:
 # --- missing ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ENV_VARS)
+@pytest.mark.parametrize("name", REQUIRED)
 def test_missing_variable_is_a_startup_error_naming_it(name: str) -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_env(env(**{name: None}))
@@ -112,7 +121,7 @@ def test_missing_variable_is_a_startup_error_naming_it(name: str) -> None:
     assert "missing" in str(caught.value)
 
 
-@pytest.mark.parametrize("name", ENV_VARS)
+@pytest.mark.parametrize("name", REQUIRED)
 def test_blank_variable_counts_as_missing(name: str) -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_env(env(**{name: "   "}))
@@ -167,6 +176,9 @@ MALFORMED = [
     ("SNAPSHOT_API_BURST", "lots", "whole number"),
     ("SNAPSHOT_BUSY_RETRY_SECONDS", "-1", "whole number"),
     ("SNAPSHOT_BUSY_RETRY_SECONDS", "900", "from 0 to 870"),
+    ("SNAPSHOT_SCHEDULE_MINUTES", "4", "from 5 to 720"),
+    ("SNAPSHOT_SCHEDULE_MINUTES", "1.5", "whole number"),
+    ("SNAPSHOT_BUSY_RETRY_SECONDS", "600", "SNAPSHOT_SCHEDULE_MINUTES=10: expected fewer seconds than the gap"),
     ("POWERTOOLS_LOG_LEVEL", "LOUD", "DEBUG, INFO, WARNING, ERROR, CRITICAL"),
 ]
 
