@@ -186,6 +186,15 @@ class Monitoring(Construct):
             "purpose); the alarm clears after a run with none out of policy." + logs_hint,
         )
         self._alarm(
+            "ClustersNewlyOutOfPolicy",
+            metric=self.run_metric(contract.CLUSTERS_NEWLY_OUT_OF_POLICY, "Sum"),
+            description="ANOTHER CLUSTER FELL OUT OF POLICY since the previous run (its newest snapshot just became "
+            "older than its policy's interval plus the grace). ClustersOutOfPolicy stays in ALARM while any "
+            "cluster is out of policy, so it says nothing about a second one; this alarm notifies once for each "
+            "cluster that falls out and clears at the next run. Find the cluster in the run report "
+            "(stats.clusters_newly_out_of_policy) and handle it as ClustersOutOfPolicy says." + logs_hint,
+        )
+        self._alarm(
             "SlotsMissed",
             metric=self.run_metric(contract.SLOTS_MISSED, "Sum"),
             description="A SNAPSHOT SLOT ENDED WITHOUT A SNAPSHOT: a cluster's policy asked for one and none was "
@@ -328,6 +337,7 @@ class Monitoring(Construct):
                     self.run_metric(contract.CLUSTERS_OUT_OF_POLICY, "Maximum", label="Clusters out of policy"),
                     self.run_metric(contract.CLUSTERS_MANAGED, "Maximum", label="Clusters managed"),
                     self.run_metric(contract.SLOTS_MISSED, "Sum", label="Slots missed"),
+                    self.run_metric(contract.CLUSTERS_NEWLY_OUT_OF_POLICY, "Sum", label="Newly out of policy"),
                 ],
                 right=[hours],
             ),

@@ -186,6 +186,7 @@ class RunReport:
     quota: Quota | None = None
     clusters_managed: int = 0
     out_of_policy: list[str] = field(default_factory=list)
+    newly_out_of_policy: list[str] = field(default_factory=list)  # out of policy since the previous run
     missed: list[dict[str, str]] = field(default_factory=list)  # slots that ended without a snapshot
     warnings: list[dict[str, str]] = field(default_factory=list)  # policies the schedule cannot keep
     oldest_recovery_point_age: float | None = None
@@ -244,6 +245,7 @@ class RunReport:
                 "clusters_managed": self.clusters_managed,
                 "clusters_out_of_policy": self.out_of_policy,
                 "mass_deletions": self.mass_deletions,
+                "clusters_newly_out_of_policy": self.newly_out_of_policy,
                 "oldest_recovery_point_age_seconds": self.oldest_recovery_point_age,
                 "busy_retries": self.busy_retries,
                 "quota_exceeded": self.quota_exceeded,

@@ -40,6 +40,7 @@ class Metric(StrEnum):
     QUOTA_UTILIZATION = "ManualSnapshotQuotaUtilization"
     CLUSTERS_MANAGED = "ClustersManaged"
     CLUSTERS_OUT_OF_POLICY = "ClustersOutOfPolicy"
+    CLUSTERS_NEWLY_OUT_OF_POLICY = "ClustersNewlyOutOfPolicy"
     SLOTS_MISSED = "SlotsMissed"
     OLDEST_RECOVERY_POINT_AGE = "OldestRecoveryPointAge"
     RUN_DURATION = "RunDuration"
@@ -71,6 +72,7 @@ def publish(report: RunReport, deployment: str) -> None:
         Metric.THROTTLES: report.throttles,
         Metric.CLUSTERS_MANAGED: report.clusters_managed,
         Metric.CLUSTERS_OUT_OF_POLICY: len(report.out_of_policy),
+        Metric.CLUSTERS_NEWLY_OUT_OF_POLICY: len(report.newly_out_of_policy),
         Metric.SLOTS_MISSED: len(report.missed),
         Metric.HEARTBEAT: 1,
         Metric.DELETIONS_PENDING: len(report.pending),

@@ -161,6 +161,8 @@ def run(
     if settings.run_interval is not None:
         late = now is not None and now - at >= settings.run_interval  # the next scheduled run has happened
         _report_missed_slots(discovery.plan, report, settings.run_interval, under_way, late=late)
+        if not late:
+            _report_newly_out_of_policy(discovery.plan, report, settings.grace, settings.run_interval, under_way)
     report.throttles = rds.throttles - throttles_before
     report.duration_ms = (time.monotonic() - started) * 1000
     return report
@@ -243,6 +245,21 @@ def _report_recovery_points(
     report.oldest_recovery_point_age = max(ages).total_seconds() if ages else None
     for cluster_id in report.out_of_policy:
         logger.warning("out of policy: no recent enough snapshot", extra={"cluster": cluster_id})
+
+
+def _report_newly_out_of_policy(
+    plan: RunPlan, report: RunReport, grace: timedelta, run_interval: timedelta, started: set[str]
+) -> None:
+    """Clusters that fell out of policy since the previous run: out of policy at this run's scheduled time and
+    not at the previous one's. Each is counted by one run, so its alarm notifies once per cluster that falls
+    out, also while others keep ClustersOutOfPolicy in ALARM."""
+    at = plan.scheduled_time
+    report.newly_out_of_policy = [
+        p.cluster_id
+        for p in plan.watched
+        if out_of_policy(p, at, grace, started=p.cluster_id in started)
+        and not out_of_policy(p, at - run_interval, grace)
+    ]
 
 
 def _report_missed_slots(

@@ -168,8 +168,9 @@ def test_every_alarm_and_graph_on_run_metrics_matches_what_the_handler_emits(
     assert [entry["cluster"] for entry in first["created"]] == ["orders"], first
     assert second["created"] == [], second
     alarmed = alarmed_metrics(synthesized)
-    # out of policy, missed slots, failures, policy errors, quota, heartbeat, deletions pending, mass deletion
-    assert len(alarmed) == 8
+    # out of policy (level and new), missed slots, failures, policy errors, quota, heartbeat, deletions pending,
+    # mass deletion
+    assert len(alarmed) == 9
     assert alarmed - emitted == set(), f"alarms on metrics the handler does not emit; it emits {sorted(emitted)}"
     charted = charted_metrics(synthesized)
     assert len(charted) >= 10

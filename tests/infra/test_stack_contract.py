@@ -142,6 +142,7 @@ def test_metric_names_and_dimensions_are_the_ones_the_code_emits() -> None:
         contract.CLUSTERS_MANAGED,
         contract.CLUSTERS_OUT_OF_POLICY,
         contract.SLOTS_MISSED,
+        contract.CLUSTERS_NEWLY_OUT_OF_POLICY,
         contract.OLDEST_RECOVERY_POINT_AGE,
         contract.QUOTA_USED,
         contract.QUOTA_MAX,

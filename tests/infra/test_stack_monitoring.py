@@ -115,6 +115,7 @@ def test_every_alarm_tells_the_on_call_what_it_means_and_what_to_do(default_synt
 def test_the_alarm_set_is_the_one_the_runbook_describes(default_synth: Synthesized) -> None:
     assert set(alarms(default_synth)) == {
         "ClustersOutOfPolicy",
+        "ClustersNewlyOutOfPolicy",
         "SlotsMissed",
         "SnapshotsFailed",
         "PolicyErrors",
@@ -133,6 +134,7 @@ def test_the_alarm_set_is_the_one_the_runbook_describes(default_synth: Synthesiz
     ("alarm", "metric", "statistic", "comparison", "threshold"),
     [
         ("ClustersOutOfPolicy", "ClustersOutOfPolicy", "Maximum", "GreaterThanThreshold", 0),
+        ("ClustersNewlyOutOfPolicy", "ClustersNewlyOutOfPolicy", "Sum", "GreaterThanThreshold", 0),
         ("SlotsMissed", "SlotsMissed", "Sum", "GreaterThanThreshold", 0),
         ("SnapshotsFailed", "SnapshotsFailed", "Sum", "GreaterThanThreshold", 0),
         ("PolicyErrors", "PolicyErrors", "Sum", "GreaterThanThreshold", 0),
@@ -222,6 +224,7 @@ def test_dashboard_shows_what_the_issue_asks_for(default_synth: Synthesized) -> 
         "SnapshotsFailed",
         "ClustersOutOfPolicy",
         "SlotsMissed",
+        "ClustersNewlyOutOfPolicy",
         "OldestRecoveryPointAge",
         "ManualSnapshotQuotaUsed",
         "ManualSnapshotQuotaMax",

@@ -113,6 +113,29 @@ def set_off(fid: RdsFidelity, cluster: str) -> None:
     retag(fid, cluster, **{TAG: "off"})
 
 
+def test_each_cluster_that_falls_out_of_policy_is_counted_once_while_others_stay_out(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given two daily clusters whose tags broke, the second one snapshotted two hours later than the first
+    fid = layer(START)
+    backed_up_daily(fid, "first", "healthy")
+    fid.create_cluster("second", tags={TAG: "daily,7"}, created=LONG_AGO)
+    seed_ours(fid, "second", START - DAY + 2 * HOUR, DAILY)
+    retag(fid, "first", **{TAG: "daily,7"})
+
+    # When hourly runs go on
+    with scheduled_lambda(fid) as handler:
+        reports = [handler.run(START + n * HOUR) for n in range(6)]
+        metrics = metric_values(capsys)
+
+    # Then each counts in ClustersNewlyOutOfPolicy in the one run that finds it fallen out (its snapshot older
+    # than the daily interval plus the hour of grace), while ClustersOutOfPolicy keeps counting both
+    newly = [report["stats"]["clusters_newly_out_of_policy"] for report in reports]
+    assert newly == [[], [], ["first"], [], ["second"], []]
+    assert [m["ClustersNewlyOutOfPolicy"] for m in metrics] == [0, 0, 1, 0, 1, 0]
+    assert [len(out_of_policy(report)) for report in reports] == [0, 0, 1, 1, 2, 2]
+
+
 @pytest.mark.parametrize(
     ("stop", "code", "alarmed"),
     [
