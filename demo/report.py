@@ -27,6 +27,8 @@ CELL = 3  # characters per day in the terminal timeline  # more kept snapshots t
 # would have paged. The heartbeat alarm is checked separately.
 ALARMS: tuple[tuple[str, str, str], ...] = (
     ("ClustersOutOfPolicy", "ClustersOutOfPolicy", "> 0"),
+    ("ClustersNewlyOutOfPolicy", "ClustersNewlyOutOfPolicy", "> 0"),
+    ("SlotsMissed", "SlotsMissed", "> 0"),
     ("SnapshotsFailed", "SnapshotsFailed", "> 0"),
     ("PolicyErrors", "PolicyErrors", "> 0"),
     ("ManualSnapshotQuota", "ManualSnapshotQuotaUtilization", ">= 80"),
