@@ -9,8 +9,10 @@ from importlib import metadata
 from itertools import pairwise
 from pathlib import Path
 
+import pytest
+
 from infra.backup_function import PIP_PLATFORM, RUNTIME
-from infra.bundling import EXCLUDE, LAMBDA_SOURCE_DIR, REQUIREMENTS, LocalPipBundler
+from infra.bundling import EXCLUDE, LAMBDA_SOURCE_DIR, PACKAGE, REQUIREMENTS, LocalPipBundler, find_python
 
 
 def make_source(root: Path) -> Path:
@@ -30,7 +32,11 @@ def test_bundle_holds_the_package_without_byte_code_and_pip_installs_for_lambda(
     source = make_source(tmp_path)
     out = tmp_path / "out"
     bundler = LocalPipBundler(
-        source_dir=source, python_version="3.13", platform="manylinux2014_aarch64", runner=commands.append
+        source_dir=source,
+        python_version="3.13",
+        platform="manylinux2014_aarch64",
+        runner=commands.append,
+        find=lambda _: None,
     )
 
     assert bundler.try_bundle(str(out)) is True
@@ -46,6 +52,52 @@ def test_bundle_holds_the_package_without_byte_code_and_pip_installs_for_lambda(
     assert pairs["--python-version"] == "3.13"
     assert pairs["--implementation"] == "cp"
     assert {"--no-deps", "--only-binary=:all:"} <= set(command)
+
+
+def test_bundle_is_compiled_by_the_runtime_python_when_one_is_found(tmp_path: Path) -> None:
+    commands: list[Sequence[str]] = []
+    bundler = LocalPipBundler(
+        source_dir=make_source(tmp_path),
+        python_version="3.13",
+        platform="manylinux2014_aarch64",
+        runner=commands.append,
+        find=lambda version: f"/opt/python{version}",
+    )
+    out = str(tmp_path / "out")
+
+    assert bundler.try_bundle(out) is True
+
+    pip, compile_all = commands
+    assert list(pip[:4]) == [sys.executable, "-m", "pip", "install"]
+    # After pip, so the requirements are compiled too; hash-based, so the zip's file times cannot undo it.
+    assert list(compile_all) == [
+        "/opt/python3.13", "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", out
+    ]  # fmt: skip
+
+
+def test_without_the_runtime_python_the_bundle_says_it_ships_no_byte_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commands: list[Sequence[str]] = []
+    bundler = LocalPipBundler(
+        source_dir=make_source(tmp_path),
+        python_version="3.13",
+        platform="manylinux2014_aarch64",
+        runner=commands.append,
+        find=lambda _: None,
+    )
+
+    assert bundler.try_bundle(str(tmp_path / "out")) is True
+
+    assert len(commands) == 1
+    assert "no Python 3.13 found" in capsys.readouterr().err
+
+
+def test_find_python_answers_only_with_an_interpreter_of_that_version() -> None:
+    this = "{}.{}".format(*sys.version_info[:2])
+    found = find_python(this)
+    assert found is not None
+    assert find_python("2.99") is None
 
 
 def test_byte_code_never_changes_the_asset_hash() -> None:
@@ -82,3 +134,20 @@ def test_the_bundled_asset_holds_the_powertools_the_tests_run(tmp_path: Path) ->
     assert (tmp_path / "snapshot_scheduler" / "handlers" / "backup.py").is_file()
     # Pure Python only: the same bundle runs on either architecture.
     assert not [p for p in tmp_path.rglob("*") if p.suffix in (".so", ".pyd")]
+
+
+def test_the_real_bundle_ships_unchecked_byte_code_for_the_runtime(tmp_path: Path) -> None:
+    # Lambda's /var/task is read-only: without byte code of the runtime's own version, every cold start compiles.
+    version = RUNTIME.name.removeprefix("python")
+    if find_python(version) is None:
+        pytest.skip(f"no Python {version} on this machine to compile with")
+    bundler = LocalPipBundler(source_dir=LAMBDA_SOURCE_DIR, python_version=version, platform=PIP_PLATFORM)
+    assert bundler.try_bundle(str(tmp_path)) is True
+
+    tag = "cpython-" + version.replace(".", "")
+    sources = [p for p in tmp_path.rglob("*.py") if "aws_lambda_powertools" in p.parts or PACKAGE in p.parts]
+    missing = [p for p in sources if not (p.parent / "__pycache__" / f"{p.stem}.{tag}.pyc").is_file()]
+    assert sources and not missing, missing[:5]
+    handler = tmp_path / PACKAGE / "handlers" / "__pycache__" / f"backup.{tag}.pyc"
+    flags = int.from_bytes(handler.read_bytes()[4:8], "little")
+    assert flags == 0b01  # hash-based, source never checked (PEP 552)
