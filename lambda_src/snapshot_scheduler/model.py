@@ -80,6 +80,7 @@ class Snapshot:
     created: datetime | None
     tags: Mapping[str, str]
     source_arn: str = ""  # SourceDBClusterSnapshotArn: set on copies only
+    encrypted: bool = False
 
     def managed_by(self, deployment: str) -> bool:
         """Ours to prune: it carries this deployment's marker and every other proof agrees (`doubt`)."""
@@ -161,6 +162,8 @@ class Reason(StrEnum):
     UNTAGGED = "untagged"
     ENGINE_NOT_MANAGED = "engine-not-managed"
     OFF = "off"
+    COPY_LIMIT = "copy-limit"  # at most 5 copies in progress per destination region
+    KMS = "kms"  # an encrypted snapshot and a DR target without a usable key
 
 
 @dataclass

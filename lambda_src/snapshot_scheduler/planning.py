@@ -420,10 +420,10 @@ def _retain_after_grace(
     context: PolicyContext, policy: Policy, snapshots: Sequence[Snapshot], at: datetime
 ) -> tuple[tuple[Kept, ...], tuple[Snapshot, ...], tuple[Pending, ...]]:
     """Retention, then the deletions a change of policy caused held back for the grace (policy_change)."""
-    kept, delete = _retain(policy, snapshots)
+    kept, delete = retain(policy, snapshots)
 
     def deletes_under(recorded: Policy) -> set[str]:
-        return {s.id for s in _retain(recorded, snapshots)[1]}
+        return {s.id for s in retain(recorded, snapshots)[1]}
 
     grace = hold_back(policy, snapshots, delete, at=at, grace=context.change_grace, deletes_under=deletes_under)
     waiting = [Kept(p.snapshot, (p.reason,)) for p in grace.pending]
@@ -434,7 +434,7 @@ def _retain_after_grace(
     return kept + tuple(waiting), grace.delete, grace.pending
 
 
-def _retain(policy: Policy, snapshots: Sequence[Snapshot]) -> tuple[tuple[Kept, ...], tuple[Snapshot, ...]]:
+def retain(policy: Policy, snapshots: Sequence[Snapshot]) -> tuple[tuple[Kept, ...], tuple[Snapshot, ...]]:
     """Retention with the safety rules around it: only available, un-held snapshots take part, and the
     newest available snapshot is never deleted (restic keeps it anyway; this is the guard)."""
     kept: list[Kept] = []

@@ -8,6 +8,14 @@ MARKER = "snapshot-scheduler:deployment"
 POLICY = "snapshot-scheduler:policy"
 SLOT = "snapshot-scheduler:slot"
 CLUSTER = "snapshot-scheduler:cluster"
+# On disaster-recovery copies, in their destination region. The DR marker is a key of its own (value: the
+# deployment), never the snapshot marker: a deployment of this app in the destination region, even one with
+# the same name, never takes our copies for its own snapshots. CLUSTER and SLOT are recorded as on snapshots.
+DR_MARKER = "snapshot-scheduler:dr-deployment"
+DR_POLICY = "snapshot-scheduler:dr-policy"
+DR_TARGET = "snapshot-scheduler:dr-target"
+DR_SOURCE = "snapshot-scheduler:dr-source"  # the source snapshot's ARN
+DR_SOURCE_REGION = "snapshot-scheduler:dr-source-region"
 # Set by an operator on a snapshot to keep it whatever the policy says. Read fail-safe: any spelling of the
 # key, and any value but an explicit no, holds the snapshot.
 HOLD = "snapshot-hold"

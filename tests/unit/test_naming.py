@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from snapshot_scheduler.naming import is_valid_identifier, snapshot_id
+from snapshot_scheduler.naming import copy_id, is_valid_identifier, snapshot_id
 
 SLOT = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
 
@@ -134,3 +134,38 @@ def test_invalid_cluster_id_is_refused(cluster: str) -> None:
 def test_naive_slot_is_refused() -> None:
     with pytest.raises(ValueError, match="time zone"):
         snapshot_id("orders", datetime(2026, 3, 10, 3, 0))
+
+
+# ------------------------------------------------------------------------------------ DR copy identifiers
+
+REGIONS = ["us-east-1", "eu-central-1", "ap-southeast-5", "us-gov-west-1", "il-central-1"]
+
+
+@pytest.mark.parametrize("region", REGIONS)
+@pytest.mark.parametrize("cluster", CLUSTERS)
+def test_copy_identifier_is_valid_under_the_rds_rules(cluster: str, region: str) -> None:
+    assert_rds_identifier(copy_id(cluster, SLOT, region))
+
+
+def test_copy_identifier_is_the_slot_identifier_then_dr_and_the_source_region() -> None:
+    assert copy_id("Orders", SLOT, "us-east-1") == "orders-20260310-0300-dr-useast1"
+
+
+def test_copy_identifiers_never_collide_with_any_slot_identifier_of_any_cluster_in_the_destination() -> None:
+    rng = random.Random(11)
+    clusters = {random_cluster_id(rng, rng.choice([5, 20, 40, 45, 63])) for _ in range(2000)}
+    # A cluster named like a copy's head, as a destination deployment might manage: "orders-20260310-0300-dr".
+    clusters |= {c.rsplit("-", 1)[0] for c in (copy_id(x, SLOT, "us-east-1") for x in list(clusters)[:200])}
+    slots = [SLOT, SLOT + timedelta(hours=1)]
+
+    copies = {copy_id(c, slot, region) for c in clusters for slot in slots for region in REGIONS[:2]}
+    own = {snapshot_id(c, slot) for c in clusters for slot in slots}
+
+    assert not copies & own
+    assert len(copies) == len(clusters) * len(slots) * 2
+
+
+@pytest.mark.parametrize("region", ["", "1", "us_east_1", "-"])
+def test_a_source_region_that_is_no_region_name_is_refused(region: str) -> None:
+    with pytest.raises(ValueError, match="source region"):
+        copy_id("orders", SLOT, region)

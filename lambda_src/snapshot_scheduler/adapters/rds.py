@@ -359,7 +359,8 @@ def _snapshot(raw: Mapping[str, Any]) -> Snapshot:
         snapshot_type=raw.get("SnapshotType", "unknown"),
         created=_time(raw.get("SnapshotCreateTime")),
         tags=_tags(raw),
-        source_arn=raw.get("SourceDBClusterSnapshotArn", ""),
+        source_arn=raw.get("SourceDBClusterSnapshotArn") or "",
+        encrypted=bool(raw.get("StorageEncrypted")),
     )
 
 

@@ -1,0 +1,508 @@
+"""Decide, purely, what a run does about disaster-recovery copies: the DR tag, copies due per target, the
+in-flight budget, retention of the copies, and which source snapshots must stay while they are copied.
+
+Input is the source region's clusters and snapshots, the run's own plan, and one sweep of each destination
+region; output is a DrPlan. No boto3, no clock: the service acts on it after the cluster's own snapshots.
+Every safety rule of the source side holds for copies: only copies carrying our DR marker and every proof
+of ownership take part, never a held or non-available copy is deleted, the newest copy is always kept,
+copies of clusters that left DR are pruned by the DR policy recorded on their newest copy, never below one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from snapshot_scheduler import tags
+from snapshot_scheduler.model import AVAILABLE, Cluster, Quota, Reason, Snapshot
+from snapshot_scheduler.naming import copy_id
+from snapshot_scheduler.planning import NEVER, ClusterPlan, Kept, RunPlan, retain
+from snapshot_scheduler.policy import Policy, PolicyError, is_off, parse_policy
+from snapshot_scheduler.schedule import current_slot
+
+COPYING = "copying"
+FAILED = "failed"
+COPY_LIMIT = 5  # cluster snapshot copies in progress per destination region per account (RDS, not adjustable)
+DEFAULT_DR_EVERY = "1d"  # cross-region copies are full copies, billed in full
+TARGET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")  # a DR target's name in drTargets and in to=
+COPY_IN_PROGRESS = "copy in progress"
+COPY_STARTS = "copy starts this run"
+
+_MAX_TAG_VALUE = 256
+
+
+class DrPolicyError(PolicyError):
+    """A DR tag (or named DR policy) that cannot be used: DR only; the cluster's own snapshots go on."""
+
+
+@dataclass(frozen=True)
+class DrTarget:
+    """Where copies go: a region of this account (the vault of issue 11 will add an account) and, for
+    encrypted snapshots, a KMS key of that region (alias or ARN)."""
+
+    name: str
+    region: str
+    kms_key: str | None = None
+
+
+@dataclass(frozen=True)
+class DrPolicy:
+    targets: tuple[str, ...]
+    policy: Policy  # the DR slots (every, at, on, tz) and the retention of the copies
+    name: str | None = None
+
+    def spec(self) -> str:
+        """The canonical text, recorded on every copy so orphaned copies can be pruned by it later."""
+        return f"to={'+'.join(self.targets)} {self.policy.spec()}"
+
+    def describe(self) -> str:
+        return f"copies to {', '.join(self.targets)}: {self.policy.describe()}"
+
+
+def parse_dr_policy(
+    text: str, named: Mapping[str, str] | None = None, *, at: str = "03:00", tz: str = "UTC"
+) -> DrPolicy:
+    """A DR tag value: `to=target+target` and the policy grammar's words (every= defaults to 1d), or the
+    name of a DR policy in `named` whose text is such words."""
+    value = text.strip()
+    name = None
+    if value and "=" not in value and " " not in value:
+        folded = {key.lower(): spec for key, spec in (named or {}).items()}
+        if value.lower() not in folded:
+            known = ", ".join(sorted(named or {})) or "none configured"
+            raise DrPolicyError(f"unknown DR policy name {value!r}; known names: {known}; or write to=... words")
+        name, value = value, folded[value.lower()].strip()
+    try:
+        policy = _parse_dr_words(value, at=at, tz=tz)
+    except DrPolicyError as error:
+        if name is None:
+            raise
+        raise DrPolicyError(f"DR policy {name!r} ({value!r}) is invalid: {error}") from error
+    return replace(policy, name=name)
+
+
+def _parse_dr_words(text: str, *, at: str, tz: str) -> DrPolicy:
+    words = text.split()
+    to = [word for word in words if word.partition("=")[0].lower() == "to"]
+    rest = [word for word in words if word.partition("=")[0].lower() != "to"]
+    if not to:
+        raise DrPolicyError(f"DR policy {text!r} names no target: add to=<target> (several: to=dr-west+dr-eu)")
+    if len(to) > 1:
+        raise DrPolicyError(f"'to' is given twice ({' and '.join(to)}); name every target in one to=a+b")
+    targets = tuple(to[0].partition("=")[2].split("+"))
+    bad = [target for target in targets if not _is_target_name(target)]
+    if bad or not targets:
+        raise DrPolicyError(
+            f"{to[0]!r} does not name targets; allowed: target names from the deployment's drTargets, "
+            "joined by + (to=dr-west+dr-eu)"
+        )
+    if len({target.lower() for target in targets}) != len(targets):
+        raise DrPolicyError(f"{to[0]!r} names a target twice")
+    if not any(word.lower().startswith("keep-") for word in rest):
+        raise DrPolicyError(
+            f"DR policy {text!r} keeps nothing: add at least one keep- word such as keep-daily=7 "
+            "(copies are pruned by it; without one no copy could ever be deleted)"
+        )
+    loose = [word for word in rest if "=" not in word]
+    if loose:
+        raise DrPolicyError(f"{loose[0]!r} is not a key=value word; a DR tag is to=... and key=value words")
+    if not any(word.lower().startswith("every=") for word in rest):
+        rest.append(f"every={DEFAULT_DR_EVERY}")
+    try:
+        policy = parse_policy(" ".join(rest), at=at, tz=tz)
+    except PolicyError as error:
+        raise DrPolicyError(str(error)) from error
+    dr = DrPolicy(targets=targets, policy=policy)
+    if len(dr.spec()) > _MAX_TAG_VALUE:
+        raise DrPolicyError(
+            f"DR policy spelled out is {len(dr.spec())} characters; a tag value holds at most {_MAX_TAG_VALUE}"
+        )
+    return dr
+
+
+def _is_target_name(name: str) -> bool:
+    return bool(TARGET_NAME.match(name)) and len(name) <= 64
+
+
+@dataclass(frozen=True)
+class DrContext:
+    """What the deployment says about DR: the tag, the targets, the region copies come from."""
+
+    tag_key: str
+    deployment: str
+    source_region: str
+    targets: Mapping[str, DrTarget]
+    named: Mapping[str, str] = field(default_factory=dict)
+    default_at: str = "03:00"
+    default_tz: str = "UTC"
+    copy_limit: int = COPY_LIMIT
+    stuck_after: timedelta = timedelta(hours=24)
+
+    def parse(self, text: str) -> DrPolicy:
+        return parse_dr_policy(text, self.named, at=self.default_at, tz=self.default_tz)
+
+    @property
+    def regions(self) -> list[str]:
+        return sorted({target.region for target in self.targets.values()})
+
+
+@dataclass(frozen=True)
+class CopyJob:
+    """A copy to start in `target.region` from `source` (a snapshot of ours in the source region)."""
+
+    cluster_id: str
+    target: DrTarget
+    identifier: str
+    source: Snapshot
+    slot: datetime
+    kms_key: str | None
+    tags: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    """One cluster's copies in one target. `policy` is None for a cluster that left DR (orphaned copies,
+    pruned by the recorded policy) when that is unreadable; `cluster` is None for such orphans."""
+
+    cluster_id: str
+    region: str
+    target: DrTarget | None
+    policy: DrPolicy | None
+    cluster: Cluster | None = None
+    kept: tuple[Kept, ...] = ()
+    delete: tuple[Snapshot, ...] = ()
+    failed: tuple[Snapshot, ...] = ()  # copies that ended `failed`: deleted (they are ours) and reported
+    stuck: tuple[Snapshot, ...] = ()  # still copying after stuck_after: reported, never cancelled
+    in_flight: tuple[Snapshot, ...] = ()
+    slot: datetime | None = None
+    copy: CopyJob | None = None
+    skip: tuple[Reason, str] | None = None
+    defer: tuple[Reason, str] | None = None
+    fail: tuple[str, str] | None = None
+    waiting: str | None = None  # why nothing is copied although the slot has no copy yet (not an error)
+    newest_available: datetime | None = None  # the slot of the newest available copy
+
+    @property
+    def overdue(self) -> timedelta:
+        if self.slot is None:
+            return timedelta(0)
+        return self.slot - self.newest_available if self.newest_available else timedelta.max
+
+    @property
+    def starts(self) -> bool:
+        return self.copy is not None and not (self.skip or self.defer or self.fail)
+
+
+@dataclass(frozen=True)
+class DrError:
+    cluster_id: str
+    message: str
+
+
+@dataclass(frozen=True)
+class DrPlan:
+    targets: tuple[TargetPlan, ...] = ()
+    errors: tuple[DrError, ...] = ()
+    protected: Mapping[str, str] = field(default_factory=dict)  # source snapshot id -> why it is kept
+
+    def copies(self, region: str | None = None) -> list[TargetPlan]:
+        """Copies to start (in one region), most overdue first."""
+        starting = [p for p in self.targets if p.starts and (region is None or p.region == region)]
+        return sorted(starting, key=lambda p: (p.overdue, p.cluster_id), reverse=True)
+
+    @property
+    def managed(self) -> list[TargetPlan]:
+        return [p for p in self.targets if p.cluster is not None and p.policy is not None]
+
+
+def is_our_copy(context: DrContext, copy: Snapshot) -> bool:
+    """Every proof must agree: a manual snapshot copied from another (SourceDBClusterSnapshotArn), our DR
+    marker and source region, and its identifier the copy identifier of the cluster and slot it records,
+    that cluster being the one RDS says it is a snapshot of."""
+    recorded = copy.tags.get(tags.CLUSTER, "")
+    slot = copy.slot
+    if copy.snapshot_type != "manual" or ":" in copy.id or not copy.source_arn or slot is None or not recorded:
+        return False
+    if copy.tags.get(tags.DR_MARKER) != context.deployment:
+        return False
+    if copy.tags.get(tags.DR_SOURCE_REGION) != context.source_region or recorded != copy.cluster_id:
+        return False
+    try:
+        return copy.id == copy_id(recorded, slot, context.source_region)
+    except ValueError:
+        return False
+
+
+def plan_dr(
+    context: DrContext,
+    clusters: Sequence[Cluster],
+    run: RunPlan,
+    snapshots: Iterable[Snapshot],
+    destinations: Mapping[str, Sequence[Snapshot]],
+    *,
+    at: datetime,
+    now: datetime | None = None,
+    quotas: Mapping[str, Quota | None] | None = None,
+) -> DrPlan:
+    """Plan the copies of a run scheduled for `at`. `snapshots`: the source region's manual sweep;
+    `destinations`: region -> that region's manual sweep (every configured target's region)."""
+    now = now or at
+    own = {p.cluster_id: p.policy for p in run.clusters if p.cluster is not None}
+    sources: dict[str, list[Snapshot]] = defaultdict(list)
+    for snapshot in snapshots:
+        if snapshot.managed_by(context.deployment) and snapshot.status == AVAILABLE and not snapshot.source_arn:
+            sources[snapshot.cluster_id].append(snapshot)
+    copies: dict[tuple[str, str], list[Snapshot]] = defaultdict(list)
+    for region, sweep in destinations.items():
+        for copy in sweep:
+            if is_our_copy(context, copy):
+                copies[(region, copy.cluster_id)].append(copy)
+    plans: list[TargetPlan] = []
+    errors: list[DrError] = []
+    frozen: set[str] = set()  # clusters whose DR tag is unusable: none of their copies is deleted
+    by_id = {region: {s.id: s for s in sweep} for region, sweep in destinations.items()}
+    for cluster in sorted(clusters, key=lambda c: c.id):
+        text = cluster.tags.get(context.tag_key)
+        if is_off(text):
+            continue
+        try:
+            policy = _checked(context, text or "", own.get(cluster.id), cluster.id in own)
+        except DrPolicyError as error:
+            errors.append(DrError(cluster.id, f"DR tag {context.tag_key}={text!r}: {error}"))
+            frozen.add(cluster.id)
+            continue
+        for name in policy.targets:
+            target = context.targets[_folded(context.targets, name)]
+            mine = copies.pop((target.region, cluster.id), [])
+            dest = by_id.get(target.region, {})
+            plans.append(_plan_target(context, cluster, policy, target, mine, sources[cluster.id], dest, at, now))
+    for (region, cluster_id), orphaned in sorted(copies.items()):
+        if cluster_id in frozen:
+            kept = tuple(Kept(s, ("DR tag is invalid",)) for s in orphaned)
+            plans.append(TargetPlan(cluster_id, region, None, None, kept=kept))
+        else:
+            plans.append(_plan_orphans(context, cluster_id, region, orphaned, now))
+    plans = _budget(context, plans, destinations, quotas or {})
+    return DrPlan(tuple(plans), tuple(errors), _protected(context, plans, destinations))
+
+
+def _folded(targets: Mapping[str, DrTarget], name: str) -> str:
+    return next(key for key in targets if key.lower() == name.lower())
+
+
+def _checked(context: DrContext, text: str, own: Policy | None, managed: bool) -> DrPolicy:
+    policy = context.parse(text)
+    known = {name.lower() for name in context.targets}
+    unknown = [name for name in policy.targets if name.lower() not in known]
+    if unknown:
+        configured = ", ".join(sorted(context.targets)) or "none (drTargets is empty)"
+        raise DrPolicyError(f"target {unknown[0]!r} is not configured; configured targets: {configured}")
+    if own is None:
+        state = "invalid" if managed else "missing or off"
+        raise DrPolicyError(f"the cluster's own policy tag is {state}: copies are made of its own snapshots")
+    if policy.policy.every.interval < own.every.interval:
+        raise DrPolicyError(
+            f"every={policy.policy.every.text} is shorter than the cluster's own every={own.every.text}: "
+            "there is no snapshot to copy more often than the cluster's own are taken"
+        )
+    return policy
+
+
+def _plan_target(  # noqa: PLR0917 - one call site
+    context: DrContext,
+    cluster: Cluster,
+    policy: DrPolicy,
+    target: DrTarget,
+    copies: list[Snapshot],
+    sources: list[Snapshot],
+    dest: Mapping[str, Snapshot],
+    at: datetime,
+    now: datetime,
+) -> TargetPlan:
+    base = _retained(context, cluster.id, target.region, target, policy, copies, now)
+    slot = current_slot(policy.policy, at)
+    base = replace(base, cluster=cluster, slot=slot)
+    identifier = copy_id(cluster.id, slot, context.source_region)
+    existing = dest.get(identifier)
+    if existing is not None:
+        if not is_our_copy(context, existing):
+            owner = existing.tags.get(tags.DR_MARKER, "none")
+            return replace(
+                base,
+                fail=(
+                    "IdentifierTaken",
+                    f"snapshot {existing.id} in {target.region} (DR marker {owner!r}) holds this DR slot's copy "
+                    "identifier and is not a copy of ours",
+                ),
+            )
+        return base  # this slot is copied or being copied (a failed copy is deleted now, the next run retries)
+    if current_slot(policy.policy, now) > slot:
+        return replace(base, skip=(Reason.STALE_EVENT, "the DR slot has passed; older slots are never back-filled"))
+    in_slot = [s for s in sources if s.time is not None and slot <= s.time <= at]
+    if not in_slot:
+        return replace(
+            base, waiting=f"no available snapshot of this cluster taken since the DR slot {slot.isoformat()}"
+        )
+    source = max(in_slot, key=lambda s: (s.time or NEVER, s.created or NEVER))
+    if source.encrypted and not target.kms_key:
+        return replace(
+            base,
+            skip=(
+                Reason.KMS,
+                f"snapshot {source.id} is encrypted and target {target.name} (region {target.region}) has no "
+                "kmsKey: an encrypted copy to another region needs a key of that region",
+            ),
+        )
+    job = CopyJob(
+        cluster_id=cluster.id,
+        target=target,
+        identifier=identifier,
+        source=source,
+        slot=slot,
+        kms_key=target.kms_key if source.encrypted else None,
+        tags=copy_tags(context, cluster_id=cluster.id, target=target, policy=policy, slot=slot, source=source),
+    )
+    return replace(base, copy=job)
+
+
+def copy_tags(
+    context: DrContext, *, cluster_id: str, target: DrTarget, policy: DrPolicy, slot: datetime, source: Snapshot
+) -> dict[str, str]:
+    """Set explicitly on the copy (never CopyTags, which would carry snapshot-hold and everything else)."""
+    return {
+        tags.DR_MARKER: context.deployment,
+        tags.DR_POLICY: policy.spec(),
+        tags.DR_TARGET: target.name,
+        tags.DR_SOURCE: source.arn,
+        tags.DR_SOURCE_REGION: context.source_region,
+        tags.CLUSTER: cluster_id,
+        tags.SLOT: slot.isoformat(),
+    }
+
+
+def _retained(  # noqa: PLR0917
+    context: DrContext,
+    cluster_id: str,
+    region: str,
+    target: DrTarget | None,
+    policy: DrPolicy,
+    copies: list[Snapshot],
+    now: datetime,
+) -> TargetPlan:
+    """Retention of one cluster's copies in one region; failed copies are deleted, stuck ones reported."""
+    failed = tuple(c for c in copies if c.status == FAILED)
+    live = [c for c in copies if c.status != FAILED]
+    kept, delete = retain(policy.policy, live)
+    in_flight = tuple(c for c in live if c.status == COPYING)
+    stuck = tuple(c for c in in_flight if c.created is not None and now - c.created > context.stuck_after)
+    newest = max((c.time for c in live if c.status == AVAILABLE and c.time is not None), default=None)
+    return TargetPlan(
+        cluster_id,
+        region,
+        target,
+        policy,
+        kept=kept,
+        delete=delete + failed,
+        failed=failed,
+        stuck=stuck,
+        in_flight=in_flight,
+        newest_available=newest,
+    )
+
+
+def _plan_orphans(
+    context: DrContext, cluster_id: str, region: str, copies: list[Snapshot], now: datetime
+) -> TargetPlan:
+    """Copies of a cluster that left DR (deleted, untagged, target dropped): pruned by the DR policy
+    recorded on the newest, never below one."""
+    newest = max(copies, key=lambda s: s.time or NEVER)
+    recorded = newest.tags.get(tags.DR_POLICY, "")
+    try:
+        policy = parse_dr_policy(recorded)
+    except PolicyError as error:
+        reason = f"the DR policy recorded on copy {newest.id}, {recorded!r}, is unreadable ({error})"
+        kept = tuple(Kept(s, ("recorded DR policy unreadable",)) for s in copies)
+        return TargetPlan(cluster_id, region, None, None, kept=kept, skip=(Reason.POLICY_ERROR, reason))
+    return _retained(context, cluster_id, region, None, policy, copies, now)
+
+
+def _budget(
+    context: DrContext,
+    plans: list[TargetPlan],
+    destinations: Mapping[str, Sequence[Snapshot]],
+    quotas: Mapping[str, Quota | None],
+) -> list[TargetPlan]:
+    """Per destination region: at most (the limit - copies in progress there, anyone's) copies start, most
+    overdue first; within the quota's room (after this run's deletions) when the quota is known."""
+    limit = min(context.copy_limit, COPY_LIMIT)
+    deferred: dict[int, tuple[Reason, str]] = {}
+    for region in {p.region for p in plans if p.starts}:
+        in_flight = sum(1 for s in destinations.get(region, ()) if s.status == COPYING)
+        room = max(0, limit - in_flight)
+        quota = quotas.get(region)
+        freed = sum(1 for p in plans if p.region == region for s in p.delete if s.status in (AVAILABLE, FAILED))
+        quota_room = None if quota is None else max(0, quota.max - quota.used + freed)
+        starting = sorted(
+            (i for i, p in enumerate(plans) if p.starts and p.region == region),
+            key=lambda i: (plans[i].overdue, plans[i].cluster_id),
+            reverse=True,
+        )
+        for rank, index in enumerate(starting):
+            if quota_room is not None and rank >= quota_room and quota_room < room:
+                deferred[index] = (Reason.QUOTA, f"the manual snapshot quota of {region} is full ({quota_room} free)")
+            elif rank >= room:
+                deferred[index] = (
+                    Reason.COPY_LIMIT,
+                    f"{in_flight} copies are in progress to {region} and at most {limit} may be at once; "
+                    "the next run starts it",
+                )
+    return [replace(p, defer=deferred[i]) if i in deferred else p for i, p in enumerate(plans)]
+
+
+def _protected(
+    context: DrContext, plans: Sequence[TargetPlan], destinations: Mapping[str, Sequence[Snapshot]]
+) -> dict[str, str]:
+    """Source snapshots the cluster's own retention must keep: those a copy is copying from (ours or anyone's:
+    RDS may fail the copy if its source goes), and those a copy starts from in this run."""
+    protected: dict[str, str] = {}
+    for sweep in destinations.values():
+        for copy in sweep:
+            if copy.status == COPYING:
+                region, _, name = _arn_parts(copy.source_arn or copy.tags.get(tags.DR_SOURCE, ""))
+                if region == context.source_region:
+                    protected[name] = COPY_IN_PROGRESS
+    for plan in plans:
+        if plan.starts and plan.copy is not None:
+            protected.setdefault(plan.copy.source.id, COPY_STARTS)
+    return protected
+
+
+def _arn_parts(arn: str) -> tuple[str, str, str]:
+    """(region, resource type, name) of arn:aws:rds:region:account:cluster-snapshot:name."""
+    parts = arn.split(":")
+    if len(parts) < 7 or parts[0] != "arn":
+        return "", "", ""
+    return parts[3], parts[5], parts[6].lower()
+
+
+def keep_sources(run: RunPlan, protected: Mapping[str, str]) -> RunPlan:
+    """The run's own plan with every protected source snapshot moved from delete to kept."""
+    if not protected:
+        return run
+
+    def guarded(plan: ClusterPlan) -> ClusterPlan:
+        held = [s for s in plan.delete if s.id in protected]
+        if not held:
+            return plan
+        kept = plan.kept + tuple(Kept(s, (protected[s.id],)) for s in held)
+        return replace(plan, kept=kept, delete=tuple(s for s in plan.delete if s.id not in protected))
+
+    return replace(run, clusters=tuple(guarded(p) for p in run.clusters))
+
+
+def copy_age(plan: TargetPlan, at: datetime) -> timedelta | None:
+    """Age of the newest available copy (by its slot); None while there is none."""
+    return None if plan.newest_available is None else max(at - plan.newest_available, timedelta(0))
