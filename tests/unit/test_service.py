@@ -265,7 +265,7 @@ def test_the_last_gate_never_deletes_a_snapshot_that_the_same_plan_keeps(
     rds: FakeRds, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a retention bug that puts every snapshot it keeps on the delete list as well
-    real_retain = planning._retain
+    real_retain = planning.retain
 
     def keeps_and_deletes(
         policy: Policy, snapshots: list[Snapshot]
@@ -273,7 +273,7 @@ def test_the_last_gate_never_deletes_a_snapshot_that_the_same_plan_keeps(
         kept, _ = real_retain(policy, snapshots)
         return kept, tuple(k.snapshot for k in kept)
 
-    monkeypatch.setattr(planning, "_retain", keeps_and_deletes)
+    monkeypatch.setattr(planning, "retain", keeps_and_deletes)
     rds.add_cluster("orders", {TAG: DAILY3})
     before = ids(history(rds, "orders", 3))
 
