@@ -9,13 +9,14 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from types import MappingProxyType
 from typing import TypeVar
 
 from snapshot_scheduler import settings_rules as rules
+from snapshot_scheduler.dr import COPY_LIMIT, DrTarget
 from snapshot_scheduler.errors import ConfigError
 
 POLICY_TAG_KEY = "SNAPSHOT_POLICY_TAG_KEY"
@@ -34,6 +35,14 @@ SCHEDULE_MINUTES = "SNAPSHOT_SCHEDULE_MINUTES"
 SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
 METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
 LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
+# Disaster-recovery copies (the stack's drTargets, drTagKey, drCopyLimit, drStuckHours).
+DR_TARGETS = "SNAPSHOT_DR_TARGETS"
+DR_TAG_KEY = "SNAPSHOT_DR_TAG_KEY"
+DR_COPY_LIMIT = "SNAPSHOT_DR_COPY_LIMIT"
+DR_STUCK_HOURS = "SNAPSHOT_DR_STUCK_HOURS"
+DR_ENV_VARS = (DR_TARGETS, DR_TAG_KEY, DR_COPY_LIMIT, DR_STUCK_HOURS)
+# Optional until the stack sets them: absent means no DR target.
+DR_DEFAULTS: Mapping[str, str] = {DR_TARGETS: "{}", DR_TAG_KEY: "snapshot-dr", DR_COPY_LIMIT: "5", DR_STUCK_HOURS: "24"}
 
 ENV_VARS = (
     POLICY_TAG_KEY,
@@ -82,6 +91,10 @@ class Settings:
     metrics_namespace: str
     log_level: str
     named_policies: Mapping[str, str]
+    dr_targets: Mapping[str, DrTarget] = field(default_factory=dict)
+    dr_tag_key: str = DR_DEFAULTS[DR_TAG_KEY]
+    dr_copy_limit: int = COPY_LIMIT
+    dr_stuck: timedelta = timedelta(hours=24)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -90,7 +103,7 @@ class Settings:
         Values are checked by settings_rules, the rules infra/config.py checks the cdk.json context with. A
         named policy that does not parse is not a start-up error: the clusters tagged with it get a policy
         error, and every other cluster is backed up."""
-        env = _Env(os.environ if environ is None else environ)
+        env = _Env({**DR_DEFAULTS, **(os.environ if environ is None else environ)})
         settings = cls(
             policy_tag_key=env.checked(POLICY_TAG_KEY, partial(rules.tag_text, max_length=rules.POLICY_TAG_KEY_LENGTH)),
             deployment=env.checked(DEPLOYMENT, partial(rules.tag_text, max_length=rules.DEPLOYMENT_LENGTH)),
@@ -108,6 +121,10 @@ class Settings:
             metrics_namespace=env.checked(METRICS_NAMESPACE, rules.metric_namespace),
             log_level=env.checked(LOG_LEVEL, rules.log_level),
             named_policies=env.named_policies(NAMED_POLICIES),
+            dr_targets=MappingProxyType(env.checked(DR_TARGETS, lambda text: rules.dr_targets(_json(text)))),
+            dr_tag_key=env.checked(DR_TAG_KEY, partial(rules.tag_text, max_length=rules.POLICY_TAG_KEY_LENGTH)),
+            dr_copy_limit=env.number(DR_COPY_LIMIT, rules.DR_COPY_LIMIT),
+            dr_stuck=timedelta(hours=env.number(DR_STUCK_HOURS, rules.DR_STUCK_HOURS)),
         )
         settings.check_busy_retry()
         return settings
@@ -123,6 +140,13 @@ class Settings:
                 f"environment variable {BUSY_RETRY_SECONDS}={seconds} is invalid with {SCHEDULE_MINUTES}={minutes}: "
                 f"expected {error}"
             ) from error
+
+
+def _json(text: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise rules.RuleError(f"JSON ({error})") from error
 
 
 def _comma_list(text: str) -> list[str]:

@@ -48,6 +48,48 @@ class DrTarget:
     kms_key: str | None = None
 
 
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
+_KEY = re.compile(
+    r"^(alias/[A-Za-z0-9/_-]+|(mrk-)?[0-9a-f-]{32,36}|arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):[0-9]{12}:(key|alias)/.+)$"
+)
+
+
+def parse_dr_targets(loaded: object) -> dict[str, DrTarget]:
+    """drTargets as JSON loads it: {"dr-west": {"region": "us-west-2", "kmsKey": "alias/snapshot-dr"}}.
+    Raises ValueError naming the target, the value and what is allowed."""
+    if not isinstance(loaded, dict):
+        raise ValueError('expected an object of target name to {"region": ..., "kmsKey": ...}')
+    targets: dict[str, DrTarget] = {}
+    regions: dict[str, str] = {}
+    for name, spec in loaded.items():
+        if not isinstance(name, str) or not _is_target_name(name):
+            raise ValueError(f"target name {name!r}: allowed a letter, then letters, digits, _ . - (at most 64)")
+        if name.lower() in {known.lower() for known in targets}:
+            raise ValueError(f"target names differ only in case: {name!r}")
+        if not isinstance(spec, dict) or not all(isinstance(v, str) for v in spec.values()):
+            raise ValueError(f'target {name!r}: expected {{"region": "us-west-2", "kmsKey": "alias/..."}}')
+        unknown = sorted(set(spec) - {"region", "kmsKey"})
+        if unknown:
+            raise ValueError(f"target {name!r}: unknown key {unknown[0]!r}; allowed: region, kmsKey")
+        region, key = spec.get("region", ""), spec.get("kmsKey")
+        if not _REGION.match(region):
+            raise ValueError(f"target {name!r}: region {region!r} is not a region name such as us-west-2")
+        if region in regions:
+            raise ValueError(
+                f"targets {regions[region]!r} and {name!r} both name region {region}: one target per region"
+            )
+        regions[region] = name
+        if key is not None:
+            match = _KEY.match(key)
+            if match is None or (match.group("region") or region) != region:
+                raise ValueError(
+                    f"target {name!r}: kmsKey {key!r} is not a KMS key of {region}; allowed: alias/name, a key id, "
+                    f"or a key or alias ARN in {region}"
+                )
+        targets[name] = DrTarget(name, region, key)
+    return targets
+
+
 @dataclass(frozen=True)
 class DrPolicy:
     targets: tuple[str, ...]
@@ -207,6 +249,7 @@ class DrPlan:
     targets: tuple[TargetPlan, ...] = ()
     errors: tuple[DrError, ...] = ()
     protected: Mapping[str, str] = field(default_factory=dict)  # source snapshot id -> why it is kept
+    unreadable: Mapping[str, str] = field(default_factory=dict)  # region -> why its sweep failed
 
     def copies(self, region: str | None = None) -> list[TargetPlan]:
         """Copies to start (in one region), most overdue first."""
@@ -486,6 +529,19 @@ def _arn_parts(arn: str) -> tuple[str, str, str]:
     if len(parts) < 7 or parts[0] != "arn":
         return "", "", ""
     return parts[3], parts[5], parts[6].lower()
+
+
+def blind_plan(context: DrContext, run: RunPlan, unreadable: Mapping[str, str]) -> DrPlan:
+    """A DR region could not be read: no copy is started or deleted anywhere this run, and no snapshot of a
+    DR-tagged cluster is deleted (a copy of it may be copying there)."""
+    reason = "a DR region could not be read; a copy of it may be in progress"
+    protected = {
+        s.id: reason
+        for plan in run.clusters
+        if plan.cluster is not None and not is_off(plan.cluster.tags.get(context.tag_key))
+        for s in plan.delete
+    }
+    return DrPlan(protected=protected, unreadable=dict(unreadable))
 
 
 def keep_sources(run: RunPlan, protected: Mapping[str, str]) -> RunPlan:

@@ -167,6 +167,41 @@ class Reason(StrEnum):
 
 
 @dataclass
+class DrReport:
+    """What one run did about disaster-recovery copies: `dr` in the run report. Every entry names the
+    cluster and the destination region (and the target, when it is still configured)."""
+
+    started: list[dict[str, str]] = field(default_factory=list)
+    deleted: list[dict[str, str]] = field(default_factory=list)
+    deferred: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    stuck: list[dict[str, str]] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)  # DR tags that cannot be used
+    targets_managed: int = 0
+    out_of_policy: list[str] = field(default_factory=list)  # "cluster/region"
+    oldest_copy_age: float | None = None
+
+    def add(self, kind: str, cluster: str, region: str, target: str | None, **fields: str) -> None:
+        named = {"target": target} if target is not None else {}
+        getattr(self, kind).append({"cluster": cluster, "region": region, **named, **fields})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "started": self.started,
+            "deleted": self.deleted,
+            "deferred": self.deferred,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "stuck": self.stuck,
+            "errors": self.errors,
+            "targets_managed": self.targets_managed,
+            "out_of_policy": self.out_of_policy,
+            "oldest_copy_age_seconds": self.oldest_copy_age,
+        }
+
+
+@dataclass
 class RunReport:
     """What one run did. `to_dict()` is the handler's JSON answer."""
 
@@ -194,6 +229,7 @@ class RunReport:
     warnings: list[dict[str, str]] = field(default_factory=list)  # policies the schedule cannot keep
     oldest_recovery_point_age: float | None = None
     duration_ms: float = 0.0
+    dr: DrReport | None = None  # None when no DR target is configured
 
     def add_created(self, cluster: str, snapshot: str) -> None:
         self.created.append({"cluster": cluster, "snapshot": snapshot})
@@ -256,4 +292,5 @@ class RunReport:
                 "quota": None if self.quota is None else {"used": self.quota.used, "max": self.quota.max},
                 "duration_ms": round(self.duration_ms, 1),
             },
+            **({"dr": self.dr.to_dict()} if self.dr is not None else {}),
         }

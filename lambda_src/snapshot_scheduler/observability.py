@@ -7,7 +7,7 @@ from enum import StrEnum
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from snapshot_scheduler.model import Reason, RunReport
+from snapshot_scheduler.model import DrReport, Reason, RunReport
 
 logger = Logger()
 metrics = Metrics()
@@ -47,6 +47,17 @@ class Metric(StrEnum):
     HEARTBEAT = "Heartbeat"
     DELETIONS_PENDING = "DeletionsPending"
     MASS_DELETIONS = "MassDeletions"
+    # Emitted when DR targets are configured.
+    DR_COPIES_STARTED = "DrCopiesStarted"
+    DR_COPIES_DELETED = "DrCopiesDeleted"
+    DR_COPIES_DEFERRED = "DrCopiesDeferred"
+    DR_COPIES_FAILED = "DrCopiesFailed"
+    DR_COPIES_STUCK = "DrCopiesStuck"
+    DR_TARGETS_OUT_OF_POLICY = "DrTargetsOutOfPolicy"
+    DR_OLDEST_RECOVERY_POINT_AGE = "DrOldestRecoveryPointAge"
+
+
+DR_METRICS = frozenset(metric for metric in Metric if metric.value.startswith("Dr"))
 
 
 def publish(report: RunReport, deployment: str) -> None:
@@ -64,7 +75,8 @@ def publish(report: RunReport, deployment: str) -> None:
         Metric.DEFERRED_TIME: report.deferred_count(Reason.TIME),
         Metric.CLUSTERS_SKIPPED: len(report.skipped),
         Metric.SNAPSHOTS_FAILED: len(report.failed),
-        Metric.POLICY_ERRORS: sum(1 for s in report.skipped if s["code"] == Reason.POLICY_ERROR.value),
+        Metric.POLICY_ERRORS: sum(1 for s in report.skipped if s["code"] == Reason.POLICY_ERROR.value)
+        + (len(report.dr.errors) if report.dr is not None else 0),
         Metric.FOREIGN_MARKED: len(report.foreign_marked),
         Metric.CLUSTERS_UNLISTED: len(report.unlisted),
         Metric.QUOTA_EXCEEDED: report.quota_exceeded,
@@ -90,4 +102,23 @@ def publish(report: RunReport, deployment: str) -> None:
             unit=MetricUnit.Seconds,
             value=report.oldest_recovery_point_age,
         )
+    if report.dr is not None:
+        _publish_dr(report.dr)
     metrics.add_metric(name=Metric.RUN_DURATION.value, unit=MetricUnit.Milliseconds, value=report.duration_ms)
+
+
+def _publish_dr(dr: DrReport) -> None:
+    counts = {
+        Metric.DR_COPIES_STARTED: len(dr.started),
+        Metric.DR_COPIES_DELETED: len(dr.deleted),
+        Metric.DR_COPIES_DEFERRED: len(dr.deferred),
+        Metric.DR_COPIES_FAILED: len(dr.failed),
+        Metric.DR_COPIES_STUCK: len(dr.stuck),
+        Metric.DR_TARGETS_OUT_OF_POLICY: len(dr.out_of_policy),
+    }
+    for name, value in counts.items():
+        metrics.add_metric(name=name.value, unit=MetricUnit.Count, value=value)
+    if dr.oldest_copy_age is not None:
+        metrics.add_metric(
+            name=Metric.DR_OLDEST_RECOVERY_POINT_AGE.value, unit=MetricUnit.Seconds, value=dr.oldest_copy_age
+        )

@@ -29,9 +29,11 @@ from snapshot_scheduler.adapters.rds import (
     SnapshotNotFound,
 )
 from snapshot_scheduler.config import Settings
+from snapshot_scheduler.copier import Copier, report_freshness, report_plan
+from snapshot_scheduler.dr import DrContext, DrPlan, blind_plan, keep_sources, plan_dr
 from snapshot_scheduler.errors import ScheduleError
 from snapshot_scheduler.freshness import SCHEDULE_TOO_SPARSE, schedule_warning, slot_left_untaken, slots_no_run_took
-from snapshot_scheduler.model import AVAILABLE, Cluster, Quota, Reason, RunReport, Snapshot, by_id
+from snapshot_scheduler.model import AVAILABLE, Cluster, DrReport, Quota, Reason, RunReport, Snapshot, by_id
 from snapshot_scheduler.observability import logger
 from snapshot_scheduler.planning import (
     ClusterPlan,
@@ -74,10 +76,11 @@ class Budget:
 
 @dataclass(frozen=True)
 class Discovery:
-    plan: RunPlan
+    plan: RunPlan  # its deletions already spare the sources of copies (dr.protected)
     quota: Quota | None
     snapshots: tuple[Snapshot, ...] = ()  # every manual snapshot read (quota planning counts others' too)
     lookups: Mapping[str, Cluster | None] = field(default_factory=dict)  # clusters the listing missed
+    dr: DrPlan | None = None
 
 
 def policy_context(settings: Settings) -> PolicyContext:
@@ -92,20 +95,60 @@ def policy_context(settings: Settings) -> PolicyContext:
     )
 
 
-def discover(settings: Settings, rds: RdsAdapter, at: datetime, *, now: datetime | None = None) -> Discovery:
-    """Read the fleet (one sweep each over clusters and manual snapshots) and decide. Changes nothing."""
-    # The three reads are independent page chains: side by side, the run waits for the longest only.
-    with ThreadPoolExecutor(max_workers=3) as pool:
+def dr_context(settings: Settings, source_region: str) -> DrContext:
+    return DrContext(
+        tag_key=settings.dr_tag_key,
+        deployment=settings.deployment,
+        source_region=source_region,
+        targets=settings.dr_targets,
+        default_at=settings.default_at,
+        default_tz=settings.default_tz,
+        copy_limit=settings.dr_copy_limit,
+        stuck_after=settings.dr_stuck,
+    )
+
+
+def discover(
+    settings: Settings,
+    rds: RdsAdapter,
+    at: datetime,
+    *,
+    now: datetime | None = None,
+    regions: Mapping[str, RdsAdapter] | None = None,
+) -> Discovery:
+    """Read the fleet (one sweep each over clusters and manual snapshots, and over each DR target's region)
+    and decide. Changes nothing."""
+    dr_regions = dict(regions or {}) if settings.dr_targets else {}
+    # The reads are independent page chains: side by side, the run waits for the longest only.
+    with ThreadPoolExecutor(max_workers=3 + 2 * len(dr_regions)) as pool:
         # Every engine: a cluster we were backing up whose engine is no longer managed must still be seen.
         clusters = pool.submit(rds.clusters)
         snapshots = pool.submit(rds.manual_snapshots)
         quota = pool.submit(rds.quota)
+        sweeps = {region: pool.submit(adapter.manual_snapshots) for region, adapter in dr_regions.items()}
+        quotas = {region: pool.submit(adapter.quota) for region, adapter in dr_regions.items()}
         fleet, account = clusters.result(), quota.result()
         manual = list(by_id(snapshots.result()).values())  # one record per snapshot, for quota planning too
+        destinations, unreadable = {}, {}
+        for region, sweep in sweeps.items():
+            try:
+                destinations[region] = list(by_id(sweep.result()).values())
+            except RdsError as error:  # the cluster's own snapshots go on; DR waits for the next run
+                logger.error(f"could not read DR region {region}: {error}", extra={"region": region})
+                unreadable[region] = str(error)
+        dest_quotas = {region: read.result() for region, read in quotas.items()}
     context = policy_context(settings)
     lookups = _look_up_missing(rds, context, fleet, manual)
     plan = plan_run(context, fleet, manual, at, now=now, lookups=lookups)
-    return Discovery(plan, account, tuple(manual), lookups)
+    if not dr_regions:
+        return Discovery(plan, account, tuple(manual), lookups)
+    dr_of = dr_context(settings, rds.region)
+    if unreadable:
+        dr = blind_plan(dr_of, plan, unreadable)
+    else:
+        managed = [cluster for cluster in fleet if cluster.engine in settings.engines]
+        dr = plan_dr(dr_of, managed, plan, manual, destinations, at=at, now=now, quotas=dest_quotas)
+    return Discovery(keep_sources(plan, dr.protected), account, tuple(manual), lookups, dr)
 
 
 def _look_up_missing(
@@ -134,6 +177,7 @@ def run(
     budget: Budget,
     now: datetime | None = None,
     rng: random.Random | None = None,
+    regions: Mapping[str, RdsAdapter] | None = None,
 ) -> RunReport:
     """One run for the scheduled time `at`; `now` is the wall clock when known (see plan_run)."""
     if now is not None and at > now + FUTURE_SKEW:
@@ -144,17 +188,33 @@ def run(
     started = time.monotonic()
     throttles_before = rds.throttles
     # A run a little ahead of the clock (within the skew) plans for the clock: no slot is taken early.
-    discovery = discover(settings, rds, min(at, now or at), now=now)
+    discovery = discover(settings, rds, min(at, now or at), now=now, regions=regions)
     report = RunReport(scheduled_time=at, dry_run=dry_run, quota=discovery.quota)
     _report_decisions(discovery.plan, report)
-    actor = _Actor(settings, rds, budget, report, rng or random.Random(), now=now, lookups=discovery.lookups)
+    dr = discovery.dr
+    protected = dr.protected if dr is not None else {}
+    actor = _Actor(
+        settings, rds, budget, report, rng or random.Random(), now=now, lookups=discovery.lookups, protected=protected
+    )
+    copier = None
+    if dr is not None:
+        report.dr = DrReport()
+        report_plan(dr, report.dr)
+        copier = Copier(dr_context(settings, rds.region), regions or {}, report.dr, allows=budget.allows)
     if dry_run:
         actor.pretend(discovery.plan)
+        if copier is not None and dr is not None:
+            copier.pretend(dr)
     else:
         due = discovery.plan.due
         actor.prune(discovery.plan, reserve=len(due) / settings.api_rate)  # a backlog must not starve creates
         actor.create(due)
         actor.prune(discovery.plan)  # whatever the reserve held back
+        if copier is not None and dr is not None:  # own snapshots first; copies share what time is left
+            copier.prune(dr)  # frees the destination's quota
+            copier.start(dr)
+    if dr is not None and report.dr is not None:
+        report_freshness(dr, report.dr, max(at, now or at), settings.grace, settings.dr_stuck)
     under_way = {entry["cluster"] for entry in report.created} | actor.made_elsewhere
     _report_recovery_points(discovery.plan, report, settings.grace, max(at, now or at), under_way)
     _report_mass_deletions(discovery.plan, report)
@@ -310,8 +370,10 @@ class _Actor:
         *,
         now: datetime | None,
         lookups: Mapping[str, Cluster | None],
+        protected: Mapping[str, str] | None = None,
     ) -> None:
         self._settings = settings
+        self._protected = protected or {}  # source snapshots of copies: never deleted, even after a fresh look
         self._now = now
         self._lookups = lookups  # reused by the second look: one lookup per missing cluster per run
         self._context = policy_context(settings)
@@ -508,13 +570,16 @@ class _Actor:
 
     def _reprune(self) -> None:
         try:
-            fresh = plan_run(
-                self._context,
-                self._rds.clusters(),
-                self._rds.manual_snapshots(),
-                self._report.scheduled_time,
-                now=self._now,
-                lookups=self._lookups,
+            fresh = keep_sources(
+                plan_run(
+                    self._context,
+                    self._rds.clusters(),
+                    self._rds.manual_snapshots(),
+                    self._report.scheduled_time,
+                    now=self._now,
+                    lookups=self._lookups,
+                ),
+                self._protected,
             )
         except RdsError as error:  # the retry still happens; only the chance to free room is lost
             logger.error(f"could not list again to free quota: {error}")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from snapshot_scheduler import policy, tags
+from snapshot_scheduler.dr import DrTarget, parse_dr_targets
 
 _N = TypeVar("_N", int, float)
 
@@ -57,6 +58,8 @@ POLICY_CHANGE_GRACE_HOURS = Range(int, 0, 30 * 24)
 # The longest gap between two scheduled runs: at least 5 minutes, at most 12 hours (the heartbeat alarm
 # watches twice the gap, and a CloudWatch alarm window is at most a day).
 SCHEDULE_MINUTES = Range(int, 5, 12 * 60)
+DR_COPY_LIMIT = Range(int, 1, 5)  # RDS allows 5 cluster snapshot copies in progress per destination region
+DR_STUCK_HOURS = Range(int, 1, 30 * 24)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 POLICY_TAG_KEY_LENGTH = 128  # RDS: a tag key holds at most 128 characters
 DEPLOYMENT_LENGTH = 256  # the marker's value: a tag value holds at most 256
@@ -121,6 +124,14 @@ def engines(names: Iterable[str]) -> tuple[str, ...]:
     if not listed or not all(_ENGINE.match(name) for name in listed) or len(set(listed)) != len(listed):
         raise RuleError("a non-empty list of RDS engine names such as aurora-postgresql, without duplicates")
     return listed
+
+
+def dr_targets(value: object) -> dict[str, DrTarget]:
+    """drTargets: {"dr-west": {"region": "us-west-2", "kmsKey": "alias/snapshot-dr"}}, one target per region."""
+    try:
+        return parse_dr_targets(value)
+    except ValueError as error:
+        raise RuleError(f'an object of target name to {{"region": ..., "kmsKey": ...}}: {error}') from error
 
 
 def named_policies(named: Mapping[str, str], *, at: str, tz: str) -> None:

@@ -345,6 +345,15 @@ class RdsFidelity:
         events.unregister("needs-retry.rds", unique_id=_RETRY_HANDLER_ID)
         events.register("needs-retry.rds", needs_retry, unique_id=_RETRY_HANDLER_ID)
 
+    def for_region(self, region: str | None) -> RdsFidelity:
+        """This layer, or the layer of `region` made by the same Regions (for clients of another region)."""
+        if region is None or region == self.region:
+            return self
+        layer = self._regions.get(region)
+        if layer is None:
+            raise ValueError(f"no fidelity layer for region {region}: make one with Regions.layer({region!r})")
+        return layer
+
     @property
     def moto(self) -> Moto:
         if self._moto is None:

@@ -152,7 +152,8 @@ def scheduled_lambda(
         original_build = rds.build_client
 
         def build_client(*args: Any, **kwargs: Any) -> Any:
-            return fidelity.attach(original_build(*args, **kwargs))
+            region = kwargs.get("region", args[0] if args else None)
+            return fidelity.for_region(region).attach(original_build(*args, **kwargs))
 
         patch.setattr(rds, "build_client", build_client)
         if getattr(backup, "build_client", None) is original_build:  # imported by name

@@ -13,7 +13,14 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, NoCredentialsError, ReadTimeoutError
 from botocore.stub import Stubber
-from snapshot_scheduler.adapters.rds import QuotaExceeded, RdsAdapter, RdsError, SnapshotExists, build_client
+from snapshot_scheduler.adapters.rds import (
+    KmsKeyError,
+    QuotaExceeded,
+    RdsAdapter,
+    RdsError,
+    SnapshotExists,
+    build_client,
+)
 
 
 @pytest.fixture
@@ -182,3 +189,37 @@ def test_the_next_page_is_requested_while_this_page_is_still_being_parsed(client
     assert overlapped == [True]
     assert [s.id for s in snapshots] == ["s1", "s2", "s3"]
     assert asked == ["", "m&2", "m3"]
+
+
+SOURCE_ARN = "arn:aws:rds:us-east-1:123456789012:cluster-snapshot:orders-20260310-0300"
+
+
+def copy(client: Any, kms_key: str | None) -> None:
+    RdsAdapter(client).copy_snapshot(
+        SOURCE_ARN, "orders-20260310-0300-dr-useast1", {"k": "v"}, kms_key=kms_key, source_region="us-east-1"
+    )
+
+
+@pytest.mark.parametrize("kms_key", [None, "alias/snapshot-dr"])
+def test_a_copy_is_called_with_the_source_arn_explicit_tags_and_a_key_only_when_given(
+    client: Any, kms_key: str | None
+) -> None:
+    expected = {
+        "SourceDBClusterSnapshotIdentifier": SOURCE_ARN,
+        "TargetDBClusterSnapshotIdentifier": "orders-20260310-0300-dr-useast1",
+        "Tags": [{"Key": "k", "Value": "v"}],
+        "SourceRegion": "us-east-1",  # boto3 turns it into a PreSignedUrl for the source region
+    }
+    if kms_key:
+        expected["KmsKeyId"] = kms_key
+    with Stubber(client) as stub:
+        stub.add_response("copy_db_cluster_snapshot", {}, expected)
+        copy(client, kms_key)
+        stub.assert_no_pending_responses()
+
+
+def test_a_key_the_copy_cannot_use_is_a_kms_key_error(client: Any) -> None:
+    with Stubber(client) as stub:
+        stub.add_client_error("copy_db_cluster_snapshot", service_error_code="KMSKeyNotAccessibleFault")
+        with pytest.raises(KmsKeyError):
+            copy(client, "alias/nobody")

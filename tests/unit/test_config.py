@@ -260,3 +260,51 @@ def test_named_policy_may_be_a_presets_name() -> None:
 
     policy = parse_policy("standard", settings.named_policies)
     assert policy.retention == parse_policy("gfs").retention
+
+
+# ------------------------------------------------------------------------------------------ DR targets
+
+
+def test_without_dr_variables_there_is_no_dr_target_and_the_defaults_hold() -> None:
+    settings = Settings.from_env(VALID)
+
+    assert dict(settings.dr_targets) == {}
+    assert (settings.dr_tag_key, settings.dr_copy_limit, settings.dr_stuck) == ("snapshot-dr", 5, timedelta(hours=24))
+
+
+def test_dr_targets_are_read_with_their_region_and_key() -> None:
+    targets = {"dr-west": {"region": "us-west-2", "kmsKey": "alias/snapshot-dr"}, "dr-eu": {"region": "eu-west-1"}}
+
+    settings = Settings.from_env({**VALID, "SNAPSHOT_DR_TARGETS": json.dumps(targets), "SNAPSHOT_DR_COPY_LIMIT": "3"})
+
+    west, eu = settings.dr_targets["dr-west"], settings.dr_targets["dr-eu"]
+    assert (west.region, west.kms_key, eu.region, eu.kms_key) == ("us-west-2", "alias/snapshot-dr", "eu-west-1", None)
+    assert settings.dr_copy_limit == 3
+
+
+@pytest.mark.parametrize(
+    ("targets", "says"),
+    [
+        ('{"dr-west": {"region": "mars-1"}}', "region 'mars-1' is not a region name"),
+        ('{"a": {"region": "us-west-2"}, "b": {"region": "us-west-2"}}', "one target per region"),
+        (
+            '{"dr-west": {"region": "us-west-2", "kmsKey": "arn:aws:kms:eu-west-1:123456789012:key/x"}}',
+            "not a KMS key of us-west-2",
+        ),
+        ('{"dr-west": {"region": "us-west-2", "account": "222222222222"}}', "unknown key 'account'"),
+        ('{"1bad": {"region": "us-west-2"}}', "target name '1bad'"),
+        ('["us-west-2"]', "expected an object"),
+        ("{", "JSON"),
+    ],
+)
+def test_bad_dr_targets_are_a_config_error_naming_the_variable_and_the_value(targets: str, says: str) -> None:
+    with pytest.raises(ConfigError, match="SNAPSHOT_DR_TARGETS") as raised:
+        Settings.from_env({**VALID, "SNAPSHOT_DR_TARGETS": targets})
+
+    assert says in str(raised.value)
+
+
+@pytest.mark.parametrize("limit", ["0", "6", "five"])
+def test_the_copy_limit_is_one_to_five(limit: str) -> None:
+    with pytest.raises(ConfigError, match="SNAPSHOT_DR_COPY_LIMIT"):
+        Settings.from_env({**VALID, "SNAPSHOT_DR_COPY_LIMIT": limit})

@@ -51,11 +51,18 @@ def source_arn(snapshot: str) -> str:
     return f"arn:aws:rds:{SOURCE}:{ACCOUNT}:cluster-snapshot:{snapshot}"
 
 
-def own_snapshot(name: str, slot: datetime, *, encrypted: bool = False, status: str = "available") -> Snapshot:
+def own_snapshot(
+    name: str,
+    slot: datetime,
+    *,
+    encrypted: bool = False,
+    status: str = "available",
+    recorded: str = "every=1d at=03:00 tz=UTC keep-daily=30",
+) -> Snapshot:
     ident = f"{name}-{slot:%Y%m%d-%H%M}"
     tags = {
         "snapshot-scheduler:deployment": DEPLOYMENT,
-        "snapshot-scheduler:policy": "every=1d at=03:00 tz=UTC keep-daily=30",
+        "snapshot-scheduler:policy": recorded,
         "snapshot-scheduler:slot": slot.isoformat(),
         "snapshot-scheduler:cluster": name,
     }
@@ -406,7 +413,8 @@ def test_a_target_dropped_from_the_tag_leaves_its_copies_to_the_recorded_policy(
 
 def test_the_own_retention_keeps_a_source_while_a_copy_of_it_is_copying() -> None:
     old = SLOT - days(1)
-    snapshots = [own_snapshot("orders", old), own_snapshot("orders", SLOT)]
+    keep_last = "every=1d at=03:00 tz=UTC keep-last=1"  # the policy they were taken under: no policy change
+    snapshots = [own_snapshot("orders", old, recorded=keep_last), own_snapshot("orders", SLOT, recorded=keep_last)]
     copying = copy_of("orders", old, status="copying", created=AT - timedelta(hours=3))
 
     run, planned = plan([cluster("orders", own="every=1d keep-last=1")], snapshots, {WEST: [copying]})

@@ -43,6 +43,9 @@ IAM_ACTIONS = (
     "rds:AddTagsToResource",
     "rds:DeleteDBClusterSnapshot",
 )
+# Called in each destination region when DR targets are configured (with the describes, tags and delete
+# above, there); the stack grants it once it configures DR targets.
+DR_IAM_ACTIONS = ("rds:CopyDBClusterSnapshot",)
 
 _NETWORK_ERRORS = (EndpointError, HTTPClientError)  # connection failures and timeouts
 THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded"})
@@ -91,6 +94,10 @@ class AccessDenied(RdsError):
     """AccessDenied: IAM refused the call (a tag the role may not set, a policy tag IAM has not seen yet)."""
 
 
+class KmsKeyError(RdsError):
+    """KMSKeyNotAccessibleFault: a copy's KMS key does not exist, is disabled or may not be used."""
+
+
 _ERRORS: Mapping[str, type[RdsError]] = {
     "AccessDenied": AccessDenied,
     "AccessDeniedException": AccessDenied,
@@ -101,6 +108,7 @@ _ERRORS: Mapping[str, type[RdsError]] = {
     "SnapshotQuotaExceededFault": QuotaExceeded,
     "InvalidDBClusterSnapshotStateFault": SnapshotBusy,
     "DBClusterSnapshotNotFoundFault": SnapshotNotFound,
+    "KMSKeyNotAccessibleFault": KmsKeyError,
 }
 
 
@@ -168,6 +176,10 @@ class RdsAdapter:
         events.register("needs-retry.rds", self._count_throttle)
         events.register("before-parse.rds", self._tell_marker)
 
+    @property
+    def region(self) -> str:
+        return str(self._client.meta.region_name)
+
     def clusters(self, engines: frozenset[str] | None = None) -> list[Cluster]:
         """Every DB cluster (of the given engines, when given), tags included (one paginated sweep)."""
         if engines is None:
@@ -212,6 +224,21 @@ class RdsAdapter:
             DBClusterIdentifier=cluster_id,
             Tags=[{"Key": key, "Value": value} for key, value in tags.items()],
         )
+
+    def copy_snapshot(
+        self, source_arn: str, target_id: str, tags: Mapping[str, str], *, kms_key: str | None, source_region: str
+    ) -> None:
+        """Start a copy into this adapter's region, tags set explicitly (never CopyTags); boto3 signs the
+        PreSignedUrl for `source_region`."""
+        params: dict[str, Any] = {
+            "SourceDBClusterSnapshotIdentifier": source_arn,
+            "TargetDBClusterSnapshotIdentifier": target_id,
+            "Tags": [{"Key": key, "Value": value} for key, value in tags.items()],
+            "SourceRegion": source_region,
+        }
+        if kms_key:
+            params["KmsKeyId"] = kms_key
+        self._call("copy_db_cluster_snapshot", **params)
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         self._call("delete_db_cluster_snapshot", DBClusterSnapshotIdentifier=snapshot_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +13,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from snapshot_scheduler import service
 from snapshot_scheduler.adapters.rds import Pacer, RdsAdapter, build_client
-from snapshot_scheduler.config import Settings
+from snapshot_scheduler.config import DR_TARGETS, Settings
+from snapshot_scheduler.errors import ConfigError
 from snapshot_scheduler.observability import logger, metrics, publish
 
 
@@ -26,14 +27,30 @@ class Runtime:
     rds: RdsAdapter
     sleep: Callable[[float], None] = time.sleep
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    regions: Mapping[str, RdsAdapter] = field(default_factory=dict)  # one adapter per DR target region
 
 
 @functools.cache
 def runtime() -> Runtime:
     """Built once per container; a configuration error fails the invocation with a clear message."""
     settings = Settings.from_env()
-    pacer = Pacer(settings.api_rate, settings.api_burst)
-    return Runtime(settings=settings, rds=RdsAdapter(build_client(), pacer))
+    rds, regions = adapters(settings)
+    return Runtime(settings=settings, rds=rds, regions=regions)
+
+
+def adapters(settings: Settings) -> tuple[RdsAdapter, dict[str, RdsAdapter]]:
+    """The function's own region's adapter and one per DR target region, each with its own pacer: every
+    region has its own RDS token bucket."""
+    rds = RdsAdapter(build_client(), Pacer(settings.api_rate, settings.api_burst))
+    regions = {}
+    for target in settings.dr_targets.values():
+        if target.region == rds.region:
+            raise ConfigError(
+                f"{DR_TARGETS}: target {target.name!r} is in {target.region}, the function's own region; "
+                "a DR target must be another region"
+            )
+        regions[target.region] = RdsAdapter(build_client(target.region), Pacer(settings.api_rate, settings.api_burst))
+    return rds, regions
 
 
 def scheduled_time(event: dict[str, Any]) -> datetime:
@@ -71,7 +88,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     at = scheduled_time(event)
     dry_run = deps.settings.dry_run or event_dry_run(event)
     budget = service.Budget(remaining=lambda: context.get_remaining_time_in_millis() / 1000, sleep=deps.sleep)
-    report = service.run(deps.settings, deps.rds, at, now=deps.now(), dry_run=dry_run, budget=budget)
+    report = service.run(
+        deps.settings, deps.rds, at, now=deps.now(), dry_run=dry_run, budget=budget, regions=deps.regions
+    )
     publish(report, deps.settings.deployment)
     answer = report.to_dict()
     logger.info("run finished", extra={"report": answer})

@@ -1,0 +1,195 @@
+"""The act phase's copy step: after the cluster's own snapshots, delete the copies DR retention removes
+(they free the destination's quota), then start the copies due, region by region, most overdue first,
+under the run's shared time budget. Each destination region has its own adapter (its own pacer).
+
+No waiting for a place among the 5 copies in flight: what does not fit is deferred to the next run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+
+from snapshot_scheduler.adapters.rds import (
+    KmsKeyError,
+    QuotaExceeded,
+    RdsAdapter,
+    RdsError,
+    SnapshotBusy,
+    SnapshotExists,
+    SnapshotNotFound,
+)
+from snapshot_scheduler.dr import FAILED, DrContext, DrPlan, TargetPlan, copy_age, is_our_copy
+from snapshot_scheduler.model import AVAILABLE, DrReport, Reason, Snapshot
+from snapshot_scheduler.observability import logger
+
+
+class Copier:
+    def __init__(
+        self,
+        context: DrContext,
+        regions: Mapping[str, RdsAdapter],
+        report: DrReport,
+        *,
+        allows: Callable[[], bool],
+    ) -> None:
+        self._context = context
+        self._regions = regions
+        self._report = report
+        self._allows = allows  # the run's Budget.allows: no new call once the run's time is short
+
+    def pretend(self, plan: DrPlan) -> None:
+        for target in plan.targets:
+            for copy in target.delete:
+                _note(self._report, "deleted", target, snapshot=copy.id)
+        for target in plan.copies():
+            assert target.copy is not None
+            _note(self._report, "started", target, snapshot=target.copy.identifier, source=target.copy.source.id)
+
+    def prune(self, plan: DrPlan) -> None:
+        for target in plan.targets:
+            for copy in target.delete:
+                if not self._time_left():
+                    logger.info("copy deletions wait for the next run: the run's time ran short")
+                    return
+                self._delete(target, copy)
+
+    def start(self, plan: DrPlan) -> None:
+        for region in sorted({target.region for target in plan.copies()}):
+            waiting = plan.copies(region)
+            while waiting:
+                target = waiting.pop(0)
+                if not self._time_left():
+                    self._defer(target, Reason.TIME, "the run's time ran short; the next run starts it")
+                    continue
+                full = self._copy(target)
+                if full is not None:  # the region takes no more now: the rest wait for the next run
+                    for rest in waiting:
+                        self._defer(rest, *full)
+                    waiting = []
+
+    def _time_left(self) -> bool:
+        return self._allows()
+
+    def _delete(self, target: TargetPlan, copy: Snapshot) -> None:
+        extra = {"cluster": target.cluster_id, "region": target.region, "snapshot": copy.id}
+        if not is_our_copy(self._context, copy) or copy.held or copy.status not in (AVAILABLE, FAILED):
+            message = f"refused to delete {copy.id}: it is not an available or failed, un-held copy of ours"
+            logger.error(message, extra=extra)  # planning never lets one through; if it did, say so loudly
+            _note(self._report, "failed", target, error="RefusedDelete", message=message)
+            return
+        try:
+            self._regions[target.region].delete_snapshot(copy.id)
+        except (SnapshotBusy, SnapshotNotFound) as error:
+            logger.info(f"copy not deleted now, left for the next run: {error}", extra=extra)
+            return
+        except RdsError as error:
+            logger.error(f"copy delete failed: {error}", extra=extra)
+            _note(self._report, "failed", target, error=error.code, message=error.message)
+            return
+        logger.info("copy deleted", extra=extra)
+        _note(self._report, "deleted", target, snapshot=copy.id)
+
+    def _copy(self, target: TargetPlan) -> tuple[Reason, str] | None:
+        """Start one copy; (code, reason) when the region can take no more copies in this run."""
+        job = target.copy
+        assert job is not None and target.target is not None
+        rds = self._regions[target.region]
+        extra = {"cluster": target.cluster_id, "region": target.region, "snapshot": job.identifier}
+        try:
+            rds.copy_snapshot(
+                job.source.arn, job.identifier, job.tags, kms_key=job.kms_key, source_region=self._context.source_region
+            )
+        except QuotaExceeded as error:
+            full = self._full(rds, target.region, error)
+            self._defer(target, *full)
+            return full
+        except KmsKeyError as error:
+            reason = (
+                f"target {target.target.name} (region {target.region}) cannot use KMS key {job.kms_key!r}: "
+                f"{error.message}; give the function's role kms:CreateGrant and kms:DescribeKey in the key policy"
+            )
+            logger.error(reason, extra=extra)
+            _note(self._report, "skipped", target, code=Reason.KMS.value, reason=reason)
+            return None
+        except SnapshotExists as error:
+            self._exists(target, error)
+            return None
+        except RdsError as error:
+            logger.error(f"copy failed to start: {error}", extra=extra)
+            _note(self._report, "failed", target, error=error.code, message=error.message)
+            return None
+        logger.info("copy started", extra=extra)
+        _note(self._report, "started", target, snapshot=job.identifier, source=job.source.id)
+        return None
+
+    def _full(self, rds: RdsAdapter, region: str, error: QuotaExceeded) -> tuple[Reason, str]:
+        """SnapshotQuotaExceeded on a copy is the in-flight limit or the destination's full quota: the
+        destination's quota read tells them apart."""
+        quota = rds.quota()
+        if quota is not None and quota.used >= quota.max:
+            return Reason.QUOTA, f"the manual snapshot quota of {region} is full ({quota.used}/{quota.max})"
+        return Reason.COPY_LIMIT, f"{region} takes no more copies now ({error.message}); the next run starts it"
+
+    def _exists(self, target: TargetPlan, error: SnapshotExists) -> None:
+        """Our identifier exists: ours after an SDK retry (started) or a concurrent run's (done); someone
+        else's is reported, never counted done."""
+        assert target.copy is not None
+        try:
+            existing = self._regions[target.region].snapshot(target.copy.identifier)
+        except RdsError as describe_error:
+            _note(self._report, "failed", target, error=describe_error.code, message=describe_error.message)
+            return
+        if existing is None or not is_our_copy(self._context, existing):
+            message = f"snapshot {target.copy.identifier} in {target.region} exists and is not a copy of ours"
+            _note(self._report, "failed", target, error="IdentifierTaken", message=message)
+        elif error.retried:
+            _note(self._report, "started", target, snapshot=target.copy.identifier, source=target.copy.source.id)
+
+    def _defer(self, target: TargetPlan, code: Reason, reason: str) -> None:
+        logger.info(f"copy deferred: {reason}", extra={"cluster": target.cluster_id, "region": target.region})
+        _note(self._report, "deferred", target, code=code.value, reason=reason)
+
+
+def _note(report: DrReport, kind: str, target: TargetPlan, **fields: str) -> None:
+    name = target.target.name if target.target is not None else None
+    report.add(kind, target.cluster_id, target.region, name, **fields)
+
+
+def report_plan(plan: DrPlan, report: DrReport) -> None:
+    """What the plan itself says: DR tag errors, skips, deferrals, failed and stuck copies."""
+    for region, message in plan.unreadable.items():
+        report.add("failed", "*", region, None, error="RegionUnreadable", message=message)
+    for error in plan.errors:
+        logger.error(error.message, extra={"cluster": error.cluster_id, "reason": Reason.POLICY_ERROR.value})
+        report.errors.append({"cluster": error.cluster_id, "reason": error.message})
+    for target in plan.targets:
+        if target.fail is not None:
+            _note(report, "failed", target, error=target.fail[0], message=target.fail[1])
+        if target.skip is not None:
+            _note(report, "skipped", target, code=target.skip[0].value, reason=target.skip[1])
+        if target.defer is not None:
+            _note(report, "deferred", target, code=target.defer[0].value, reason=target.defer[1])
+        for copy in target.failed:
+            message = f"copy {copy.id} ended failed; it is deleted and the next run copies the slot again"
+            _note(report, "failed", target, error="CopyFailed", message=message)
+        for copy in target.stuck:
+            since = copy.created.isoformat() if copy.created else "unknown"
+            _note(report, "stuck", target, snapshot=copy.id, reason=f"still copying since {since}")
+
+
+def report_freshness(plan: DrPlan, report: DrReport, at: datetime, grace: timedelta, allowance: timedelta) -> None:
+    """After acting: the age of the newest available copy per cluster and target; out of policy past the
+    DR interval + grace + an allowance for the copy itself, unless the first copy is under way."""
+    managed = plan.managed
+    started = {(entry["cluster"], entry["region"]) for entry in report.started}
+    report.targets_managed = len(managed)
+    ages = [(t, copy_age(t, at)) for t in managed]
+    report.oldest_copy_age = max((a.total_seconds() for _, a in ages if a is not None), default=None)
+    for target, age in ages:
+        assert target.policy is not None
+        first_under_way = target.in_flight or target.waiting or (target.cluster_id, target.region) in started
+        if age is None and first_under_way:
+            continue
+        if age is None or age > target.policy.policy.every.interval + grace + allowance:
+            report.out_of_policy.append(f"{target.cluster_id}/{target.region}")
