@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -19,6 +20,7 @@ from constructs import Construct
 from infra import contract
 from infra.bundling import function_code
 from infra.config import Settings
+from infra.dr_access import dr_snapshot_arn, grant_dr_copies
 
 RUNTIME: Final = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE: Final = lambda_.Architecture.ARM_64
@@ -115,6 +117,16 @@ def function_environment(settings: Settings, deployment: str) -> dict[str, str]:
         contract.ENV_SERVICE_NAME: contract.SERVICE_NAME,
         contract.ENV_METRICS_NAMESPACE: settings.metric_namespace,
         contract.ENV_LOG_LEVEL: settings.log_level,
+        contract.ENV_DR_TARGETS: json.dumps(
+            {
+                t.name: {"region": t.region, **({"kmsKey": t.kms_key} if t.kms_key else {})}
+                for t in settings.dr_targets.values()
+            },
+            sort_keys=True,
+        ),
+        contract.ENV_DR_TAG_KEY: settings.dr_tag_key,
+        contract.ENV_DR_COPY_LIMIT: str(settings.dr_copy_limit),
+        contract.ENV_DR_STUCK_HOURS: str(settings.dr_stuck_hours),
     }
 
 
@@ -151,7 +163,11 @@ class BackupFunction(Construct):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="snapshot-scheduler backup function: RDS cluster snapshots of opted-in clusters only",
         )
-        _grant_rds(self.role, policy_tag_key=settings.policy_tag_key, deployment=props.deployment)
+        dr_regions = sorted({target.region for target in settings.dr_targets.values()})
+        _grant_rds(
+            self.role, policy_tag_key=settings.policy_tag_key, deployment=props.deployment, dr_regions=dr_regions
+        )
+        grant_dr_copies(self.role, targets=settings.dr_targets, deployment=props.deployment)
         self.log_group.grant_write(self.role)
 
         self.function = lambda_.Function(
@@ -325,9 +341,10 @@ def _dead_letter_queue(scope: Construct, construct_id: str, holds: str) -> sqs.Q
     return queue
 
 
-def _grant_rds(role: iam.Role, *, policy_tag_key: str, deployment: str) -> None:
+def _grant_rds(role: iam.Role, *, policy_tag_key: str, deployment: str, dr_regions: Sequence[str] = ()) -> None:
     """Least privilege enforced by IAM: create only on opted-in clusters, only with our marker; delete
-    only what carries our marker, and never what an operator holds; never set or clear a hold."""
+    only what carries our marker, and never what an operator holds (here and in every DR region); never set
+    or clear a hold."""
     stack = Stack.of(role)
     clusters = stack.format_arn(
         service="rds", resource="cluster", resource_name="*", arn_format=ArnFormat.COLON_RESOURCE_NAME
@@ -372,10 +389,11 @@ def _grant_rds(role: iam.Role, *, policy_tag_key: str, deployment: str) -> None:
             conditions={"StringEquals": {f"rds:cluster-snapshot-tag/{contract.MARKER_TAG}": deployment}},
         )
     )
+    guarded = [snapshots, *(dr_snapshot_arn(stack, region) for region in dr_regions)]
     for sid, key in HOLD_DENY_SPELLINGS:
         # The snapshot carries the key (Null false = present) and its value is none of the explicit noes (a
         # negated operator NORs its values).
-        _deny(role, sid, contract.RDS_DELETE_SNAPSHOT, snapshots, {
+        _deny(role, sid, contract.RDS_DELETE_SNAPSHOT, guarded, {
             "Null": {f"rds:cluster-snapshot-tag/{key}": "false"},
             "StringNotEqualsIgnoreCase": {f"rds:cluster-snapshot-tag/{key}": list(contract.HOLD_RELEASED_VALUES)},
         })  # fmt: skip
@@ -383,18 +401,18 @@ def _grant_rds(role: iam.Role, *, policy_tag_key: str, deployment: str) -> None:
     # "Grant permission to tag Amazon RDS resources during creation"), so IAM cannot tell that from tagging an
     # existing snapshot. Whether RDS then sees the new snapshot's tags as absent or as the request's is not
     # documented: the deny holds either way, since a create carries our own marker.
-    _deny(role, "NeverRemarkAnotherDeploymentsSnapshot", contract.RDS_ADD_TAGS, snapshots, {
+    _deny(role, "NeverRemarkAnotherDeploymentsSnapshot", contract.RDS_ADD_TAGS, [snapshots], {
         "Null": {f"rds:cluster-snapshot-tag/{contract.MARKER_TAG}": "false"},
         "StringNotEquals": {f"rds:cluster-snapshot-tag/{contract.MARKER_TAG}": deployment},
     })  # fmt: skip
-    _deny(role, "NeverSetOrClearAHold", contract.RDS_ADD_TAGS, snapshots, {
+    _deny(role, "NeverSetOrClearAHold", contract.RDS_ADD_TAGS, guarded, {
         "ForAnyValue:StringEqualsIgnoreCase": {"aws:TagKeys": [contract.HOLD_TAG]},
     })  # fmt: skip
 
 
-def _deny(role: iam.Role, sid: str, action: str, resource: str, conditions: dict[str, Any]) -> None:
+def _deny(role: iam.Role, sid: str, action: str, resources: Sequence[str], conditions: dict[str, Any]) -> None:
     role.add_to_policy(
         iam.PolicyStatement(
-            sid=sid, effect=iam.Effect.DENY, actions=[action], resources=[resource], conditions=conditions
+            sid=sid, effect=iam.Effect.DENY, actions=[action], resources=list(resources), conditions=conditions
         )
     )

@@ -8,7 +8,7 @@ One rule, one implementation: a value that reaches the function is checked here 
 checks it with at start-up (snapshot_scheduler.settings_rules, and the engine's own parsers behind it), so
 every environment the synth produces is one Settings.from_env() accepts (tests/infra/test_stack_env_accepted.py
 proves it over generated values). infra/ may import the pure modules of lambda_src/ (policy, schedule, tags,
-naming, settings_rules); never config, service, handlers or adapters.
+naming, dr, settings_rules); never config, service, handlers or adapters.
 
 To add a key:
 1. Here: its name constant, its default in DEFAULTS (and in cdk.json), a field on Settings, and its check in
@@ -27,13 +27,14 @@ import difflib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from itertools import pairwise
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
 from snapshot_scheduler import settings_rules as rules
+from snapshot_scheduler.dr import DrTarget
 from snapshot_scheduler.settings_rules import Range, RuleError
 
 _T = TypeVar("_T")
@@ -64,6 +65,10 @@ API_BURST: Final = "apiBurst"
 BUSY_RETRY_SECONDS: Final = "busyRetrySeconds"
 ENVIRONMENTS: Final = "environments"
 RESERVED_CONCURRENCY: Final = "reservedConcurrency"
+DR_TARGETS: Final = "drTargets"
+DR_TAG_KEY: Final = "drTagKey"
+DR_COPY_LIMIT: Final = "drCopyLimit"
+DR_STUCK_HOURS: Final = "drStuckHours"
 
 DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
     {
@@ -91,6 +96,10 @@ DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
         BUSY_RETRY_SECONDS: 300,
         ENVIRONMENTS: [],
         RESERVED_CONCURRENCY: None,  # None: nothing reserved, the account's unreserved pool
+        DR_TARGETS: {},  # name -> {"region": ..., "kmsKey": ...}: where disaster-recovery copies go
+        DR_TAG_KEY: "snapshot-dr",
+        DR_COPY_LIMIT: 5,  # copies started at once per destination region (RDS allows 5 in progress)
+        DR_STUCK_HOURS: 24,
     }
 )
 KEYS: Final = tuple(DEFAULTS)
@@ -172,6 +181,10 @@ class Settings:
     environments: tuple[DeployEnvironment, ...]
     # Units of Lambda concurrency reserved for the function; None reserves nothing.
     reserved_concurrency: int | None
+    dr_targets: Mapping[str, DrTarget] = field(default_factory=dict)
+    dr_tag_key: str = DEFAULTS[DR_TAG_KEY]
+    dr_copy_limit: int = DEFAULTS[DR_COPY_LIMIT]
+    dr_stuck_hours: int = DEFAULTS[DR_STUCK_HOURS]
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> Settings:
@@ -185,6 +198,7 @@ class Settings:
         timeout_seconds = ctx.number(TIMEOUT_SECONDS, Range(int, 60, MAX_LAMBDA_TIMEOUT_SECONDS))
         reserved = ctx.optional_number(RESERVED_CONCURRENCY, Range(int, 1, MAX_RESERVED_CONCURRENCY))
         ctx.check_runs_cannot_overlap(schedule, timeout_seconds, reserved)
+        environments = ctx.environments()
         return cls(
             stack_name=ctx.matching(STACK_NAME, _STACK_NAME, _STACK_NAME_RULE),
             schedule=schedule,
@@ -207,8 +221,12 @@ class Settings:
             api_rate=ctx.number(API_RATE, rules.API_RATE),
             api_burst=ctx.number(API_BURST, rules.API_BURST),
             busy_retry_seconds=ctx.busy_retry_seconds(schedule, timeout_seconds),
-            environments=ctx.environments(),
+            environments=environments,
             reserved_concurrency=reserved,
+            dr_targets=ctx.dr_targets(environments),
+            dr_tag_key=ctx.text(DR_TAG_KEY, partial(rules.tag_text, max_length=rules.POLICY_TAG_KEY_LENGTH)),
+            dr_copy_limit=ctx.number(DR_COPY_LIMIT, rules.DR_COPY_LIMIT),
+            dr_stuck_hours=ctx.number(DR_STUCK_HOURS, rules.DR_STUCK_HOURS),
         )
 
 
@@ -317,6 +335,24 @@ class _Context:
             if not _EMAIL.match(email):
                 raise self.bad(ALARM_EMAILS, email, "an e-mail address such as oncall@example.com")
         return tuple(emails)
+
+    def dr_targets(self, environments: Sequence[DeployEnvironment]) -> Mapping[str, DrTarget]:
+        """Validated by the engine's own parser (snapshot_scheduler.dr), so synth accepts what the function does."""
+        value = self.decoded(DR_TARGETS, dict)
+        try:
+            targets = rules.dr_targets(value)
+        except RuleError as error:
+            raise self.bad(DR_TARGETS, value, str(error)) from error
+        for target in targets.values():
+            for environment in environments:
+                if environment.region == target.region:
+                    raise self.bad(
+                        DR_TARGETS,
+                        value,
+                        f"target {target.name!r} is in {target.region}, where the stack is deployed: "
+                        "a DR target must be another region",
+                    )
+        return MappingProxyType(targets)
 
     def named_policies(self, *, at: str, tz: str) -> Mapping[str, str]:
         value = self.decoded(NAMED_POLICIES, dict)

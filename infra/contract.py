@@ -30,6 +30,10 @@ ENV_SCHEDULE_MINUTES: Final = "SNAPSHOT_SCHEDULE_MINUTES"
 ENV_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
 ENV_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
 ENV_LOG_LEVEL: Final = "POWERTOOLS_LOG_LEVEL"
+ENV_DR_TARGETS: Final = "SNAPSHOT_DR_TARGETS"
+ENV_DR_TAG_KEY: Final = "SNAPSHOT_DR_TAG_KEY"
+ENV_DR_COPY_LIMIT: Final = "SNAPSHOT_DR_COPY_LIMIT"
+ENV_DR_STUCK_HOURS: Final = "SNAPSHOT_DR_STUCK_HOURS"
 
 # Tags: the deployment marker the function writes on every snapshot it creates (its value is the
 # deployment), and the operator's hold. IAM conditions are written on these. A hold tag holds whatever its
@@ -41,6 +45,8 @@ HOLD_RELEASED_VALUES: Final = ("false", "no", "0", "off")
 # pattern: IAM lets the function create, tag and delete only snapshots named so. AWS Backup's (awsbackup:...),
 # automated ones (rds:...) and hand-made names that do not end in a slot are out of its reach.
 SNAPSHOT_ID_PATTERN: Final = "*-20??????-????"
+# On disaster-recovery copies in their destination region: a marker key of its own (value: the deployment).
+DR_MARKER_TAG: Final = "snapshot-scheduler:dr-deployment"
 
 # RDS actions the function calls (the stack grants exactly these).
 RDS_DESCRIBE_ACTIONS: Final = (
@@ -51,6 +57,9 @@ RDS_DESCRIBE_ACTIONS: Final = (
 RDS_CREATE_SNAPSHOT: Final = "rds:CreateDBClusterSnapshot"
 RDS_ADD_TAGS: Final = "rds:AddTagsToResource"
 RDS_DELETE_SNAPSHOT: Final = "rds:DeleteDBClusterSnapshot"
+# Granted only when DR targets are configured (adapters.rds.DR_IAM_ACTIONS), with KMS on the targets' keys.
+RDS_COPY_SNAPSHOT: Final = "rds:CopyDBClusterSnapshot"
+KMS_COPY_ACTIONS: Final = ("kms:DescribeKey", "kms:CreateGrant")
 
 # Metric dimensions on every metric of a run: exactly {service, deployment}.
 DIMENSION_SERVICE: Final = "service"
@@ -74,3 +83,9 @@ RUN_DURATION: Final = "RunDuration"
 HEARTBEAT: Final = "Heartbeat"
 DELETIONS_PENDING: Final = "DeletionsPending"
 MASS_DELETIONS: Final = "MassDeletions"
+DR_COPIES_STARTED: Final = "DrCopiesStarted"
+DR_COPIES_FAILED: Final = "DrCopiesFailed"
+DR_COPIES_STUCK: Final = "DrCopiesStuck"
+DR_COPIES_DEFERRED: Final = "DrCopiesDeferred"
+DR_TARGETS_OUT_OF_POLICY: Final = "DrTargetsOutOfPolicy"
+DR_OLDEST_RECOVERY_POINT_AGE: Final = "DrOldestRecoveryPointAge"

@@ -47,6 +47,9 @@ class MonitoringProps:
     log_group: logs.ILogGroup
     # Label (for names and the dashboard) -> dead-letter queue.
     dead_letter_queues: Mapping[str, sqs.IQueue]
+    # Disaster-recovery copies are configured (drTargets): their alarms and dashboard row.
+    dr_regions: Sequence[str] = ()
+    dr_stuck_hours: int = 24
 
 
 class Monitoring(Construct):
@@ -60,7 +63,11 @@ class Monitoring(Construct):
         self._run_alarms()
         self._function_alarms()
         self._queue_alarms()
+        if props.dr_regions:
+            self._dr_alarms()
         self.dashboard = self._dashboard()
+        if props.dr_regions:
+            self._dr_dashboard_row()
 
     # ---- metrics ------------------------------------------------------------------------------------
 
@@ -76,6 +83,14 @@ class Monitoring(Construct):
             statistic=statistic,
             period=self._props.run_interval,
             label=label,
+        )
+
+    def _hours(self, age_in_seconds: str, label: str) -> cloudwatch.MathExpression:
+        return cloudwatch.MathExpression(
+            expression="age / 3600",
+            using_metrics={"age": self.run_metric(age_in_seconds, "Maximum")},
+            label=label,
+            period=self._props.run_interval,
         )
 
     # ---- topic --------------------------------------------------------------------------------------
@@ -297,17 +312,63 @@ class Monitoring(Construct):
                 "by itself.",
             )
 
+    def _dr_alarms(self) -> None:
+        regions = ", ".join(self._props.dr_regions)
+        logs_hint = f" The run report's 'dr' section has the details; log group {self._props.log_group.log_group_name}."
+        self._alarm(
+            "DrRecoveryPointBreached",
+            metric=self.run_metric(contract.DR_TARGETS_OUT_OF_POLICY, "Maximum"),
+            description=f"DR RECOVERY-POINT BREACH: a DR-tagged cluster has no available copy in a DR region "
+            f"({regions}) newer than its DR interval plus the grace plus {self._props.dr_stuck_hours} h for the "
+            "copy itself. The report's 'dr' entries (deferred: copy-limit or quota, skipped: kms, failed) give "
+            "the cause: raise the destination's manual snapshot quota, fix the target's KMS key policy, or "
+            "look for copies held up by other tools using the region's 5 copy places." + logs_hint,
+        )
+        self._alarm(
+            "DrCopiesFailed",
+            metric=self.run_metric(contract.DR_COPIES_FAILED, "Sum"),
+            description="A DR copy failed to start, ended 'failed' (deleted by the run, copied again by the next) "
+            "or a DR region could not be read. The 'dr.failed' entries name the cluster, region and error: "
+            "access denied means the role or the target key's policy; RegionUnreadable means no copy is made "
+            "or pruned until the region answers." + logs_hint,
+        )
+        self._alarm(
+            "DrCopyStuck",
+            metric=self.run_metric(contract.DR_COPIES_STUCK, "Maximum"),
+            description=f"A DR copy has been 'copying' for more than {self._props.dr_stuck_hours} h. The service "
+            "never cancels a copy; large databases can take this long. If PercentProgress does not move, "
+            "delete the copy in the destination region (this cancels it) and the next run copies the slot "
+            "again; ask AWS support if it recurs." + logs_hint,
+        )
+
+    def _dr_dashboard_row(self) -> None:
+        half = DASHBOARD_WIDTH // 2
+        hours = self._hours(contract.DR_OLDEST_RECOVERY_POINT_AGE, "Oldest DR copy (hours)")
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="DR copies per run",
+                width=half,
+                left=[
+                    self.run_metric(contract.DR_COPIES_STARTED, "Sum", label="Started"),
+                    self.run_metric(contract.DR_COPIES_DEFERRED, "Sum", label="Deferred"),
+                    self.run_metric(contract.DR_COPIES_FAILED, "Sum", label="Failed"),
+                    self.run_metric(contract.DR_COPIES_STUCK, "Maximum", label="Stuck"),
+                ],
+            ),
+            cloudwatch.GraphWidget(
+                title="DR recovery points",
+                width=half,
+                left=[self.run_metric(contract.DR_TARGETS_OUT_OF_POLICY, "Maximum", label="Targets out of policy")],
+                right=[hours],
+            ),
+        )
+
     # ---- dashboard ----------------------------------------------------------------------------------
 
     def _dashboard(self) -> cloudwatch.Dashboard:
         props = self._props
         function = props.function
-        hours = cloudwatch.MathExpression(
-            expression="age / 3600",
-            using_metrics={"age": self.run_metric(contract.OLDEST_RECOVERY_POINT_AGE, "Maximum")},
-            label="Oldest recovery point (hours)",
-            period=props.run_interval,
-        )
+        hours = self._hours(contract.OLDEST_RECOVERY_POINT_AGE, "Oldest recovery point (hours)")
         half = DASHBOARD_WIDTH // 2
         dashboard = cloudwatch.Dashboard(
             self,

@@ -43,6 +43,8 @@ class SnapshotSchedulerStack(Stack):
                     "FailedRuns": self.backup.failure_queue,
                     "UndeliveredSchedules": self.backup.schedule_queue,
                 },
+                dr_regions=sorted({target.region for target in settings.dr_targets.values()}),
+                dr_stuck_hours=settings.dr_stuck_hours,
             ),
         )
         # What `doctor` compares with the account's concurrency limit: "none" or the units reserved.

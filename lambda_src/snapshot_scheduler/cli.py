@@ -4,7 +4,7 @@
       run [--at TIME] [--dry-run] [--json]    one run, as the scheduled Lambda would do it
       plan [--at TIME] [--json]               what a run would create and delete, and why each snapshot stays
       status [--at TIME] [--json]             per cluster: policy, newest snapshot, in policy or not, next slot
-      policy check "TAG VALUE" [--json]       validate a policy tag value and explain it in words
+      policy check "TAG VALUE" [--dr] [--json]  validate a policy (or DR) tag value and explain it in words
 
 It uses the caller's AWS credentials; boto3 honours AWS_ENDPOINT_URL (a local emulator). Settings come from
 the function's environment variables where set, else from the stack's defaults. Exit status: 0 all done,
@@ -34,6 +34,7 @@ from snapshot_scheduler import config, service
 from snapshot_scheduler.adapters.rds import Pacer, RdsAdapter, RdsError, build_client
 from snapshot_scheduler.config import Settings
 from snapshot_scheduler.demand import FleetDemand, fleet_demand, quota_summary
+from snapshot_scheduler.dr import parse_dr_policy
 from snapshot_scheduler.errors import ConfigError, ScheduleError
 from snapshot_scheduler.freshness import schedule_warning
 from snapshot_scheduler.model import AVAILABLE, CREATING, Cluster, Quota, Reason, RunReport
@@ -62,6 +63,7 @@ CLI_DEFAULTS: Mapping[str, str] = {
     config.API_RATE: "10",
     config.API_BURST: "200",
     config.BUSY_RETRY_SECONDS: "300",
+    **config.DR_DEFAULTS,
     config.SERVICE_NAME: "snapshot-scheduler",
     config.METRICS_NAMESPACE: "SnapshotScheduler",
     config.LOG_LEVEL: "WARNING",
@@ -165,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
         "check", parents=[when, output], help="validate a policy tag value and explain it in words"
     )
     check.add_argument("value", metavar="TAG_VALUE", help='e.g. "every=1d keep-daily=7 keep-weekly=4" or gfs')
+    check.add_argument(
+        "--dr", action="store_true", help='a DR tag value (drTagKey), e.g. "to=dr-west keep-daily=7 keep-weekly=4"'
+    )
     check.set_defaults(command=cmd_policy_check)
     return parser
 
@@ -176,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_policy_check(args: argparse.Namespace) -> int:
     settings = load_settings(args)
     at = args.at or datetime.now(UTC)
+    if args.dr:
+        return _dr_policy_check(settings, args, at)
     if is_off(args.value):
         if args.json:
             _print_json({"valid": True, "value": args.value, "off": True})
@@ -215,6 +222,36 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
         *([("warning", warning)] if warning else []),
     ]
     print(f"{args.value!r} is a valid policy.")
+    print(render_pairs(rows))
+    return EXIT_OK
+
+
+def _dr_policy_check(settings: Settings, args: argparse.Namespace, at: datetime) -> int:
+    """A DR tag value as a run reads it; targets are checked against drTargets when the environment sets them."""
+    try:
+        dr = parse_dr_policy(args.value, at=settings.default_at, tz=settings.default_tz)
+        known = {name.lower() for name in settings.dr_targets}
+        unknown = [name for name in dr.targets if known and name.lower() not in known]
+        if unknown:
+            raise PolicyError(f"target {unknown[0]!r} is not configured; configured: {', '.join(settings.dr_targets)}")
+    except PolicyError as error:
+        _fail(f"DR tag {settings.dr_tag_key}={args.value!r}: {error}")
+        return EXIT_USAGE
+    slots = upcoming_slots(dr.policy, at, NEXT_SLOTS)
+    if args.json:
+        _print_json(
+            {"valid": True, "value": args.value, "spec": dr.spec(), "targets": list(dr.targets),
+             "description": dr.describe(), "next_slots": [slot.isoformat() for slot in slots]}
+        )  # fmt: skip
+        return EXIT_OK
+    print(f"{args.value!r} is a valid DR policy.")
+    rows = [
+        ("dr policy", dr.spec()),
+        ("targets", ", ".join(dr.targets)),
+        ("copies", describe_schedule(dr.policy).replace("a snapshot", "a copy")),
+        ("retention", describe_retention(dr.policy.retention)),
+        ("next slots", ", ".join(_when(slot, dr.policy.tz) for slot in slots)),
+    ]
     print(render_pairs(rows))
     return EXIT_OK
 

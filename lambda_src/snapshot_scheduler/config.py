@@ -41,7 +41,7 @@ DR_TAG_KEY = "SNAPSHOT_DR_TAG_KEY"
 DR_COPY_LIMIT = "SNAPSHOT_DR_COPY_LIMIT"
 DR_STUCK_HOURS = "SNAPSHOT_DR_STUCK_HOURS"
 DR_ENV_VARS = (DR_TARGETS, DR_TAG_KEY, DR_COPY_LIMIT, DR_STUCK_HOURS)
-# Optional until the stack sets them: absent means no DR target.
+# The stack's DR defaults (no target), for the CLI.
 DR_DEFAULTS: Mapping[str, str] = {DR_TARGETS: "{}", DR_TAG_KEY: "snapshot-dr", DR_COPY_LIMIT: "5", DR_STUCK_HOURS: "24"}
 
 ENV_VARS = (
@@ -61,6 +61,7 @@ ENV_VARS = (
     SERVICE_NAME,
     METRICS_NAMESPACE,
     LOG_LEVEL,
+    *DR_ENV_VARS,
 )
 
 # Set by the stack on every function; a CLI may run without them.
@@ -103,7 +104,7 @@ class Settings:
         Values are checked by settings_rules, the rules infra/config.py checks the cdk.json context with. A
         named policy that does not parse is not a start-up error: the clusters tagged with it get a policy
         error, and every other cluster is backed up."""
-        env = _Env({**DR_DEFAULTS, **(os.environ if environ is None else environ)})
+        env = _Env(os.environ if environ is None else environ)
         settings = cls(
             policy_tag_key=env.checked(POLICY_TAG_KEY, partial(rules.tag_text, max_length=rules.POLICY_TAG_KEY_LENGTH)),
             deployment=env.checked(DEPLOYMENT, partial(rules.tag_text, max_length=rules.DEPLOYMENT_LENGTH)),

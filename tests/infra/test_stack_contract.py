@@ -151,6 +151,12 @@ def test_metric_names_and_dimensions_are_the_ones_the_code_emits() -> None:
         contract.HEARTBEAT,
         contract.DELETIONS_PENDING,
         contract.MASS_DELETIONS,
+        contract.DR_COPIES_STARTED,
+        contract.DR_COPIES_FAILED,
+        contract.DR_COPIES_STUCK,
+        contract.DR_COPIES_DEFERRED,
+        contract.DR_TARGETS_OUT_OF_POLICY,
+        contract.DR_OLDEST_RECOVERY_POINT_AGE,
     }
     assert referenced <= emitted
     assert named == referenced

@@ -47,6 +47,10 @@ ENV_OF = {
     config.SCHEDULE: contract.ENV_SCHEDULE_MINUTES,
     config.METRIC_NAMESPACE: contract.ENV_METRICS_NAMESPACE,
     config.LOG_LEVEL: contract.ENV_LOG_LEVEL,
+    config.DR_TARGETS: contract.ENV_DR_TARGETS,
+    config.DR_TAG_KEY: contract.ENV_DR_TAG_KEY,
+    config.DR_COPY_LIMIT: contract.ENV_DR_COPY_LIMIT,
+    config.DR_STUCK_HOURS: contract.ENV_DR_STUCK_HOURS,
 }
 ZONES = [
     "UTC", "utc", "Europe/Berlin", "europe/berlin", "GMT", "Japan", "Etc/GMT+5", "America/Indiana",
@@ -117,6 +121,25 @@ CASES: dict[str, list[Any]] = {
     ],
     config.METRIC_NAMESPACE: ["SnapshotScheduler", "Backups/Prod", " Spaced ", "AWS:Lambda", "x" * 255, "x" * 256, ""],
     config.LOG_LEVEL: ["INFO", "debug", " Warning ", "TRACE", "", "\u0130NFO"],
+    config.DR_TARGETS: [
+        {},
+        "{}",
+        {"dr-west": {"region": "us-west-2"}},
+        '{"dr-west": {"region": "us-west-2", "kmsKey": "alias/snapshot-dr"}}',
+        {"dr-eu": {"region": "eu-west-1", "kmsKey": "arn:aws:kms:eu-west-1:111111111111:key/abc"}},
+        {"dr-eu": {"region": "eu-west-1", "kmsKey": "arn:aws:kms:us-west-2:111111111111:key/abc"}},
+        {"a": {"region": "us-west-2"}, "B": {"region": "us-west-2"}},
+        {"a": {"region": "us-west-2"}, "A": {"region": "eu-west-1"}},
+        {"dr": {"region": " us-west-2"}},
+        {"dr": {"region": "us-west-2", "account": "222222222222"}},
+        {"dr w": {"region": "us-west-2"}},
+        {"\u00e9t\u00e9": {"region": "us-west-2"}},
+        ["us-west-2"],
+        "not json",
+    ],
+    config.DR_TAG_KEY: TAG_TEXTS,
+    config.DR_COPY_LIMIT: [1, 5, 0, 6, "3", 2.0, True],
+    config.DR_STUCK_HOURS: [1, 24, 720, 721, 0, "24", None],
 }
 
 

@@ -338,3 +338,31 @@ def test_plan_shows_why_an_unlisted_clusters_snapshots_are_kept_not_that_they_ar
 
     assert "pruned by its recorded policy" not in text
     assert "fail  ClusterUnconfirmed: missing from the cluster listing" in text
+
+
+def test_policy_check_dr_explains_a_dr_tag(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "policy", "check", "--dr", "to=dr-west+dr-eu keep-daily=7")
+
+    assert (code, err) == (0, "")
+    assert "to=dr-west+dr-eu every=1d at=03:00 tz=UTC keep-daily=7" in out
+    assert "a copy every day at 03:00 UTC" in out
+
+
+@pytest.mark.parametrize(("value", "says"), [("keep-daily=7", "names no target"), ("to=dr-west", "keeps nothing")])
+def test_policy_check_dr_rejects_a_bad_dr_tag_with_exit_2(
+    capsys: pytest.CaptureFixture[str], value: str, says: str
+) -> None:
+    code, out, err = run_cli(capsys, "policy", "check", "--dr", value)
+
+    assert (code, out) == (2, "")
+    assert err.startswith(f"snapshot-scheduler: DR tag snapshot-dr={value!r}: ") and says in err
+
+
+def test_policy_check_dr_knows_the_configured_targets(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(config.DR_TARGETS, '{"dr-west": {"region": "us-west-2"}}')
+
+    code, _, err = run_cli(capsys, "policy", "check", "--dr", "to=dr-east keep-daily=7")
+
+    assert code == 2 and "target 'dr-east' is not configured; configured: dr-west" in err

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 from snapshot_scheduler import settings_rules as rules
-from snapshot_scheduler.config import ENV_VARS, OPTIONAL_ENV_VARS, Settings
+from snapshot_scheduler.config import DR_DEFAULTS, ENV_VARS, OPTIONAL_ENV_VARS, Settings
 from snapshot_scheduler.errors import ConfigError, SnapshotSchedulerError
 from snapshot_scheduler.policy import PolicyError, parse_policy
 
@@ -34,6 +34,10 @@ VALID = {
     "POWERTOOLS_SERVICE_NAME": "snapshot-scheduler",
     "POWERTOOLS_METRICS_NAMESPACE": "SnapshotScheduler",
     "POWERTOOLS_LOG_LEVEL": "INFO",
+    "SNAPSHOT_DR_TARGETS": "{}",
+    "SNAPSHOT_DR_TAG_KEY": "snapshot-dr",
+    "SNAPSHOT_DR_COPY_LIMIT": "5",
+    "SNAPSHOT_DR_STUCK_HOURS": "24",
 }
 
 
@@ -265,8 +269,8 @@ def test_named_policy_may_be_a_presets_name() -> None:
 # ------------------------------------------------------------------------------------------ DR targets
 
 
-def test_without_dr_variables_there_is_no_dr_target_and_the_defaults_hold() -> None:
-    settings = Settings.from_env(VALID)
+def test_the_stacks_dr_defaults_mean_no_dr_target() -> None:
+    settings = Settings.from_env({**VALID, **DR_DEFAULTS})
 
     assert dict(settings.dr_targets) == {}
     assert (settings.dr_tag_key, settings.dr_copy_limit, settings.dr_stuck) == ("snapshot-dr", 5, timedelta(hours=24))

@@ -1,0 +1,144 @@
+"""What the function's role may do for disaster-recovery copies, per destination region: enforced by IAM.
+
+- Copy only from snapshots that carry this deployment's snapshot marker (the source region's ARNs), and only
+  into copies that carry this deployment's DR marker in the request's tags (the destination's ARNs; which of
+  the two ARNs RDS authorises a cross-region copy against is not documented, so both are scoped).
+- Delete in a destination region only copies that carry our DR marker; the hold denies of backup_function
+  cover the destination regions' ARNs too.
+- kms:DescribeKey, and kms:CreateGrant only for grants to AWS resources (RDS), on the configured keys only:
+  by ARN, or for an alias, on the region's keys that carry that alias (kms:ResourceAliases).
+Nothing here is granted when no DR target is configured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aws_cdk import Acknowledgment, ArnFormat, Stack, Token, Validations
+from aws_cdk import aws_iam as iam
+from snapshot_scheduler.dr import DrTarget
+
+from infra import contract
+
+
+def dr_snapshot_arn(stack: Stack, region: str) -> str:
+    return stack.format_arn(
+        service="rds",
+        region=region,
+        resource="cluster-snapshot",
+        resource_name="*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+
+
+def grant_dr_copies(role: iam.Role, *, targets: Mapping[str, DrTarget], deployment: str) -> None:
+    if not targets:
+        return
+    stack = Stack.of(role)
+    regions = sorted({target.region for target in targets.values()})
+    copies = [dr_snapshot_arn(stack, region) for region in regions]
+    # Sources are always snapshots of ours, named <cluster>-YYYYMMDD-HHMM in this region.
+    own = stack.format_arn(
+        service="rds",
+        resource="cluster-snapshot",
+        resource_name=contract.SNAPSHOT_ID_PATTERN,
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            sid="DrCopyOnlyOurSnapshots",
+            actions=[contract.RDS_COPY_SNAPSHOT],
+            resources=[own],
+            conditions={"StringEquals": {f"rds:cluster-snapshot-tag/{contract.MARKER_TAG}": deployment}},
+        )
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            sid="DrCopiesCarryOurDrMarker",
+            actions=[contract.RDS_COPY_SNAPSHOT, contract.RDS_ADD_TAGS],
+            resources=copies,
+            conditions={"StringEquals": {f"aws:RequestTag/{contract.DR_MARKER_TAG}": deployment}},
+        )
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            sid="DrDeleteOnlyOurCopies",
+            actions=[contract.RDS_DELETE_SNAPSHOT],
+            resources=copies,
+            conditions={"StringEquals": {f"rds:cluster-snapshot-tag/{contract.DR_MARKER_TAG}": deployment}},
+        )
+    )
+    for index, target in enumerate(sorted(targets.values(), key=lambda t: t.name)):
+        if target.kms_key:
+            _grant_key(role, stack, index, target)
+    _acknowledge(role, stack, regions)
+
+
+def _grant_key(role: iam.Role, stack: Stack, index: int, target: DrTarget) -> None:
+    assert target.kms_key is not None
+    resource, alias = _key(stack, target.region, target.kms_key)
+    by_alias: dict[str, Any] = {"ForAnyValue:StringEquals": {"kms:ResourceAliases": [alias]}} if alias else {}
+    role.add_to_policy(
+        iam.PolicyStatement(
+            sid=f"DrDescribeTargetKey{index}",
+            actions=["kms:DescribeKey"],
+            resources=[resource],
+            conditions=by_alias or None,
+        )
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            sid=f"DrGrantTargetKeyToRds{index}",
+            actions=["kms:CreateGrant"],
+            resources=[resource],
+            conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}, **by_alias},
+        )
+    )
+
+
+def _key(stack: Stack, region: str, key: str) -> tuple[str, str | None]:
+    """(IAM resource, alias to match or None) for a kmsKey as drTargets accepts it."""
+    if key.startswith("arn:") and ":key/" in key:
+        return key, None
+    if key.startswith("arn:"):  # an alias ARN: KMS authorises against the key it names
+        return _keys_of(stack, region), key.split(":", 5)[5]
+    if key.startswith("alias/"):
+        return _keys_of(stack, region), key
+    return (
+        stack.format_arn(
+            service="kms", region=region, resource="key", resource_name=key, arn_format=ArnFormat.SLASH_RESOURCE_NAME
+        ),
+        None,
+    )
+
+
+def _keys_of(stack: Stack, region: str) -> str:
+    return stack.format_arn(
+        service="kms", region=region, resource="key", resource_name="*", arn_format=ArnFormat.SLASH_RESOURCE_NAME
+    )
+
+
+def _acknowledge(role: iam.Role, stack: Stack, regions: list[str]) -> None:
+    def spelled(value: str, pseudo: str) -> str:
+        return f"<AWS::{pseudo}>" if Token.is_unresolved(value) else value
+
+    partition, account = spelled(stack.partition, "Partition"), spelled(stack.account, "AccountId")
+    findings = []
+    for region in regions:
+        findings.append(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::arn:{partition}:rds:{region}:{account}:cluster-snapshot:*]",
+                reason=f"DR copies in {region} are named at run time; IAM allows copying and tagging only with "
+                f"this deployment's {contract.DR_MARKER_TAG} request tag and deleting only copies carrying it, "
+                "never a held one.",
+            )
+        )
+        findings.append(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::arn:{partition}:kms:{region}:{account}:key/*]",
+                reason=f"A DR target key in {region} given by alias: only keys carrying that alias "
+                "(kms:ResourceAliases), DescribeKey and CreateGrant for AWS resources only.",
+            )
+        )
+    Validations.of(role.node.find_child("DefaultPolicy")).acknowledge(*findings)
