@@ -276,6 +276,8 @@ FOREIGN = {
     # The one case IAM cannot tell from a snapshot being created: no marker, no hold, and a name of the shape
     # <anything>-YYYYMMDD-HHMM. The engine never tags an existing snapshot; README says so.
     "a person's, unmarked, named like a slot": (OURS, {"owner": "dba"}, False),
+    # IAM's wildcards cannot require digits: the pattern *-20??????-???? also fits names that are no slot's.
+    "a person's, unmarked, named to fit the slot pattern": ("orders-20261110-full", {"owner": "dba"}, False),
 }
 
 
