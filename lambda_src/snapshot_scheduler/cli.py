@@ -5,6 +5,7 @@
       plan [--at TIME] [--json]               what a run would create and delete, and why each snapshot stays
       status [--at TIME] [--json]             per cluster: policy, newest snapshot, in policy or not, next slot
       policy check "TAG VALUE" [--dr] [--json]  validate a policy (or DR) tag value and explain it in words
+      doctor [--stack S] [--context F] [--json]  read-only preflight: account, fleet, stack (exit 0/1/2)
 
 It uses the caller's AWS credentials; boto3 honours AWS_ENDPOINT_URL (a local emulator). Settings come from
 the function's environment variables where set, else from the stack's defaults. Exit status: 0 all done,
@@ -30,7 +31,8 @@ from zoneinfo import ZoneInfo
 
 from botocore.exceptions import BotoCoreError, NoCredentialsError, NoRegionError, ProfileNotFound
 
-from snapshot_scheduler import config, service
+from snapshot_scheduler import config, doctor, service
+from snapshot_scheduler.adapters.deployment import DeploymentReader, client_factory
 from snapshot_scheduler.adapters.rds import Pacer, RdsAdapter, RdsError, build_client
 from snapshot_scheduler.config import Settings
 from snapshot_scheduler.demand import FleetDemand, fleet_demand, quota_summary
@@ -171,7 +173,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--dr", action="store_true", help='a DR tag value (drTagKey), e.g. "to=dr-west keep-daily=7 keep-weekly=4"'
     )
     check.set_defaults(command=cmd_policy_check)
+    _add_doctor(commands, output)
     return parser
+
+
+def _add_doctor(commands: Any, output: argparse.ArgumentParser) -> None:
+    doctor_parser = commands.add_parser(
+        "doctor",
+        parents=[output],
+        help="read-only preflight before and after cdk deploy: the account, the fleet as tagged, the stack "
+        "(exit 0 ok, 1 warnings, 2 failures)",
+    )
+    doctor_parser.add_argument(
+        "--stack", help="the stack's name (default: stackName in the context file, else SnapshotScheduler)"
+    )
+    doctor_parser.add_argument(
+        "--context",
+        metavar="FILE",
+        help="the CDK app's cdk.json, for what a deployment not made yet would do (default: ./cdk.json if any)",
+    )
+    doctor_parser.set_defaults(command=cmd_doctor)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -318,6 +339,37 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         print(render_status(rows, discovery.quota, at))
     return EXIT_INCOMPLETE if any(row.attention for row in rows) else EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    local = doctor.local_context(*_read_context(args.context), args.stack)
+    settings = load_settings(args, {**local.environment, **os.environ})
+    reader = DeploymentReader(client_factory(args.region, args.profile))
+    with connect(args, settings) as rds:
+        checks = doctor.diagnose(settings, rds, reader, local, wall_clock())
+    status = doctor.exit_status(checks)
+    if args.json:
+        _print_json({"status": status, "checks": [check.to_dict() for check in checks]})
+    else:
+        print(doctor.render(checks))
+    return status
+
+
+def _read_context(path: str | None) -> tuple[dict[str, Any], str | None]:
+    """The `context` of a cdk.json: the one named, or ./cdk.json when there is one."""
+    name = path or "cdk.json"
+    try:
+        with open(name, encoding="utf-8") as file:
+            context = json.load(file).get("context", {})
+    except FileNotFoundError as error:
+        if path is None:
+            return {}, None
+        raise UsageError(f"--context {path}: no such file") from error
+    except (OSError, ValueError, AttributeError) as error:
+        raise UsageError(f"{name}: not a cdk.json with a context object ({error})") from error
+    if not isinstance(context, dict):
+        raise UsageError(f"{name}: its context is not an object")
+    return context, name
 
 
 # ---------------------------------------------------------------------------------------------------------

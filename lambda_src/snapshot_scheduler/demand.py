@@ -130,12 +130,14 @@ class FleetDemand:
     not_ours: int  # manual snapshots without this deployment's marker: other tools', people's
 
     @property
+    def bounded(self) -> int:
+        """The manual snapshots the fleet needs at steady state, leaving out clusters that keep without end."""
+        return sum(c.total for c in self.clusters if c.total is not None) + self.not_ours
+
+    @property
     def total(self) -> int | None:
-        """The manual snapshots the fleet needs at steady state; None when some policy keeps without end."""
-        shares = [c.total for c in self.clusters]
-        if any(share is None for share in shares):
-            return None
-        return sum(share for share in shares if share is not None) + self.not_ours
+        """The manual snapshots the fleet needs at steady state; None when some cluster keeps without end."""
+        return None if self.unbounded else self.bounded
 
     @property
     def unbounded(self) -> list[ClusterDemand]:
@@ -172,13 +174,8 @@ def quota_summary(demand: FleetDemand, quota_max: int | None) -> str:
     quota = "the quota is unknown" if quota_max is None else f"the quota is {quota_max}"
     held = sum(c.held for c in demand.clusters)
     parts = [f"{held} held", f"{demand.not_ours} not ours"]
-    if demand.total is None:
+    need = f"{demand.bounded} manual snapshots at steady state ({', '.join(parts)} included)"
+    if demand.unbounded:
         endless = ", ".join(c.cluster_id for c in demand.unbounded)
-        return (
-            f"your policies keep snapshots without end ({endless}), so any quota fills up; "
-            f"{quota} (Service Quotas {QUOTA_CODE})"
-        )
-    return (
-        f"your policies need {demand.total} manual snapshots at steady state ({', '.join(parts)} included); "
-        f"{quota} (Service Quotas {QUOTA_CODE})"
-    )
+        need = f"at least {need}, and {endless} keep snapshots without end, so any quota fills up"
+    return f"your policies need {need}; {quota} (Service Quotas {QUOTA_CODE})"
