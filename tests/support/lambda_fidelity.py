@@ -2,9 +2,9 @@
 
 moto has no GetAccountSettings. The layer answers it on a boto3 Lambda client, in-process under `mock_aws`:
 the account's concurrency limit as given, and the unreserved share as Lambda computes it, the limit less
-every function's reserved concurrency in moto. moto's own PutFunctionConcurrency refuses a reservation that
-leaves less than 100 unreserved when MOTO_LAMBDA_CONCURRENCY_QUOTA is set: `attach` sets nothing, tests set
-it with the same limit to make moto refuse as Lambda does.
+every function's reserved concurrency in moto; `denied` answers AccessDeniedException instead, as for
+credentials without lambda:GetAccountSettings. (moto's PutFunctionConcurrency enforces a limit only when
+MOTO_LAMBDA_CONCURRENCY_QUOTA is set; this layer does not set it.)
 
     account = LambdaAccount(limit=50)
     client = account.attach(boto3.client("lambda"))
