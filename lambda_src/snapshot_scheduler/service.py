@@ -187,8 +187,7 @@ def run(
         )
     started = time.monotonic()
     throttles_before = rds.throttles
-    # A run a little ahead of the clock (within the skew) plans for the clock: no slot is taken early.
-    discovery = discover(settings, rds, min(at, now or at), now=now, regions=regions)
+    discovery = discover(settings, rds, _planning_time(at, now), now=now, regions=regions)
     report = RunReport(scheduled_time=at, dry_run=dry_run, quota=discovery.quota)
     _report_decisions(discovery.plan, report)
     dr = discovery.dr
@@ -575,7 +574,7 @@ class _Actor:
                     self._context,
                     self._rds.clusters(),
                     self._rds.manual_snapshots(),
-                    self._report.scheduled_time,
+                    _planning_time(self._report.scheduled_time, self._now),
                     now=self._now,
                     lookups=self._lookups,
                 ),
@@ -604,6 +603,12 @@ class _Actor:
         """Every change to the report goes through here: workers write it from several threads."""
         with self._lock:
             write(*args)
+
+
+def _planning_time(at: datetime, now: datetime | None) -> datetime:
+    """What a run plans for: a run a little ahead of the clock (within the skew) plans for the clock, on its
+    first look and on its second alike: no slot is taken early, no policy-change grace ends early."""
+    return min(at, now or at)
 
 
 def _map(work: Callable[[T], R], items: list[T], *, parallel: bool) -> list[R]:

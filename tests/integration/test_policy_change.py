@@ -35,11 +35,12 @@ from tests.integration.scenario import (
     slot_id,
 )
 from tests.support.fidelity import RdsFidelity
-from tests.support.harness import rds_client, scheduled_lambda
+from tests.support.harness import rds_client, scheduled_event, scheduled_lambda
 
 START = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)  # a Tuesday, the daily 03:00 UTC slot
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+MINUTE = timedelta(minutes=1)
 GFS = "every=1d at=03:00 tz=UTC keep-daily=7 keep-weekly=4 keep-monthly=12 keep-yearly=7"
 DAILY = "every=1d at=03:00 tz=UTC keep-daily=7"
 KEEP_LAST_1 = "every=1h keep-last=1"
@@ -279,3 +280,25 @@ def test_a_cluster_untagged_after_a_policy_change_keeps_the_grace_for_its_orphan
     assert all(deleted(r) == set() for at, r in reports.items() if at < grace_ends)
     assert set(pending(reports[START + 2 * HOUR])) >= HISTORY
     assert {s.id for s in fid.snapshots(CLUSTER)} == {slot_id(CLUSTER, START + HOUR)}
+
+
+def test_a_run_ahead_of_the_clock_that_meets_the_quota_deletes_nothing_before_the_grace_ends() -> None:
+    # Given a gfs cluster changed to daily, whose first daily snapshot starts the grace, and an hourly cluster
+    fid = gfs_cluster()
+    retag(fid, "daily")
+    fid.create_cluster("other", tags={TAG: KEEP_LAST_1}, created=START - 400 * DAY)
+    with scheduled_lambda(fid) as handler:
+        handler.run(START + DAY)
+        grace_ends = first_snapshot_under(fid, DAILY) + 24 * HOUR
+        # ... a full snapshot quota, and an event for 5 minutes after the grace ends, delivered 5 minutes before
+        # it (10 minutes ahead of the clock, within the skew a run accepts)
+        fid.quota = fid.manual_snapshots_used
+        fid.clock.advance_to(grace_ends - 5 * MINUTE)
+
+        # When that run meets the quota on "other" and lists again to free room
+        report = handler.invoke(scheduled_event(grace_ends + 5 * MINUTE))
+
+    # Then nothing the change alone deletes went before the grace ended, on the first look or the second
+    assert report["stats"]["quota_exceeded"] >= 1
+    assert deleted(report) == set()
+    assert {s.id for s in fid.snapshots(CLUSTER)} >= HISTORY
