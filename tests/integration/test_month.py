@@ -2,8 +2,9 @@
 
 Given a fleet with every kind of policy (presets, a named policy, inline ones in Berlin and New York across
 their clock changes, a weekly one), snapshots that take minutes, an operator's hold, snapshots that are not
-ours (hand-made, another deployment's, AWS Backup's, automated), a cluster whose tag is set to off and one that
-is deleted mid-month, a cluster of another engine, and a three-hour outage of the scheduler; when 740+ hourly
+ours (hand-made, another deployment's, AWS Backup's, automated), a cluster whose tag is set to off, one that
+is deleted mid-month, one retagged from gfs to daily (its history waits for the policy-change grace), a
+cluster of another engine, and a three-hour outage of the scheduler; when 740+ hourly
 runs happen on the simulated clock (autumn in the default suite, spring too with `-m slow`); then after
 every run:
 
@@ -12,7 +13,8 @@ every run:
   the outage but never back-filled;
 - the snapshots of ours that exist are exactly a reference model's: restic retention (`plan_retention`, the
   pure oracle, unit-tested against restic's own results) applied run by run, holds out of the counters,
-  orphans pruned by their recorded policy;
+  orphans pruned by their recorded policy, deletions a policy change caused held for the grace and reported
+  pending;
 - nothing else was touched, and the run made the minimum of API calls.
 """
 
@@ -59,6 +61,7 @@ DAY = timedelta(days=1)
 RUNS = 31 * 24
 CREATING_FOR = timedelta(minutes=7)
 NAMED = {"critical": "every=2h at=01:00 tz=America/New_York keep-last=6 keep-daily=3"}
+POLICY_CHANGE_GRACE = timedelta(hours=24)  # the stack's default policyChangeGraceHours
 GFS_SPEC = "every=1d at=03:00 tz=UTC keep-daily=7 keep-weekly=4 keep-monthly=12 keep-yearly=7"
 
 
@@ -95,15 +98,19 @@ class Schedule:
 
 @dataclass
 class Model:
-    """What should exist for one cluster: our snapshots (identifier -> slot) and which are held."""
+    """What should exist for one cluster: our snapshots (identifier -> slot), the policy each records, when
+    RDS says each was created, and which are held."""
 
     cluster: str
     policy: Policy
     schedule: Schedule
     managed: bool = True  # False once the tag is removed or the cluster deleted: an orphan
     snapshots: dict[str, datetime] = field(default_factory=dict)
+    recorded: dict[str, str] = field(default_factory=dict)
+    created: dict[str, datetime] = field(default_factory=dict)
     held: set[str] = field(default_factory=set)
     slots: list[datetime] = field(default_factory=list)
+    pending: set[str] = field(default_factory=set)  # deletions a policy change caused, waiting (last step)
 
     def current_slot(self, at: datetime) -> datetime:
         return self.slots[bisect.bisect_right(self.slots, at) - 1]
@@ -120,8 +127,9 @@ class Model:
         """One run: retention first (held ones out of the counters), then the slot's snapshot if missing and
         the cluster does not refuse it (stopped, or busy for the whole run)."""
         candidates = [(ident, slot) for ident, slot in self.snapshots.items() if ident not in self.held]
-        plan = plan_retention(self.policy, candidates, key=lambda item: item[1])
-        remove = {ident for ident, _ in plan.remove}
+        remove = self.removed_by(self.policy, candidates)
+        self.pending, anchor = self.waiting(at, candidates, remove)
+        remove -= self.pending | anchor
         for ident in remove:
             del self.snapshots[ident]
         slot = self.current_slot(at)
@@ -129,7 +137,36 @@ class Model:
         if not self.managed or refused or ident in self.snapshots:
             return remove, None
         self.snapshots[ident] = slot
+        self.recorded[ident] = self.policy.spec()
         return remove, ident
+
+    @staticmethod
+    def removed_by(policy: Policy, candidates: list[tuple[str, datetime]]) -> set[str]:
+        return {ident for ident, _ in plan_retention(policy, candidates, key=lambda item: item[1]).remove}
+
+    def waiting(
+        self, at: datetime, candidates: list[tuple[str, datetime]], remove: set[str]
+    ) -> tuple[set[str], set[str]]:
+        """The policy-change grace (README, Changing a policy), written out: while the newest unbroken run of
+        snapshots recording the current policy is younger than the grace (by creation time), what it would
+        delete waits if taken under another policy or kept by one; the run's first snapshot is kept too."""
+        spec = self.policy.spec()
+        others = {self.recorded[ident] for ident in self.snapshots} - {spec}
+        if not others:
+            return set(), set()
+        newest_first = sorted(self.snapshots, key=lambda ident: self.created[ident], reverse=True)
+        run = []
+        for ident in newest_first:
+            if self.recorded[ident] != spec:
+                break
+            run.append(ident)
+        if run and at >= self.created[run[-1]] + POLICY_CHANGE_GRACE:
+            return set(), set()
+        kept_by_others = {c for c, _ in candidates} - set.intersection(
+            *(self.removed_by(parse_policy(other), candidates) for other in others)
+        )
+        pending = {ident for ident in remove if self.recorded[ident] != spec or ident in kept_by_others}
+        return pending, {run[-1]} & (remove - pending) if run else set()
 
 
 # cluster -> (tag value, its slots by hand)
@@ -192,6 +229,11 @@ class Season:
         return self.start + 10 * DAY + 12 * HOUR
 
     @property
+    def retag_at(self) -> datetime:
+        """gfs-db's tag changes from gfs to daily, after that day's snapshot."""
+        return self.start + 12 * DAY + 11 * HOUR
+
+    @property
     def delete_at(self) -> datetime:
         return self.start + 21 * DAY + 9 * HOUR
 
@@ -242,7 +284,8 @@ def build_fleet(fid: RdsFidelity, start: datetime) -> tuple[dict[str, Model], se
         month = (month - DAY).replace(day=1)
     history.append(datetime(start.year - 1, 12, 31, 3, 0, tzinfo=UTC))
     for slot in set(history):
-        gfs.snapshots[seed_ours(fid, "gfs-db", slot, GFS_SPEC)] = slot
+        ident = seed_ours(fid, "gfs-db", slot, GFS_SPEC)
+        gfs.snapshots[ident], gfs.recorded[ident], gfs.created[ident] = slot, GFS_SPEC, slot
 
     # Not ours, whatever their tags say
     other = {MARKER: "other-deployment"}
@@ -289,6 +332,7 @@ def test_a_month_of_hourly_runs_creates_each_due_slot_once_and_keeps_exactly_the
     ever: Counter[str] = Counter()
     late: dict[datetime, list[str]] = {}
     missed_ever: list[tuple[str, str, str]] = []
+    pending_at: list[datetime] = []
 
     with scheduled_lambda(fid, env={"SNAPSHOT_NAMED_POLICIES": json.dumps(NAMED)}) as handler:
         for at in season.runs:
@@ -307,6 +351,12 @@ def test_a_month_of_hourly_runs_creates_each_due_slot_once_and_keeps_exactly_the
                 off = [{"Key": TAG, "Value": "off"}]
                 operator.add_tags_to_resource(ResourceName=cluster["DBClusterArn"], Tags=off)
                 models["untag-db"].managed = False
+            if at == season.retag_at:
+                # Someone changes gfs-db's tag to daily: its history waits for the grace, reported pending
+                (cluster,) = operator.describe_db_clusters(DBClusterIdentifier="gfs-db")["DBClusters"]
+                daily = [{"Key": TAG, "Value": "daily"}]
+                operator.add_tags_to_resource(ResourceName=cluster["DBClusterArn"], Tags=daily)
+                models["gfs-db"].policy = parse_policy("daily")
             if at == season.delete_at:
                 fid.delete_cluster("gone-db")
                 models["gone-db"].managed = False
@@ -355,8 +405,15 @@ def test_a_month_of_hourly_runs_creates_each_due_slot_once_and_keeps_exactly_the
             expected_skipped = {"berlin-db": "stopped"} if due_but_stopped else {}
             assert reasons(report, "skipped") == expected_skipped | stopped_on_purpose, at
             ever.update(expected_created.values())
-            # ... our snapshots that exist are exactly the model's
-            ours = {s.id for s in fid.snapshots() if s.tags.get(MARKER) == DEPLOYMENT and ":" not in s.id}
+            # ... what a policy change would delete was reported pending instead
+            assert {p["snapshot"] for p in report["pending"]} == {i for m in models.values() for i in m.pending}, at
+            if report["pending"]:
+                pending_at.append(at)
+            # ... our snapshots that exist are exactly the model's (and RDS says when each was created)
+            views = {s.id: s for s in fid.snapshots() if s.tags.get(MARKER) == DEPLOYMENT and ":" not in s.id}
+            for cluster, ident in expected_created.items():
+                models[cluster].created[ident] = views[ident].created
+            ours = set(views)
             assert ours == {ident for model in models.values() for ident in model.snapshots}, at
             # ... with the minimum of API calls (a busy cluster's attempts aside)
             attempts = len(expected_created) + len(expected_busy) + report["stats"]["busy_retries"]
@@ -380,6 +437,13 @@ def test_a_month_of_hourly_runs_creates_each_due_slot_once_and_keeps_exactly_the
     assert season.released not in now
     # ... the orphans keep what their recorded policy keeps, never fewer than one
     assert all(models[orphan].snapshots for orphan in ("untag-db", "gone-db"))
+    # ... gfs-db's history, retagged daily, waited from the retag until a day after its first daily snapshot
+    # (the next day's 03:00 slot, created when RDS says), then went in the first run after
+    first_daily = slot_id("gfs-db", season.retag_at.replace(hour=3) + DAY)
+    grace_ends = models["gfs-db"].created[first_daily] + POLICY_CHANGE_GRACE
+    assert min(pending_at) == season.retag_at
+    assert max(pending_at) < grace_ends <= max(pending_at) + HOUR
+    assert all(slot >= season.start + 7 * DAY for slot in models["gfs-db"].snapshots.values())
     # ... nothing that is not ours was touched
     assert {ident: now.get(ident) for ident in untouched} == untouched
     # ... daily-db's Sunday slots were taken after its maintenance, by a later run of the same slot
