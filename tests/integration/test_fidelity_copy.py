@@ -18,7 +18,7 @@ from tests.support.fidelity import Regions, SimClock, TokenBucket
 from tests.support.harness import moto_rds, rds_client
 
 START = datetime(2026, 3, 1, 3, 0, tzinfo=UTC)
-SOURCE, DEST = "us-east-1", "us-west-2"
+SOURCE, DEST, EU = "us-east-1", "us-west-2", "eu-west-1"
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +166,61 @@ def test_deleting_the_source_after_the_copy_is_available_leaves_the_copy_alone()
     world.east.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier="orders-snap")
 
     assert world.described("orders-dr")["Status"] == "available"
+
+
+def progress(client: Any, target: str) -> tuple[str, int]:
+    (found,) = client.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=target)["DBClusterSnapshots"]
+    return found["Status"], found["PercentProgress"]
+
+
+def test_copies_of_one_source_are_queued_across_regions_the_later_at_0_percent_until_the_earlier_ends() -> None:
+    world = World(copying_for=timedelta(hours=2))
+    eu_layer = world.regions.layer(EU, bucket=TokenBucket.unlimited(), copying_for=timedelta(hours=2))
+    eu = rds_client(eu_layer, region=EU)
+    arn = world.snapshot("orders", "orders-snap")
+    other = world.snapshot("ledger", "ledger-snap")
+    world.copy(arn, "orders-dr")
+    world.clock.advance(timedelta(minutes=30))
+    eu.copy_db_cluster_snapshot(
+        SourceDBClusterSnapshotIdentifier=arn, TargetDBClusterSnapshotIdentifier="orders-dr-eu", SourceRegion=SOURCE
+    )
+    eu.copy_db_cluster_snapshot(
+        SourceDBClusterSnapshotIdentifier=other, TargetDBClusterSnapshotIdentifier="ledger-dr-eu", SourceRegion=SOURCE
+    )
+
+    seen = []
+    for _ in range(4):
+        world.clock.advance(timedelta(hours=1))
+        seen.append((progress(world.west, "orders-dr"), progress(eu, "orders-dr-eu")))
+    ledger = progress(eu, "ledger-dr-eu")
+
+    assert seen == [
+        (("copying", 75), ("copying", 0)),  # 1h30 in: the west copy runs, the EU one waits its turn
+        (("available", 100), ("copying", 25)),  # it began when the west copy ended, 2h after that began
+        (("available", 100), ("copying", 75)),
+        (("available", 100), ("available", 100)),
+    ]
+    assert ledger == ("available", 100)  # another source's copy is not queued behind them
+    (queued,) = eu.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier="orders-dr-eu")["DBClusterSnapshots"]
+    assert queued["SnapshotCreateTime"] == START + timedelta(minutes=30)  # when it was asked for
+
+
+def test_cancelling_the_earlier_copy_of_a_source_lets_the_queued_one_begin_then_and_failures_reach_both() -> None:
+    world = World(copying_for=timedelta(hours=2))
+    arn = world.snapshot("orders", "orders-snap")
+    for target in ("first", "second", "third"):
+        world.copy(arn, target)
+    world.clock.advance(timedelta(hours=1))
+
+    world.west.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier="second")  # cancelled while queued
+    world.west.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier="first")  # cancelled halfway
+    world.clock.advance(timedelta(hours=1))
+    third_halfway = progress(world.west, "third")
+    world.east.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier="orders-snap")
+
+    assert third_halfway == ("copying", 50)  # began when the first was cancelled, not when it would have ended
+    assert progress(world.west, "third") == ("failed", 50)
+    assert {s.id for s in world.dest.snapshots()} == {"third"}
 
 
 def test_a_source_still_creating_cannot_be_copied() -> None:

@@ -20,7 +20,8 @@ through the layer's clock.
 Several regions: one layer per region, all made by one `Regions` on one clock, each with its own token
 bucket, quota and pagination. CopyDBClusterSnapshot (called in the destination region, the source named by
 ARN) is served as RDS serves it, which moto does not (/work/shared/dr-facts.md §5): the copy stays `copying`
-with a rising PercentProgress for `copying_for`; at most `copy_limit` (5) copies may be in progress to one
+with a rising PercentProgress for `copying_for`, queued (at 0%) behind the copies of the same source
+requested before it, in any region, until they end; at most `copy_limit` (5) copies may be in progress to one
 region (`SnapshotQuotaExceeded` with its own message); an encrypted cross-region copy needs a KmsKeyId of the
 destination region, an unencrypted source must not get one; the copy carries SourceDBClusterSnapshotArn;
 deleting a `copying` copy cancels it; deleting the source before the copy is `available` fails the copy.
@@ -115,24 +116,37 @@ class _Life:
     ready: datetime
 
 
-@dataclass
+@dataclass(eq=False)
 class _Copy:
-    """A copy made through the layer: `copying` from `started` until `ready`, unless it `failed` first."""
+    """A copy made through the layer, requested at `started` (its SnapshotCreateTime). RDS queues copies of one
+    source: it begins (`copying` at 0% until then) once `after`, the copy of the same source requested before
+    it, has ended, and is `available` `duration` later, unless it is stopped first (failed, or cancelled)."""
 
     source_arn: str
     started: datetime
-    ready: datetime
-    failed: datetime | None = None
+    duration: timedelta
+    after: _Copy | None = None
+    stopped: datetime | None = None
+
+    def begins(self) -> datetime:
+        return self.started if self.after is None else max(self.started, self.after.ends())
+
+    def ends(self) -> datetime:
+        """When the next copy of the source may begin: when this one is available, or stopped (not before
+        its own turn: a copy cancelled while queued frees nothing earlier)."""
+        ready = self.begins() + self.duration
+        return ready if self.stopped is None else min(ready, max(self.begins(), self.stopped))
 
     def progress(self, now: datetime) -> int:
-        return (
-            min(99, int(100 * (now - self.started) / (self.ready - self.started))) if self.ready > self.started else 99
-        )
+        begins = self.begins()
+        if now < begins:
+            return 0
+        return min(99, int(100 * (now - begins) / self.duration)) if self.duration else 99
 
     def status(self, now: datetime) -> tuple[str, int]:
-        if self.failed is not None:
-            return FAILED, self.progress(self.failed)
-        if now < self.ready:
+        if self.stopped is not None and self.stopped < self.begins() + self.duration:
+            return FAILED, self.progress(self.stopped)
+        if now < self.begins() + self.duration:
             return COPYING, self.progress(now)
         return AVAILABLE, 100
 
@@ -145,6 +159,7 @@ class Regions:
         self.clock: Clock = clock or SimClock(datetime.now(UTC))
         self.lock = threading.RLock()
         self._layers: dict[str, RdsFidelity] = {}
+        self._last_copy: dict[str, _Copy] = {}  # source ARN -> its latest copy (RDS queues copies of one source)
 
     def layer(self, region: str, **options: Any) -> RdsFidelity:
         """A new layer for `region` (attach it to that region's clients); options as for RdsFidelity."""
@@ -163,6 +178,17 @@ class Regions:
         with self.lock:
             if self._layers.setdefault(region, layer) is not layer:
                 raise ValueError(f"region {region} already has a layer")
+
+    def queue_copy(self, source_arn: str, duration: timedelta) -> _Copy:
+        """A copy of `source_arn` requested now, behind the copies of that source (in any region) not yet ended."""
+        with self.lock:
+            now = self.clock.now()
+            before = self._last_copy.get(source_arn)
+            if before is not None and before.ends() <= now:
+                before = None
+            copy = _Copy(source_arn, now, duration, after=before)
+            self._last_copy[source_arn] = copy
+            return copy
 
     def source_deleted(self, arn: str) -> None:
         """A snapshot went away: every copy of it still `copying` fails (RDS: "might" fail; here it does)."""
@@ -618,9 +644,8 @@ class RdsFidelity:
         if response.status_code != 200:
             return response
         record = snapshot_from_xml(response.content)
-        now = self.clock.now()
         source_arn = source.arn if source is not None else params["SourceDBClusterSnapshotIdentifier"]
-        self._copies[record.id] = _Copy(source_arn=source_arn, started=now, ready=now + self.copying_for)
+        self._copies[record.id] = self._regions.queue_copy(source_arn, self.copying_for)
         self._add_snapshot(record)
         return _response(request, 200, rds_xml.result("CopyDBClusterSnapshot", self._snapshot_xml(record)))
 
@@ -679,7 +704,7 @@ class RdsFidelity:
             now = self.clock.now()
             for copy in self._copies.values():
                 if copy.source_arn == source_arn and copy.status(now)[0] == COPYING:
-                    copy.failed = now
+                    copy.stopped = now
 
     # --------------------------------------------------------------------------------- the registry
 
@@ -721,7 +746,9 @@ class RdsFidelity:
         if record is not None and _counts(record):
             self._manual_used -= 1
         self._life.pop(snapshot_id, None)
-        self._copies.pop(snapshot_id, None)
+        copy = self._copies.pop(snapshot_id, None)
+        if copy is not None and copy.stopped is None:  # a copy deleted while copying is cancelled: the next begins
+            copy.stopped = self.clock.now()
         self._snapshot_ids = None
 
     def _view(self, record: SnapshotRecord) -> tuple[str, int, datetime | None]:
@@ -916,7 +943,7 @@ class RdsFidelity:
             self.moto.create_snapshot(cluster_id.lower(), snapshot_id, dict(tags or {}), snapshot_type)
             self._life[snapshot_id] = _Life(started=created, ready=creating_until or created)
             if copy_of is not None:
-                self._copies[snapshot_id] = _Copy(source_arn=copy_of, started=created, ready=created)
+                self._copies[snapshot_id] = _Copy(copy_of, created, timedelta(0))
             self._snapshots_stale = True
         return snapshot_id
 
