@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from tests.integration.scenario import fresh_rds, metric_values, moto_once, seed_ours
+from tests.integration.scenario import fresh_rds, hours, metric_values, moto_once, seed_ours
 from tests.support.fidelity import Regions, SimClock, TokenBucket
 from tests.support.harness import rds_client, scheduled_lambda
 
-SOURCE, WEST = "us-east-1", "us-west-2"
+SOURCE, WEST, EU = "us-east-1", "us-west-2", "eu-west-1"
 START = datetime(2026, 3, 10, 3, 5, tzinfo=UTC)
 SLOT = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
 OWN = "every=1d keep-daily=7"
@@ -281,3 +281,42 @@ def test_an_unreadable_dr_region_stops_dr_for_the_run_but_never_the_own_snapshot
     assert [e["snapshot"] for e in blind["created"]] == ["ledger-20260312-0300"]
     assert blind["deleted"] == [] and dr(blind, "started") == []
     assert [(e["region"], e["error"]) for e in dr(blind, "failed")] == [(WEST, "RegionUnreadable")]
+
+
+def test_two_targets_copying_one_source_queue_and_the_source_stays_until_both_are_available() -> None:
+    """RDS queues copies of one source: the second target's copy waits for the first, so it copies twice as
+    long. It is stuck only once it has been copying longer than drStuckHours (20 here) since it was asked for,
+    and the cluster's own retention keeps the source until that second copy is available."""
+    world = World(copying_for=timedelta(hours=12))
+    eu = world.regions.layer(EU, bucket=TokenBucket(), copying_for=timedelta(hours=12))
+    rds_client(eu, region=EU)
+    world.east.create_cluster(
+        "ledger", tags={"snapshot-policy": "every=1d keep-last=1", DR_TAG: "to=dr-west+dr-eu keep-last=2"}
+    )
+    runs: dict[datetime, dict[str, Any]] = {}
+    states: dict[datetime, tuple[str | None, ...]] = {}
+    with world.handler({**TARGETS, "dr-eu": {"region": EU}}, SNAPSHOT_DR_STUCK_HOURS="20") as handler:
+        for at in hours(START, 26):
+            runs[at] = handler.run(at)
+            states[at] = tuple(
+                {s.id: s.status for s in layer.snapshots()}.get(copy_name("ledger")) for layer in (eu, world.west)
+            )
+
+    asked = START + timedelta(hours=1)  # both copies are asked for in the 04:05 run, eu-west-1's first
+    assert [(e["region"], e["snapshot"]) for e in dr(runs[asked], "started")] == [
+        (EU, copy_name("ledger")),
+        (WEST, copy_name("ledger")),
+    ]
+    eu_done, west_done = asked + timedelta(hours=12), asked + timedelta(hours=24)
+    for at in hours(asked, 25):
+        assert states[at] == (
+            "available" if at >= eu_done else "copying",
+            "available" if at >= west_done else "copying",
+        ), at
+        stuck = [(e["region"], e["snapshot"]) for e in dr(runs[at], "stuck")]
+        assert stuck == (
+            [(WEST, copy_name("ledger"))] if timedelta(hours=20) < at - asked < timedelta(hours=24) else []
+        ), at
+    # keep-last=1 wants the first source gone from day 1's 03:05 run on: it goes once both copies are available
+    deleted = {at: [e["snapshot"] for e in report["deleted"]] for at, report in runs.items() if report["deleted"]}
+    assert deleted == {west_done: ["ledger-20260310-0300"]}
