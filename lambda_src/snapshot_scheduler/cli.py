@@ -26,24 +26,29 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from zoneinfo import ZoneInfo
 
 from botocore.exceptions import BotoCoreError, NoCredentialsError, NoRegionError, ProfileNotFound
 
 from snapshot_scheduler import config, doctor, service
 from snapshot_scheduler.adapters.deployment import DeploymentReader, client_factory
-from snapshot_scheduler.adapters.rds import Pacer, RdsAdapter, RdsError, build_client
+from snapshot_scheduler.adapters.rds import RdsAdapter, RdsError, build_client
 from snapshot_scheduler.config import Settings
+from snapshot_scheduler.copier import copy_out_of_policy
 from snapshot_scheduler.demand import FleetDemand, fleet_demand, quota_summary
-from snapshot_scheduler.dr import parse_dr_policy
+from snapshot_scheduler.dr import DrPlan, TargetPlan, copy_age, parse_dr_policy
 from snapshot_scheduler.errors import ConfigError, ScheduleError
 from snapshot_scheduler.freshness import schedule_warning
-from snapshot_scheduler.model import AVAILABLE, CREATING, Cluster, Quota, Reason, RunReport
+from snapshot_scheduler.handlers.backup import adapters
+from snapshot_scheduler.model import AVAILABLE, CREATING, Cluster, DrReport, Quota, Reason, RunReport, Snapshot
 from snapshot_scheduler.observability import logger
 from snapshot_scheduler.planning import ClusterPlan, ForeignMarked, Kept, out_of_policy, plan_run, recovery_point_age
 from snapshot_scheduler.policy import Policy, PolicyError, describe_retention, describe_schedule, is_off
 from snapshot_scheduler.schedule import next_slot
+
+if TYPE_CHECKING:
+    from mypy_boto3_rds import RDSClient
 
 PROG = "snapshot-scheduler"
 EXIT_OK = 0
@@ -287,10 +292,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     dry_run = bool(args.dry_run or settings.dry_run)
     deadline = time.monotonic() + args.timeout
     budget = service.Budget(remaining=lambda: deadline - time.monotonic(), margin=0.0)
-    with connect(args, settings) as rds:
+    with connect(args, settings) as (rds, regions):
         # With the wall clock, as the Lambda runs: --at in a passed slot is never back-filled, nor a
         # future one taken early.
-        report = service.run(settings, rds, at, now=wall_clock(), dry_run=dry_run, budget=budget)
+        report = service.run(settings, rds, at, now=wall_clock(), dry_run=dry_run, budget=budget, regions=regions)
     if args.json:
         _print_json(report.to_dict() | {"complete": report.complete})
     else:
@@ -301,8 +306,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     settings = load_settings(args)
     at = args.at or datetime.now(UTC)
-    with connect(args, settings) as rds:
-        discovery = service.discover(settings, rds, at)
+    with connect(args, settings) as (rds, regions):
+        discovery = service.discover(settings, rds, at, regions=regions)
     plans = discovery.plan.clusters
     demand = fleet_demand(plans, discovery.snapshots, settings.deployment)
     if args.json:
@@ -312,12 +317,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 "clusters": [plan_to_dict(p) | {"warning": _warning(p, settings.run_interval)} for p in plans],
                 "foreign_marked": [foreign_to_dict(f) for f in discovery.plan.foreign_marked],
                 "steady_state": demand_to_dict(demand, discovery.quota),
+                "dr": None if discovery.dr is None else dr_plan_to_dict(discovery.dr),
             }
         )
     else:
         print(render_plan(plans, at, settings.run_interval))
         if discovery.plan.foreign_marked:
             print(render_foreign(discovery.plan.foreign_marked))
+        if discovery.dr is not None:
+            print(render_dr_plan(discovery.dr))
         print(render_demand(demand, discovery.quota))
     return EXIT_OK
 
@@ -325,27 +333,32 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     settings = load_settings(args)
     at = args.at or datetime.now(UTC)
-    with connect(args, settings) as rds:
-        discovery = service.discover(settings, rds, at)
+    with connect(args, settings) as (rds, regions):
+        discovery = service.discover(settings, rds, at, regions=regions)
     rows = [cluster_status(p, at, settings.grace, settings.run_interval) for p in discovery.plan.clusters]
+    dr = None if discovery.dr is None else dr_status(discovery.dr, at, settings.grace, settings.dr_stuck)
     if args.json:
         _print_json(
             {
                 "at": at.isoformat(),
                 "quota": _quota_dict(discovery.quota),
                 "clusters": [row.to_dict() for row in rows],
+                "dr": None if dr is None else dr.to_dict(),
             }
         )
     else:
         print(render_status(rows, discovery.quota, at))
-    return EXIT_INCOMPLETE if any(row.attention for row in rows) else EXIT_OK
+        if dr is not None:
+            print(render_dr_status(dr))
+    attention = any(row.attention for row in rows) or (dr is not None and dr.attention)
+    return EXIT_INCOMPLETE if attention else EXIT_OK
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     local = doctor.local_context(*_read_context(args.context), args.stack)
     settings = load_settings(args, {**local.environment, **os.environ})
     reader = DeploymentReader(client_factory(args.region, args.profile))
-    with connect(args, settings) as rds:
+    with connect(args, settings) as (rds, _):
         checks = doctor.diagnose(settings, rds, reader, local, wall_clock())
     status = doctor.exit_status(checks)
     if args.json:
@@ -400,13 +413,18 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str] | None = 
 
 
 @contextmanager
-def connect(args: argparse.Namespace, settings: Settings) -> Iterator[RdsAdapter]:
-    """A paced RDS adapter over the caller's credentials, with progress on a terminal."""
-    client = build_client(args.region, args.profile)
+def connect(args: argparse.Namespace, settings: Settings) -> Iterator[tuple[RdsAdapter, dict[str, RdsAdapter]]]:
+    """Paced RDS adapters over the caller's credentials, as the function builds them: the region's, and one
+    per DR target region (SNAPSHOT_DR_TARGETS); progress on a terminal counts the calls of all of them."""
     progress = Progress(sys.stderr)
-    client.meta.events.register("after-call.rds", progress.after_call)
+
+    def build(region: str | None) -> RDSClient:
+        client = build_client(region or args.region, args.profile)
+        client.meta.events.register("after-call.rds", progress.after_call)
+        return client
+
     try:
-        yield RdsAdapter(client, Pacer(settings.api_rate, settings.api_burst))
+        yield adapters(settings, build)
     finally:
         progress.close()
 
@@ -617,8 +635,8 @@ def plan_to_dict(plan: ClusterPlan) -> dict[str, Any]:
         "slot": _iso(plan.slot),
         "next_slot": _iso(plan.next_slot),
         "create": plan.create if plan.skip is None and plan.defer is None else None,
-        "skip": None if plan.skip is None else {"code": plan.skip[0].value, "reason": plan.skip[1]},
-        "defer": None if plan.defer is None else {"code": plan.defer[0].value, "reason": plan.defer[1]},
+        "skip": _reason_dict(plan.skip),
+        "defer": _reason_dict(plan.defer),
         "fail": None if plan.fail is None else {"error": plan.fail[0], "message": plan.fail[1]},
         "delete": [{"snapshot": s.id, "time": _iso(s.time)} for s in plan.delete],
         "pending": [
@@ -632,16 +650,19 @@ def plan_to_dict(plan: ClusterPlan) -> dict[str, Any]:
             }
             for p in plan.pending
         ],
-        "keep": [
-            {
-                "snapshot": k.snapshot.id,
-                "time": _iso(k.snapshot.time),
-                "status": k.snapshot.status,
-                "reasons": k.reasons,
-            }
-            for k in _kept_newest_first(plan.kept)
-        ],
+        "keep": _kept_dicts(plan.kept),
     }
+
+
+def _kept_dicts(kept: Sequence[Kept]) -> list[dict[str, Any]]:
+    return [
+        {"snapshot": k.snapshot.id, "time": _iso(k.snapshot.time), "status": k.snapshot.status, "reasons": k.reasons}
+        for k in _kept_newest_first(kept)
+    ]
+
+
+def _reason_dict(decision: tuple[Reason, str] | None) -> dict[str, str] | None:
+    return None if decision is None else {"code": decision[0].value, "reason": decision[1]}
 
 
 def foreign_to_dict(foreign: ForeignMarked) -> dict[str, str]:
@@ -702,6 +723,7 @@ def render_report(report: RunReport) -> str:
     ]
     rows += [("missed", e["cluster"], f"slot {e['slot']} not taken: {e['reason']}") for e in report.missed]
     rows += [("warning", e["cluster"], f"{e['code']}: {e['message']}") for e in report.warnings]
+    rows += _dr_report_rows(report.dr)
     body = render_table(("ACTION", "CLUSTER", "SNAPSHOT / REASON"), rows) if rows else "Nothing to do."
     verb = "would be " if report.dry_run else ""
     summary = (
@@ -724,6 +746,23 @@ def render_report(report: RunReport) -> str:
     if not report.complete:
         lines.append("Not complete: what was deferred or failed is retried by the next run (exit status 1).")
     return "\n".join(lines)
+
+
+def _dr_report_rows(dr: DrReport | None) -> list[tuple[str, str, str]]:
+    if dr is None:
+        return []
+    rows = [("copy started", e["cluster"], f"{e['snapshot']} to {_where(e)} from {e['source']}") for e in dr.started]
+    rows += [("copy deleted", e["cluster"], f"{e['snapshot']} in {_where(e)}") for e in dr.deleted]
+    rows += [("copy deferred", e["cluster"], f"{_where(e)}: {e['code']}: {e['reason']}") for e in dr.deferred]
+    rows += [("copy skipped", e["cluster"], f"{_where(e)}: {e['code']}: {e['reason']}") for e in dr.skipped]
+    rows += [("copy failed", e["cluster"], f"{_where(e)}: {e['error']}: {e['message']}") for e in dr.failed]
+    rows += [("copy stuck", e["cluster"], f"{e['snapshot']} in {_where(e)}: {e['reason']}") for e in dr.stuck]
+    rows += [("dr policy error", e["cluster"], e["reason"]) for e in dr.errors]
+    return rows
+
+
+def _where(entry: Mapping[str, str]) -> str:
+    return _target_text(entry.get("target"), entry["region"])
 
 
 def render_plan(plans: Sequence[ClusterPlan], at: datetime, run_interval: timedelta | None = None) -> str:
@@ -877,6 +916,311 @@ def _print_json(value: Any) -> None:
 
 def _fail(message: str) -> None:
     print(f"{PROG}: {message}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# DR copies: what `status` and `plan` show of them, from the DrPlan the service built in discovery
+
+
+@dataclass(frozen=True)
+class CopyStatus:
+    """One cluster's copies in one DR target (or in a region it left: orphaned)."""
+
+    cluster: str
+    target: str | None
+    region: str
+    state: str
+    attention: bool
+    newest: str | None
+    newest_slot: datetime | None
+    age: timedelta | None
+    copies: int
+    in_flight: tuple[Snapshot, ...]
+    stuck: tuple[Snapshot, ...]
+    failed: tuple[Snapshot, ...]
+    problems: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cluster": self.cluster,
+            "target": self.target,
+            "region": self.region,
+            "state": self.state,
+            "attention": self.attention,
+            "newest_copy": self.newest,
+            "newest_copy_slot": _iso(self.newest_slot),
+            "age_seconds": None if self.age is None else int(self.age.total_seconds()),
+            "copies": self.copies,
+            "in_flight": [_copying_dict(s) for s in self.in_flight],
+            "stuck": [_copying_dict(s) for s in self.stuck],
+            "failed": [s.id for s in self.failed],
+            "problems": list(self.problems),
+        }
+
+
+@dataclass(frozen=True)
+class DrStatus:
+    targets: tuple[CopyStatus, ...]
+    errors: tuple[tuple[str, str], ...]  # (cluster, why its DR tag cannot be used)
+    unreadable: Mapping[str, str]  # region -> why its sweep failed
+
+    @property
+    def attention(self) -> bool:
+        return bool(self.errors or self.unreadable) or any(t.attention for t in self.targets)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "targets": [t.to_dict() for t in self.targets],
+            "errors": [{"cluster": c, "reason": r} for c, r in self.errors],
+            "unreadable": dict(self.unreadable),
+        }
+
+
+def dr_status(plan: DrPlan, at: datetime, grace: timedelta, allowance: timedelta) -> DrStatus:
+    rows = tuple(copy_status(t, at, grace, allowance) for t in plan.targets)
+    errors = tuple((e.cluster_id, e.message) for e in plan.errors)
+    return DrStatus(rows, errors, dict(plan.unreadable))
+
+
+def copy_status(plan: TargetPlan, at: datetime, grace: timedelta, allowance: timedelta) -> CopyStatus:
+    """`allowance`: drStuckHours, the time a copy may take (as the DrRecoveryPointBreached alarm counts it)."""
+    copies = _copies(plan)
+    newest = max(
+        (s for s in copies if s.status == AVAILABLE and s.time is not None), key=lambda s: s.time or at, default=None
+    )
+    problems: list[str] = []
+    out = (
+        plan.policy is not None
+        and plan.cluster is not None
+        and copy_out_of_policy(plan, at, grace, allowance, started=plan.starts)
+    )
+    if plan.cluster is None:
+        state, attention = "orphaned", plan.policy is None
+        problems.append(_orphan_problem(plan))
+    elif plan.skip is not None:
+        code, reason = plan.skip
+        state, attention = code.value + (", OUT OF POLICY" if out else ""), True
+        problems.append(reason)
+    elif out:
+        state, attention = "OUT OF POLICY", True
+        problems.append(
+            "no copy yet"
+            if newest is None
+            else "the newest available copy is older than the DR interval plus the "
+            "grace plus drStuckHours for the copy itself"
+        )
+    else:
+        state, attention = ("ok" if newest is not None else "first copy pending"), False
+    if plan.fail is not None:
+        attention = True
+        problems.append(f"{plan.fail[0]}: {plan.fail[1]}")
+    if plan.defer is not None:
+        problems.append(f"{plan.defer[0].value}: {plan.defer[1]}")
+    problems += [
+        f"copy {s.id} still copying since {_when(s.created)}; RDS may be slow, never cancelled" for s in plan.stuck
+    ]
+    problems += [f"copy {s.id} ended failed: the next run deletes it and copies the slot again" for s in plan.failed]
+    return CopyStatus(
+        cluster=plan.cluster_id,
+        target=plan.target.name if plan.target is not None else None,
+        region=plan.region,
+        state=state,
+        attention=attention or bool(plan.stuck or plan.failed),
+        newest=newest.id if newest else None,
+        newest_slot=newest.time if newest else None,
+        age=copy_age(plan, at),
+        copies=len(copies),
+        in_flight=plan.in_flight,
+        stuck=plan.stuck,
+        failed=plan.failed,
+        problems=tuple(problems),
+    )
+
+
+def _copies(plan: TargetPlan) -> list[Snapshot]:
+    return [k.snapshot for k in plan.kept] + list(plan.delete)
+
+
+def _orphan_problem(plan: TargetPlan) -> str:
+    if plan.skip is not None:
+        return plan.skip[1]
+    if plan.policy is None:
+        return "its DR tag is invalid: none of its copies is deleted until it is fixed"
+    return (
+        "the cluster left DR (deleted, DR tag removed, or target dropped from to=): its copies are pruned by "
+        "the DR policy recorded on the newest, never below one"
+    )
+
+
+def _copying_dict(snapshot: Snapshot) -> dict[str, Any]:
+    return {"snapshot": snapshot.id, "progress": snapshot.progress, "since": _iso(snapshot.created)}
+
+
+def _copying_text(snapshot: Snapshot) -> str:
+    progress = "" if snapshot.progress is None else f" {snapshot.progress}%"
+    return f"{snapshot.id}{progress}"
+
+
+def _target_text(target: str | None, region: str) -> str:
+    return f"{target} ({region})" if target else f"{region} (target no longer named)"
+
+
+def render_dr_status(status: DrStatus) -> str:
+    lines = ["", "DR copies (newest available copy per cluster and target, by its slot)"]
+    if not status.targets:
+        lines.append("No cluster carries a DR tag, and no copies of ours are left to prune.")
+    else:
+        table = [
+            (
+                row.cluster,
+                _target_text(row.target, row.region),
+                row.state,
+                row.newest or "-",
+                age_text(row.age) if row.age is not None else "-",
+                str(row.copies),
+                ", ".join(_copying_text(s) for s in row.in_flight) or "-",
+            )
+            for row in status.targets
+        ]
+        lines.append(render_table(("CLUSTER", "TARGET", "STATE", "NEWEST COPY", "AGE", "COPIES", "COPYING"), table))
+    problems = [(f"{row.cluster} -> {row.target or row.region}", p) for row in status.targets for p in row.problems]
+    problems += [(cluster, f"DR policy error: {reason}") for cluster, reason in status.errors]
+    problems += [
+        (region, f"could not be read, no copy started or deleted: {why}") for region, why in status.unreadable.items()
+    ]
+    if problems:
+        lines += ["", "DR needs a look:", render_pairs(problems)]
+    return "\n".join(lines)
+
+
+def dr_plan_to_dict(plan: DrPlan) -> dict[str, Any]:
+    order = _start_order(plan)
+    return {
+        "targets": [_target_plan_dict(t, order) for t in plan.targets],
+        "errors": [{"cluster": e.cluster_id, "reason": e.message} for e in plan.errors],
+        "unreadable": dict(plan.unreadable),
+    }
+
+
+def _target_plan_dict(plan: TargetPlan, order: Mapping[int, tuple[int, int]]) -> dict[str, Any]:
+    job = plan.copy
+    return {
+        "cluster": plan.cluster_id,
+        "target": plan.target.name if plan.target is not None else None,
+        "region": plan.region,
+        "orphaned": plan.cluster is None,
+        "policy": plan.policy.spec() if plan.policy else None,
+        "description": plan.policy.describe() if plan.policy else None,
+        "slot": _iso(plan.slot),
+        "copy": None
+        if job is None or plan.skip or plan.fail
+        else {
+            "snapshot": job.identifier,
+            "source": job.source.id,
+            "source_time": _iso(job.source.time),
+            "kms_key": job.kms_key,
+            "order": order.get(id(plan), (None, None))[0],
+            "overdue_seconds": None if plan.newest_available is None else int(plan.overdue.total_seconds()),
+            "why": _why_this_copy(plan, order),
+        },
+        "skip": _reason_dict(plan.skip),
+        "defer": _reason_dict(plan.defer),
+        "fail": None if plan.fail is None else {"error": plan.fail[0], "message": plan.fail[1]},
+        "waiting": plan.waiting,
+        "delete": [{"snapshot": s.id, "time": _iso(s.time), "reason": _delete_reason(plan, s)} for s in plan.delete],
+        "keep": _kept_dicts(plan.kept),
+        "in_flight": [_copying_dict(s) for s in plan.in_flight],
+        "stuck": [_copying_dict(s) for s in plan.stuck],
+    }
+
+
+def _start_order(plan: DrPlan) -> dict[int, tuple[int, int]]:
+    """id(target plan) -> (its place, how many) among the copies that start in its region, most overdue first."""
+    order: dict[int, tuple[int, int]] = {}
+    for region in {t.region for t in plan.targets}:
+        starting = plan.copies(region)
+        order.update({id(t): (n, len(starting)) for n, t in enumerate(starting, 1)})
+    return order
+
+
+def _why_this_copy(plan: TargetPlan, order: Mapping[int, tuple[int, int]]) -> str:
+    assert plan.copy is not None
+    behind = (
+        "no copy of it there yet"
+        if plan.newest_available is None
+        else f"its newest copy there is {age_text(plan.overdue)} older than this slot"
+    )
+    source = f"{plan.copy.source.id} is the newest available snapshot taken in the DR slot"
+    if id(plan) not in order:
+        return f"{source}; {behind}"
+    place, count = order[id(plan)]
+    return f"{source}; {_ordinal(place)} of {count} to start in {plan.region}, most overdue first: {behind}"
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def _in_flight_text(plan: TargetPlan, copy: Snapshot) -> str:
+    if copy not in plan.in_flight:
+        return ""
+    done = "" if copy.progress is None else f"{copy.progress}% "
+    stuck = "; STUCK, never cancelled: see the DrCopyStuck alarm" if copy in plan.stuck else ""
+    return f"; {done}copied since {_when(copy.created)}{stuck}"
+
+
+def _delete_reason(plan: TargetPlan, copy: Snapshot) -> str:
+    if copy in plan.failed:
+        return "the copy ended failed: deleted, and the next run copies the slot again"
+    spec = plan.policy.spec() if plan.policy is not None else "?"
+    if plan.cluster is None:
+        return f"not kept by the DR policy recorded on the newest copy ({spec}); the cluster left DR"
+    return f"not kept by the DR policy ({spec})"
+
+
+def render_dr_plan(plan: DrPlan) -> str:
+    order = _start_order(plan)
+    lines = ["", "DR copies: what a run would copy and delete now (nothing is changed)"]
+    if not plan.targets and not plan.errors and not plan.unreadable:
+        lines.append("No cluster carries a DR tag, and no copies of ours are left to prune.")
+    for region, why in plan.unreadable.items():
+        lines.append(
+            f"{region} could not be read: no copy is started or deleted, and no snapshot of a DR-tagged cluster "
+            f"is deleted ({why})"
+        )
+    for error in plan.errors:
+        lines += ["", error.cluster_id, render_pairs([("error", f"{error.message}; none of its copies is deleted")])]
+    for target in plan.targets:
+        heading = f"{target.cluster_id} -> {_target_text(target.target.name if target.target else None, target.region)}"
+        if target.cluster is None:
+            heading += "  (left DR: pruned by the recorded DR policy)"
+        lines += ["", heading, render_pairs(_target_pairs(target, order))]
+    return "\n".join(lines)
+
+
+def _target_pairs(plan: TargetPlan, order: Mapping[int, tuple[int, int]]) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    if plan.policy is not None:
+        pairs.append(("policy", plan.policy.describe()))
+    if plan.slot is not None:
+        pairs.append(("slot", _when(plan.slot)))
+    if plan.fail is not None:
+        pairs.append(("fail", f"{plan.fail[0]}: {plan.fail[1]}"))
+    elif plan.skip is not None:
+        pairs.append(("skip", f"{plan.skip[0].value}: {plan.skip[1]}"))
+    elif plan.copy is not None:
+        pairs.append(("copy", f"{plan.copy.identifier} from {plan.copy.source.id} ({_why_this_copy(plan, order)})"))
+        if plan.defer is not None:
+            pairs.append(("defer", f"{plan.defer[0].value}: {plan.defer[1]}"))
+    elif plan.waiting is not None:
+        pairs.append(("copy", f"nothing yet: {plan.waiting}"))
+    elif plan.cluster is not None:
+        pairs.append(("copy", "nothing: this DR slot's copy exists or is copying"))
+    pairs += [("delete", f"{s.id}  ({_when(s.time)}): {_delete_reason(plan, s)}") for s in plan.delete]
+    for kept in _kept_newest_first(plan.kept):
+        reasons = ", ".join(kept.reasons) + _in_flight_text(plan, kept.snapshot)
+        pairs.append(("keep", f"{kept.snapshot.id}  ({_when(kept.snapshot.time)}): {reasons}"))
+    return pairs
 
 
 # ---------------------------------------------------------------------------------------------------------

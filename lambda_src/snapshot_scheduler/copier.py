@@ -184,12 +184,20 @@ def report_freshness(plan: DrPlan, report: DrReport, at: datetime, grace: timede
     managed = plan.managed
     started = {(entry["cluster"], entry["region"]) for entry in report.started}
     report.targets_managed = len(managed)
-    ages = [(t, copy_age(t, at)) for t in managed]
-    report.oldest_copy_age = max((a.total_seconds() for _, a in ages if a is not None), default=None)
-    for target, age in ages:
-        assert target.policy is not None
-        first_under_way = target.in_flight or target.waiting or (target.cluster_id, target.region) in started
-        if age is None and first_under_way:
-            continue
-        if age is None or age > target.policy.policy.every.interval + grace + allowance:
+    ages = [age for t in managed if (age := copy_age(t, at)) is not None]
+    report.oldest_copy_age = max((age.total_seconds() for age in ages), default=None)
+    for target in managed:
+        if copy_out_of_policy(target, at, grace, allowance, started=(target.cluster_id, target.region) in started):
             report.out_of_policy.append(f"{target.cluster_id}/{target.region}")
+
+
+def copy_out_of_policy(
+    target: TargetPlan, at: datetime, grace: timedelta, allowance: timedelta, *, started: bool = False
+) -> bool:
+    """The newest available copy is older than the DR interval + grace + the allowance for copying, or there
+    is none and the first is not under way (copying, waiting for its source, or `started`)."""
+    assert target.policy is not None
+    age = copy_age(target, at)
+    if age is None:
+        return not (target.in_flight or target.waiting or started)
+    return age > target.policy.policy.every.interval + grace + allowance

@@ -81,6 +81,7 @@ class Snapshot:
     tags: Mapping[str, str]
     source_arn: str = ""  # SourceDBClusterSnapshotArn: set on copies only
     encrypted: bool = False
+    progress: int | None = None  # PercentProgress: how far a `creating` or `copying` snapshot has come
 
     def managed_by(self, deployment: str) -> bool:
         """Ours to prune: it carries this deployment's marker and every other proof agrees (`doubt`)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +12,15 @@ import boto3
 import pytest
 from moto import mock_aws
 from snapshot_scheduler import cli, config, tags
+from snapshot_scheduler.adapters import rds as rds_adapter
 from snapshot_scheduler.adapters.rds import ClusterBusy, RdsAdapter
+
+from tests.integration.test_dr import SLOT as DR_SLOT
+from tests.integration.test_dr import SOURCE as DR_SOURCE
+from tests.integration.test_dr import START as DR_START
+from tests.integration.test_dr import World, day
+from tests.integration.test_dr import copy_name as dr_copy_name
+from tests.support.harness import moto_rds
 
 REGION = "eu-west-1"
 DEPLOYMENT = "SnapshotScheduler"
@@ -410,3 +419,134 @@ def test_plan_status_and_run_show_deletions_a_policy_change_caused_as_pending(
     report = json.loads(run_json)
     assert report["deleted"] == []
     assert {p["snapshot"] for p in report["pending"]} == {p["snapshot"] for p in orders["pending"]}
+
+
+# DR copies: status and plan against two regions behind the fidelity layer --------------------------------
+
+
+@pytest.fixture
+def dr_regions(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto for two regions of one account; the DR world of test_dr (copies that take hours, the 5-copy
+    limit, KMS rules); the CLI runs inside the handler's environment, whose build_client attaches the layers."""
+    for name in (*config.ENV_VARS, "AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    with moto_rds():
+        yield
+
+
+def dr_cli(capsys: pytest.CaptureFixture[str], world: World, at: datetime, *argv: str) -> tuple[int, str]:
+    """The CLI at `at` (the layer's clock moved there), through the same layers as the handler."""
+    world.clock.advance_to(at)  # type: ignore[attr-defined]
+    capsys.readouterr()  # the handler's own output so far
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cli, "build_client", rds_adapter.build_client)  # the harness's: layer attached
+        code = cli.main(["--region", DR_SOURCE, *argv, "--at", at.isoformat()])
+    return code, capsys.readouterr().out
+
+
+def squeezed(text: str) -> str:
+    """Text output with runs of spaces as one: the assertions name words, not column widths."""
+    return re.sub(r" {2,}", " ", text)
+
+
+def by_cluster(answer: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {row["cluster"]: row for row in answer["dr"]["targets"]}
+
+
+def test_status_and_plan_show_copies_in_flight_one_deferred_for_the_copy_limit_and_one_skipped_for_kms(
+    dr_regions: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given six DR-tagged clusters and an encrypted one, and a DR target with no kmsKey
+    world = World(copying_for=timedelta(hours=3))
+    for n in range(6):
+        world.cluster(f"db{n}")
+    world.cluster("secret", encrypted=True)
+    with world.handler({"dr-west": {"region": "us-west-2"}}) as handler:
+        day(handler, 0)  # 03:05 own snapshots; 04:05 five copies start, db0 waits, secret is skipped
+        at = DR_START + timedelta(hours=2)
+
+        # When an operator asks for status and plan an hour into the copies
+        status_code, status_json = dr_cli(capsys, world, at, "status", "--json")
+        _, status_text = dr_cli(capsys, world, at, "status")
+        _, plan_json = dr_cli(capsys, world, at, "plan", "--json")
+        _, plan_text = dr_cli(capsys, world, at, "plan")
+
+    # Then status shows the five copies in flight with their progress, db0 without a copy, secret skipped
+    rows = by_cluster(json.loads(status_json))
+    assert status_code == 1
+    for n in range(1, 6):
+        assert rows[f"db{n}"]["in_flight"][0]["snapshot"] == dr_copy_name(f"db{n}")
+        assert rows[f"db{n}"]["in_flight"][0]["progress"] == 33  # an hour of three
+        assert (rows[f"db{n}"]["state"], rows[f"db{n}"]["attention"]) == ("first copy pending", False)
+    assert rows["db0"]["newest_copy"] is None and rows["db0"]["in_flight"] == []
+    assert rows["db0"]["state"] == "OUT OF POLICY" and any("copy-limit" in p for p in rows["db0"]["problems"])
+    assert (rows["secret"]["state"], rows["secret"]["attention"]) == ("kms, OUT OF POLICY", True)
+    assert "has no kmsKey" in rows["secret"]["problems"][0]
+    assert f"{dr_copy_name('db1')} 33%" in squeezed(status_text)
+    assert "secret -> dr-west snapshot secret-20260310-0300 is encrypted" in squeezed(status_text)
+    # ... and plan: db0's copy deferred (copy-limit) with its source, secret skipped (kms), the rest copying
+    plans = by_cluster(json.loads(plan_json))
+    assert plans["db0"]["copy"]["snapshot"] == dr_copy_name("db0")
+    assert plans["db0"]["copy"]["source"] == "db0-20260310-0300"
+    assert (
+        plans["db0"]["defer"]["code"] == "copy-limit" and "5 copies are in progress" in plans["db0"]["defer"]["reason"]
+    )
+    assert plans["secret"]["skip"]["code"] == "kms" and plans["secret"]["copy"] is None
+    assert plans["db3"]["copy"] is None and [c["progress"] for c in plans["db3"]["in_flight"]] == [33]
+    assert f"copy {dr_copy_name('db0')} from db0-20260310-0300" in squeezed(plan_text)
+    assert "defer copy-limit: 5 copies are in progress to us-west-2" in squeezed(plan_text)
+    assert "skip kms: snapshot secret-20260310-0300 is encrypted and target dr-west" in squeezed(plan_text)
+    assert f"keep {dr_copy_name('db3')} (2026-03-10 03:00 UTC): status copying; 33% copied since" in squeezed(plan_text)
+
+
+def test_plan_orders_copies_most_overdue_first_and_lists_failed_and_pruned_copies_status_their_age(
+    dr_regions: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given two clusters copied daily, keep-last=1 in the target, copies that take an hour
+    world = World(copying_for=timedelta(hours=1))
+    world.cluster("orders", dr="to=dr-west keep-last=1")
+    world.cluster("billing", dr="to=dr-west keep-last=1")
+    spec = "to=dr-west every=1d at=03:00 tz=UTC keep-last=1"
+    with world.handler() as handler:
+        day(handler, 0)
+        # billing's copy fails (its source went while it was copying)
+        world.regions.source_deleted(f"arn:aws:rds:{DR_SOURCE}:123456789012:cluster-snapshot:billing-20260310-0300")
+        failed_code, failed_status = dr_cli(
+            capsys, world, DR_START + timedelta(hours=1, minutes=30), "status", "--json"
+        )
+        _, failed_plan = dr_cli(capsys, world, DR_START + timedelta(hours=1, minutes=30), "plan")
+        handler.run(DR_START + timedelta(hours=3))  # deletes the failed copy
+        handler.run(DR_START + timedelta(days=1))  # the next day's own snapshots
+        _, next_day = dr_cli(capsys, world, DR_START + timedelta(days=1, hours=1), "plan", "--json")
+        handler.run(DR_START + timedelta(days=1, hours=1))  # both copies start
+        later = DR_START + timedelta(days=1, hours=2, minutes=25)
+        _, status = dr_cli(capsys, world, later, "status", "--json")
+        _, plan_json = dr_cli(capsys, world, later, "plan", "--json")
+        _, plan_text = dr_cli(capsys, world, later, "plan")
+
+    # Then the failed copy needs a look, and plan deletes it saying why
+    rows = by_cluster(json.loads(failed_status))
+    assert failed_code == 1
+    assert rows["billing"]["failed"] == [dr_copy_name("billing")] and rows["billing"]["attention"] is True
+    assert f"delete {dr_copy_name('billing')} (2026-03-10 03:00 UTC): the copy ended failed" in squeezed(failed_plan)
+    # ... the next day billing (no copy at all) starts before orders (a day behind), with their sources
+    plans = by_cluster(json.loads(next_day))
+    assert plans["billing"]["copy"]["order"] == 1 and plans["orders"]["copy"]["order"] == 2
+    assert plans["orders"]["copy"]["source"] == "orders-20260311-0300"
+    assert "no copy of it there yet" in plans["billing"]["copy"]["why"]
+    assert "2nd of 2 to start in us-west-2, most overdue first" in plans["orders"]["copy"]["why"]
+    # ... once the new copies are available, status shows the newest and its age, plan prunes the older one
+    rows = by_cluster(json.loads(status))
+    assert rows["orders"]["newest_copy"] == dr_copy_name("orders", DR_SLOT + timedelta(days=1))
+    assert rows["orders"]["age_seconds"] == 2 * 3600 + 30 * 60  # at 05:30, from its slot, 03:00
+    assert rows["orders"]["state"] == "ok" and rows["orders"]["copies"] == 2
+    plans = by_cluster(json.loads(plan_json))
+    assert plans["orders"]["delete"] == [
+        {
+            "snapshot": dr_copy_name("orders"),
+            "time": DR_SLOT.isoformat(),
+            "reason": f"not kept by the DR policy ({spec})",
+        }
+    ]
+    assert plans["orders"]["keep"][0]["snapshot"] == dr_copy_name("orders", DR_SLOT + timedelta(days=1))
+    assert f"delete {dr_copy_name('orders')} (2026-03-10 03:00 UTC): not kept by the DR policy" in squeezed(plan_text)

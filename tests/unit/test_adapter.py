@@ -117,11 +117,13 @@ def test_a_cluster_looked_up_by_identifier_is_found_of_any_engine_or_none_when_r
     assert gone is None
 
 
-def test_a_copy_is_read_with_its_source(client: Any) -> None:
+def test_a_copy_is_read_with_its_source_and_progress(client: Any) -> None:
     copy = {
         "DBClusterSnapshotIdentifier": "orders-20260310-0300",
         "DBClusterIdentifier": "orders",
         "SnapshotType": "manual",
+        "Status": "copying",
+        "PercentProgress": 40,
         "SourceDBClusterSnapshotArn": "arn:aws:rds:us-west-2:123456789012:cluster-snapshot:orders-20260310-0300",
     }
     with Stubber(client) as stub:
@@ -129,6 +131,7 @@ def test_a_copy_is_read_with_its_source(client: Any) -> None:
         snapshot = RdsAdapter(client).snapshot("orders-20260310-0300")
 
     assert snapshot is not None and snapshot.source_arn == copy["SourceDBClusterSnapshotArn"]
+    assert (snapshot.status, snapshot.progress) == ("copying", 40)
 
 
 PAGES = {

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from snapshot_scheduler import cli, config
-from snapshot_scheduler.model import Snapshot
+from snapshot_scheduler.model import DrReport, RunReport, Snapshot
 from snapshot_scheduler.planning import PolicyContext, plan_run
+
+from tests.unit.test_dr import AT, SLOT, WEST, cluster, copy_of, days, own_snapshot, plan
 
 
 @pytest.fixture(autouse=True)
@@ -366,3 +369,100 @@ def test_policy_check_dr_knows_the_configured_targets(
     code, _, err = run_cli(capsys, "policy", "check", "--dr", "to=dr-east keep-daily=7")
 
     assert code == 2 and "target 'dr-east' is not configured; configured: dr-west" in err
+
+
+# DR copies in status, plan and run ---------------------------------------------------------------------
+
+
+def test_status_shows_progress_and_flags_a_stuck_copy_and_a_failed_one() -> None:
+    # Given orders' previous copy still copying after 30 hours, billing's ended failed, ledger's fine
+    stuck = replace(copy_of("orders", SLOT - days(2), status="copying", created=AT - timedelta(hours=30)), progress=12)
+    failed = copy_of("billing", SLOT - days(1), status="failed")
+    fine = copy_of("ledger", SLOT - days(1))
+    snapshots = [own_snapshot(name, SLOT) for name in ("orders", "billing", "ledger")]
+    clusters = [cluster(name) for name in ("orders", "billing", "ledger")]
+    _, planned = plan(clusters, snapshots, {WEST: [stuck, failed, fine]})
+
+    # When status is shown at the run's time, with a grace of an hour and drStuckHours 24
+    status = cli.dr_status(planned, AT, timedelta(hours=1), timedelta(hours=24))
+    text = cli.render_dr_status(status)
+
+    # Then the stuck copy and the failed one need a look, ledger's copy is fresh
+    rows = {row.cluster: row.to_dict() for row in status.targets}
+    assert status.attention
+    assert rows["orders"]["stuck"] == [{"snapshot": stuck.id, "progress": 12, "since": "2026-03-08T21:05:00+00:00"}]
+    assert rows["orders"]["attention"] and "still copying since 2026-03-08 21:05 UTC" in rows["orders"]["problems"][-1]
+    assert rows["billing"]["failed"] == [failed.id] and rows["billing"]["attention"]
+    assert (rows["ledger"]["state"], rows["ledger"]["newest_copy"], rows["ledger"]["age_seconds"]) == (
+        "ok",
+        fine.id,
+        int((AT - (SLOT - days(1))).total_seconds()),
+    )
+    assert f"{stuck.id} 12%" in text
+    assert "billing -> dr-west" in text and "ended failed" in text
+
+
+def test_plan_lists_copies_most_overdue_first_with_their_sources_and_what_dr_retention_deletes() -> None:
+    # Given three clusters: c never copied, a copied two days ago, b yesterday (keep-last=1 in the target)
+    dr = "to=dr-west keep-last=1"
+    spec = "to=dr-west every=1d at=03:00 tz=UTC keep-last=1"
+    copies = [
+        copy_of("a", SLOT - days(2), policy=spec),
+        copy_of("b", SLOT - days(1), policy=spec),
+        copy_of("b", SLOT - days(2), policy=spec),
+    ]
+    snapshots = [own_snapshot(name, SLOT) for name in "abc"]
+    _, planned = plan([cluster(name, dr=dr) for name in "abc"], snapshots, {WEST: copies})
+
+    # When the plan is shown, as JSON and as text
+    answer = {t["cluster"]: t for t in cli.dr_plan_to_dict(planned)["targets"]}
+    text = " ".join(cli.render_dr_plan(planned).split())
+
+    # Then the copies start c, a, b, each from the slot's snapshot, and b's older copy is deleted with its reason
+    assert [answer[name]["copy"]["order"] for name in "cab"] == [1, 2, 3]
+    assert [answer[name]["copy"]["source"] for name in "cab"] == [
+        "c-20260310-0300",
+        "a-20260310-0300",
+        "b-20260310-0300",
+    ]
+    assert answer["a"]["copy"]["overdue_seconds"] == days(2).total_seconds()
+    assert "2nd of 3 to start in us-west-2, most overdue first: its newest copy there is 2d 0h older" in text
+    assert answer["b"]["delete"] == [
+        {
+            "snapshot": "b-20260308-0300-dr-useast1",
+            "time": "2026-03-08T03:00:00+00:00",
+            "reason": f"not kept by the DR policy ({spec})",
+        }
+    ]
+    assert f"delete b-20260308-0300-dr-useast1 (2026-03-08 03:00 UTC): not kept by the DR policy ({spec})" in text
+
+
+def test_plan_shows_a_cluster_that_left_dr_pruned_by_its_recorded_policy() -> None:
+    spec = "to=dr-west every=1d at=03:00 tz=UTC keep-last=1"
+    copies = [copy_of("gone", SLOT - days(n), policy=spec) for n in (1, 2)]
+
+    _, planned = plan([], [], {WEST: copies})
+
+    text = " ".join(cli.render_dr_plan(planned).split())
+    assert "gone -> us-west-2 (target no longer named) (left DR: pruned by the recorded DR policy)" in text
+    assert "not kept by the DR policy recorded on the newest copy" in text
+    (row,) = cli.dr_status(planned, AT, timedelta(hours=1), timedelta(hours=24)).targets
+    assert (row.state, row.attention, row.copies) == ("orphaned", False, 2)
+
+
+def test_the_run_report_lists_the_copies_started_deferred_and_skipped() -> None:
+    report = RunReport(scheduled_time=AT, dry_run=False, dr=DrReport())
+    assert report.dr is not None
+    report.dr.add(
+        "started", "orders", WEST, "dr-west", snapshot="orders-20260310-0300-dr-useast1", source="orders-20260310-0300"
+    )
+    report.dr.add("deferred", "billing", WEST, "dr-west", code="copy-limit", reason="5 copies are in progress")
+    report.dr.add("skipped", "secret", WEST, "dr-west", code="kms", reason="no key")
+
+    text = " ".join(cli.render_report(report).split())
+
+    assert (
+        "copy started orders orders-20260310-0300-dr-useast1 to dr-west (us-west-2) from orders-20260310-0300" in text
+    )
+    assert "copy deferred billing dr-west (us-west-2): copy-limit: 5 copies are in progress" in text
+    assert "copy skipped secret dr-west (us-west-2): kms: no key" in text

@@ -388,6 +388,7 @@ def _snapshot(raw: Mapping[str, Any]) -> Snapshot:
         tags=_tags(raw),
         source_arn=raw.get("SourceDBClusterSnapshotArn") or "",
         encrypted=bool(raw.get("StorageEncrypted")),
+        progress=raw.get("PercentProgress"),
     )
 
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -16,6 +16,9 @@ from snapshot_scheduler.adapters.rds import Pacer, RdsAdapter, build_client
 from snapshot_scheduler.config import DR_TARGETS, Settings
 from snapshot_scheduler.errors import ConfigError
 from snapshot_scheduler.observability import logger, metrics, publish
+
+if TYPE_CHECKING:
+    from mypy_boto3_rds import RDSClient
 
 
 @dataclass(frozen=True)
@@ -38,10 +41,14 @@ def runtime() -> Runtime:
     return Runtime(settings=settings, rds=rds, regions=regions)
 
 
-def adapters(settings: Settings) -> tuple[RdsAdapter, dict[str, RdsAdapter]]:
+def adapters(
+    settings: Settings, build: Callable[[str | None], RDSClient] | None = None
+) -> tuple[RdsAdapter, dict[str, RdsAdapter]]:
     """The function's own region's adapter and one per DR target region, each with its own pacer: every
-    region has its own RDS token bucket."""
-    rds = RdsAdapter(build_client(), Pacer(settings.api_rate, settings.api_burst))
+    region has its own RDS token bucket. `build` makes a region's client (None: the default region); the
+    CLI passes its own, with the operator's profile."""
+    client = build or build_client
+    rds = RdsAdapter(client(None), Pacer(settings.api_rate, settings.api_burst))
     regions = {}
     for target in settings.dr_targets.values():
         if target.region == rds.region:
@@ -49,7 +56,7 @@ def adapters(settings: Settings) -> tuple[RdsAdapter, dict[str, RdsAdapter]]:
                 f"{DR_TARGETS}: target {target.name!r} is in {target.region}, the function's own region; "
                 "a DR target must be another region"
             )
-        regions[target.region] = RdsAdapter(build_client(target.region), Pacer(settings.api_rate, settings.api_burst))
+        regions[target.region] = RdsAdapter(client(target.region), Pacer(settings.api_rate, settings.api_burst))
     return rds, regions
 
 
