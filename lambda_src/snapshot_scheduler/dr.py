@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from snapshot_scheduler import tags
 from snapshot_scheduler.model import AVAILABLE, Cluster, Quota, Reason, Snapshot
-from snapshot_scheduler.naming import copy_id
+from snapshot_scheduler.naming import copy_id, parse_snapshot_arn
 from snapshot_scheduler.planning import NEVER, ClusterPlan, Kept, RunPlan, retain
 from snapshot_scheduler.policy import Policy, PolicyError, is_off, parse_policy
 from snapshot_scheduler.schedule import current_slot
@@ -49,7 +49,7 @@ class DrTarget:
 
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
-_KEY = re.compile(
+KMS_KEY = re.compile(
     r"^(alias/[A-Za-z0-9/_-]+|(mrk-)?[0-9a-f-]{32,36}|arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):[0-9]{12}:(key|alias)/.+)$"
 )
 
@@ -80,7 +80,7 @@ def parse_dr_targets(loaded: object) -> dict[str, DrTarget]:
             )
         regions[region] = name
         if key is not None:
-            match = _KEY.match(key)
+            match = KMS_KEY.match(key)
             if match is None or (match.group("region") or region) != region:
                 raise ValueError(
                     f"target {name!r}: kmsKey {key!r} is not a KMS key of {region}; allowed: alias/name, a key id, "
@@ -478,31 +478,52 @@ def _budget(
     destinations: Mapping[str, Sequence[Snapshot]],
     quotas: Mapping[str, Quota | None],
 ) -> list[TargetPlan]:
-    """Per destination region: at most (the limit - copies in progress there, anyone's) copies start, most
-    overdue first; within the quota's room (after this run's deletions) when the quota is known."""
-    limit = min(context.copy_limit, COPY_LIMIT)
+    """Per destination region: the copies that fit its room start, most overdue first; the rest are deferred."""
     deferred: dict[int, tuple[Reason, str]] = {}
     for region in {p.region for p in plans if p.starts}:
-        in_flight = sum(1 for s in destinations.get(region, ()) if s.status == COPYING)
-        room = max(0, limit - in_flight)
-        quota = quotas.get(region)
         freed = sum(1 for p in plans if p.region == region for s in p.delete if s.status in (AVAILABLE, FAILED))
-        quota_room = None if quota is None else max(0, quota.max - quota.used + freed)
+        room = CopyRoom.of(region, destinations.get(region, ()), context.copy_limit, quotas.get(region), freed)
         starting = sorted(
             (i for i, p in enumerate(plans) if p.starts and p.region == region),
             key=lambda i: (plans[i].overdue, plans[i].cluster_id),
             reverse=True,
         )
         for rank, index in enumerate(starting):
-            if quota_room is not None and rank >= quota_room and quota_room < room:
-                deferred[index] = (Reason.QUOTA, f"the manual snapshot quota of {region} is full ({quota_room} free)")
-            elif rank >= room:
-                deferred[index] = (
-                    Reason.COPY_LIMIT,
-                    f"{in_flight} copies are in progress to {region} and at most {limit} may be at once; "
-                    "the next run starts it",
-                )
+            deferral = room.deferral(rank)
+            if deferral is not None:
+                deferred[index] = deferral
     return [replace(p, defer=deferred[i]) if i in deferred else p for i, p in enumerate(plans)]
+
+
+@dataclass(frozen=True)
+class CopyRoom:
+    """How many copies may start in one destination region this run: at most (the limit - copies in progress
+    there, anyone's), and within the quota's room (after this run's deletions there) when the quota is known.
+    Shared by DR copies and the vault's copies."""
+
+    region: str
+    in_flight: int
+    limit: int
+    quota_room: int | None
+
+    @classmethod
+    def of(cls, region: str, sweep: Iterable[Snapshot], limit: int, quota: Quota | None, freed: int) -> CopyRoom:
+        in_flight = sum(1 for s in sweep if s.status == COPYING)
+        quota_room = None if quota is None else max(0, quota.max - quota.used + freed)
+        return cls(region, in_flight, min(limit, COPY_LIMIT), quota_room)
+
+    def deferral(self, rank: int) -> tuple[Reason, str] | None:
+        """Why the copy ranked `rank` (0: the most overdue) waits for a later run; None when it starts."""
+        room = max(0, self.limit - self.in_flight)
+        if self.quota_room is not None and rank >= self.quota_room and self.quota_room < room:
+            return Reason.QUOTA, f"the manual snapshot quota of {self.region} is full ({self.quota_room} free)"
+        if rank >= room:
+            return (
+                Reason.COPY_LIMIT,
+                f"{self.in_flight} copies are in progress to {self.region} and at most {self.limit} may be at once; "
+                "the next run starts it",
+            )
+        return None
 
 
 def _protected(
@@ -514,21 +535,13 @@ def _protected(
     for sweep in destinations.values():
         for copy in sweep:
             if copy.status == COPYING:
-                region, _, name = _arn_parts(copy.source_arn or copy.tags.get(tags.DR_SOURCE, ""))
-                if region == context.source_region:
-                    protected[name] = COPY_IN_PROGRESS
+                source = parse_snapshot_arn(copy.source_arn or copy.tags.get(tags.DR_SOURCE, ""))
+                if source is not None and source.region == context.source_region:
+                    protected[source.name] = COPY_IN_PROGRESS
     for plan in plans:
         if plan.starts and plan.copy is not None:
             protected.setdefault(plan.copy.source.id, COPY_STARTS)
     return protected
-
-
-def _arn_parts(arn: str) -> tuple[str, str, str]:
-    """(region, resource type, name) of arn:aws:rds:region:account:cluster-snapshot:name."""
-    parts = arn.split(":")
-    if len(parts) < 7 or parts[0] != "arn":
-        return "", "", ""
-    return parts[3], parts[5], parts[6].lower()
 
 
 def blind_plan(context: DrContext, run: RunPlan, unreadable: Mapping[str, str]) -> DrPlan:

@@ -5,14 +5,16 @@ The rules are checked here by an independent validator written from rds-facts.md
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import random
+import re
 import string
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from snapshot_scheduler.naming import copy_id, is_valid_identifier, snapshot_id
+from snapshot_scheduler.naming import copy_id, is_valid_identifier, parse_slot_suffix, snapshot_id, vault_copy_id
 
 SLOT = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
 
@@ -169,3 +171,70 @@ def test_copy_identifiers_never_collide_with_any_slot_identifier_of_any_cluster_
 def test_a_source_region_that_is_no_region_name_is_refused(region: str) -> None:
     with pytest.raises(ValueError, match="source region"):
         copy_id("orders", SLOT, region)
+
+
+# ------------------------------------------------------------------------------------ vault copy identifiers
+
+PROD, STAGING = "111111111111", "333333333333"
+
+
+@pytest.mark.parametrize("cluster", CLUSTERS)
+def test_vault_copy_identifier_is_valid_under_the_rds_rules(cluster: str) -> None:
+    assert_rds_identifier(vault_copy_id(cluster, SLOT, PROD, "eu-west-1"))
+
+
+def test_vault_copy_identifier_is_the_slot_identifier_then_v_and_8_hex_of_the_source() -> None:
+    source = hashlib.sha256(b"111111111111:eu-west-1").hexdigest()[:8]
+
+    assert vault_copy_id("Orders", SLOT, PROD, "eu-west-1") == f"orders-20260310-0300-v{source}"
+
+
+def test_same_named_clusters_of_two_sources_get_different_vault_identifiers() -> None:
+    sources = [(PROD, "eu-west-1"), (STAGING, "eu-west-1"), (PROD, "us-east-1")]
+
+    identifiers = {vault_copy_id("orders", SLOT, account, region) for account, region in sources}
+
+    assert len(identifiers) == 3
+
+
+def test_vault_identifiers_never_collide_with_slot_or_dr_copy_identifiers() -> None:
+    rng = random.Random(13)
+    clusters = {random_cluster_id(rng, rng.choice([5, 20, 40, 45, 63])) for _ in range(2000)}
+    # Clusters named like a vault copy's head: "orders-20260310-0300" is a valid cluster id.
+    clusters |= {vault_copy_id(c, SLOT, PROD, "eu-west-1").rsplit("-", 1)[0] for c in list(clusters)[:200]}
+
+    vault = {vault_copy_id(c, SLOT, account, "eu-west-1") for c in clusters for account in (PROD, STAGING)}
+    others = {snapshot_id(c, SLOT) for c in clusters} | {copy_id(c, SLOT, "eu-west-1") for c in clusters}
+
+    assert not vault & others
+    assert len(vault) == 2 * len(clusters)
+    assert all(re.fullmatch(r".*-v[0-9a-f]{8}", v) for v in vault)
+
+
+@pytest.mark.parametrize(
+    ("account", "region"),
+    [("11111111111", "eu-west-1"), ("11111111111a", "eu-west-1"), (PROD, "eu_west_1"), (PROD, "")],
+)
+def test_a_vault_source_that_is_no_account_and_region_is_refused(account: str, region: str) -> None:
+    with pytest.raises(ValueError, match=r"source (account|region)"):
+        vault_copy_id("orders", SLOT, account, region)
+
+
+@pytest.mark.parametrize("cluster", ["orders", "a" * 63, "x" * 40 + "-" + "y" * 22])
+def test_the_slot_suffix_of_every_snapshot_identifier_parses_back(cluster: str) -> None:
+    assert parse_slot_suffix(snapshot_id(cluster, SLOT)) == SLOT
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    [
+        "orders",
+        "orders-20260310-0300-dr-useast1",
+        "orders-20260230-0300",
+        "orders-20260310-2460",
+        "orders-2026031-0300",
+        "orders-20260310-0300-v0a1b2c3d",
+    ],
+)
+def test_an_identifier_without_a_real_slot_suffix_has_none(identifier: str) -> None:
+    assert parse_slot_suffix(identifier) is None
