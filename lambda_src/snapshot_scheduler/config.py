@@ -18,6 +18,7 @@ from typing import TypeVar
 from snapshot_scheduler import settings_rules as rules
 from snapshot_scheduler.dr import COPY_LIMIT, DrTarget
 from snapshot_scheduler.errors import ConfigError
+from snapshot_scheduler.vault import Vault
 
 POLICY_TAG_KEY = "SNAPSHOT_POLICY_TAG_KEY"
 DEPLOYMENT = "SNAPSHOT_DEPLOYMENT"
@@ -41,6 +42,8 @@ DR_TAG_KEY = "SNAPSHOT_DR_TAG_KEY"
 DR_COPY_LIMIT = "SNAPSHOT_DR_COPY_LIMIT"
 DR_STUCK_HOURS = "SNAPSHOT_DR_STUCK_HOURS"
 DR_ENV_VARS = (DR_TARGETS, DR_TAG_KEY, DR_COPY_LIMIT, DR_STUCK_HOURS)
+# Set only on a vault deployment (the stack's `vault`): the run copies what its sources share, nothing else.
+VAULT = "SNAPSHOT_VAULT"
 # The stack's DR defaults (no target), for the CLI.
 DR_DEFAULTS: Mapping[str, str] = {DR_TARGETS: "{}", DR_TAG_KEY: "snapshot-dr", DR_COPY_LIMIT: "5", DR_STUCK_HOURS: "24"}
 
@@ -95,7 +98,8 @@ class Settings:
     dr_targets: Mapping[str, DrTarget] = field(default_factory=dict)
     dr_tag_key: str = DR_DEFAULTS[DR_TAG_KEY]
     dr_copy_limit: int = COPY_LIMIT
-    dr_stuck: timedelta = timedelta(hours=24)
+    dr_stuck: timedelta = timedelta(hours=24)  # also a vault's copies
+    vault: Vault | None = None  # SNAPSHOT_VAULT: this deployment is a vault
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -105,11 +109,12 @@ class Settings:
         named policy that does not parse is not a start-up error: the clusters tagged with it get a policy
         error, and every other cluster is backed up."""
         env = _Env(os.environ if environ is None else environ)
+        default_at, default_tz = env.checked(DEFAULT_AT, rules.time_of_day), env.checked(DEFAULT_TZ, rules.time_zone)
         settings = cls(
             policy_tag_key=env.checked(POLICY_TAG_KEY, partial(rules.tag_text, max_length=rules.POLICY_TAG_KEY_LENGTH)),
             deployment=env.checked(DEPLOYMENT, partial(rules.tag_text, max_length=rules.DEPLOYMENT_LENGTH)),
-            default_at=env.checked(DEFAULT_AT, rules.time_of_day),
-            default_tz=env.checked(DEFAULT_TZ, rules.time_zone),
+            default_at=default_at,
+            default_tz=default_tz,
             grace=timedelta(minutes=env.number(GRACE_MINUTES, rules.GRACE_MINUTES)),
             policy_change_grace=timedelta(hours=env.number(POLICY_CHANGE_GRACE_HOURS, rules.POLICY_CHANGE_GRACE_HOURS)),
             engines=frozenset(env.checked(ENGINES, lambda text: rules.engines(_comma_list(text)))),
@@ -126,8 +131,14 @@ class Settings:
             dr_tag_key=env.checked(DR_TAG_KEY, partial(rules.tag_text, max_length=rules.POLICY_TAG_KEY_LENGTH)),
             dr_copy_limit=env.number(DR_COPY_LIMIT, rules.DR_COPY_LIMIT),
             dr_stuck=timedelta(hours=env.number(DR_STUCK_HOURS, rules.DR_STUCK_HOURS)),
+            vault=env.optional(VAULT, lambda text: rules.vault(_json(text), at=default_at, tz=default_tz)),
         )
         settings.check_busy_retry()
+        if settings.vault is not None and settings.dr_targets:
+            raise ConfigError(
+                f"environment variables {VAULT} and {DR_TARGETS} are both set: a vault deployment copies what its "
+                f"sources share and has no DR targets; set {DR_TARGETS}={{}}"
+            )
         return settings
 
     def check_busy_retry(self) -> None:
@@ -182,6 +193,12 @@ class _Env:
         if not pattern.match(value):
             raise self._bad(name, value, bounds.allowed)
         return self.checked(name, lambda text: bounds.check(bounds.kind(text)))
+
+    def optional(self, name: str, rule: Callable[[str], _T]) -> _T | None:
+        """The checked value, or None when the variable is not set (or blank)."""
+        if not self._environ.get(name, "").strip():
+            return None
+        return self.checked(name, rule)
 
     def optional_minutes(self, name: str, bounds: rules.Range[int]) -> timedelta | None:
         """Minutes, or None when the variable is not set."""

@@ -168,9 +168,8 @@ class Reason(StrEnum):
 
 
 @dataclass
-class DrReport:
-    """What one run did about disaster-recovery copies: `dr` in the run report. Every entry names the
-    cluster and the destination region (and the target, when it is still configured)."""
+class CopyReport:
+    """What one run did about copies, DR or vault: the entries both report."""
 
     started: list[dict[str, str]] = field(default_factory=list)
     deleted: list[dict[str, str]] = field(default_factory=list)
@@ -178,6 +177,16 @@ class DrReport:
     skipped: list[dict[str, str]] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
     stuck: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {kind: getattr(self, kind) for kind in ("started", "deleted", "deferred", "skipped", "failed", "stuck")}
+
+
+@dataclass
+class DrReport(CopyReport):
+    """What one run did about disaster-recovery copies: `dr` in the run report. Every entry names the
+    cluster and the destination region (and the target, when it is still configured)."""
+
     errors: list[dict[str, str]] = field(default_factory=list)  # DR tags that cannot be used
     targets_managed: int = 0
     out_of_policy: list[str] = field(default_factory=list)  # "cluster/region"
@@ -189,16 +198,32 @@ class DrReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "started": self.started,
-            "deleted": self.deleted,
-            "deferred": self.deferred,
-            "skipped": self.skipped,
-            "failed": self.failed,
-            "stuck": self.stuck,
+            **super().to_dict(),
             "errors": self.errors,
             "targets_managed": self.targets_managed,
             "out_of_policy": self.out_of_policy,
             "oldest_copy_age_seconds": self.oldest_copy_age,
+        }
+
+
+@dataclass
+class VaultReport(CopyReport):
+    """What one vault run did: `vault` in the run report. Copy entries name the cluster and its source
+    ("<account>/<region>"); `sources` has each configured source's recovery point and silence."""
+
+    ignored: list[dict[str, str]] = field(default_factory=list)  # shares that do not count: arn, reason
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    shares_counted: int = 0
+
+    def add(self, kind: str, cluster: str, source: str, **fields: str) -> None:
+        getattr(self, kind).append({"cluster": cluster, "source": source, **fields})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **super().to_dict(),
+            "ignored": self.ignored,
+            "shares_counted": self.shares_counted,
+            "sources": self.sources,
         }
 
 
@@ -231,6 +256,7 @@ class RunReport:
     oldest_recovery_point_age: float | None = None
     duration_ms: float = 0.0
     dr: DrReport | None = None  # None when no DR target is configured
+    vault: VaultReport | None = None  # set by a vault run (SNAPSHOT_VAULT) only
 
     def add_created(self, cluster: str, snapshot: str) -> None:
         self.created.append({"cluster": cluster, "snapshot": snapshot})
@@ -294,4 +320,5 @@ class RunReport:
                 "duration_ms": round(self.duration_ms, 1),
             },
             **({"dr": self.dr.to_dict()} if self.dr is not None else {}),
+            **({"vault": self.vault.to_dict()} if self.vault is not None else {}),
         }

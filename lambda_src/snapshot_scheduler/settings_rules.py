@@ -15,6 +15,7 @@ from typing import Generic, TypeVar
 
 from snapshot_scheduler import policy, tags
 from snapshot_scheduler.dr import DrTarget, parse_dr_targets
+from snapshot_scheduler.vault import Vault, parse_vault
 
 _N = TypeVar("_N", int, float)
 
@@ -132,6 +133,16 @@ def dr_targets(value: object) -> dict[str, DrTarget]:
         return parse_dr_targets(value)
     except ValueError as error:
         raise RuleError(f'an object of target name to {{"region": ..., "kmsKey": ...}}: {error}') from error
+
+
+def vault(value: object, *, at: str, tz: str) -> Vault:
+    """vault (SNAPSHOT_VAULT): the sources whose shared snapshots this deployment copies, and the vault's own
+    policy, kmsKey, minRetentionDays and sharesExpectedHours (vault.parse_vault). `at` and `tz` are the
+    deployment's defaultAt and defaultTimezone, as for a policy tag."""
+    try:
+        return parse_vault(value, at=at, tz=tz)
+    except ValueError as error:
+        raise RuleError(f"a vault object: {error}") from error
 
 
 def named_policies(named: Mapping[str, str], *, at: str, tz: str) -> None:

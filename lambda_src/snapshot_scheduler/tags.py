@@ -16,6 +16,13 @@ DR_POLICY = "snapshot-scheduler:dr-policy"
 DR_TARGET = "snapshot-scheduler:dr-target"
 DR_SOURCE = "snapshot-scheduler:dr-source"  # the source snapshot's ARN
 DR_SOURCE_REGION = "snapshot-scheduler:dr-source-region"
+# On a vault's copies of snapshots shared with it (a deployment with SNAPSHOT_VAULT, in the vault account). The
+# vault marker is a key of its own (value: the vault deployment): IAM lets the vault role delete only what
+# carries it. CLUSTER and SLOT (the vault policy's slot) are recorded as on snapshots.
+VAULT_MARKER = "snapshot-scheduler:vault-deployment"
+VAULT_SOURCE_ACCOUNT = "snapshot-scheduler:vault-source-account"
+VAULT_SOURCE_REGION = "snapshot-scheduler:vault-source-region"
+VAULT_POLICY = "snapshot-scheduler:vault-policy"
 # Set by an operator on a snapshot to keep it whatever the policy says. Read fail-safe: any spelling of the
 # key, and any value but an explicit no, holds the snapshot.
 HOLD = "snapshot-hold"

@@ -312,3 +312,46 @@ def test_bad_dr_targets_are_a_config_error_naming_the_variable_and_the_value(tar
 def test_the_copy_limit_is_one_to_five(limit: str) -> None:
     with pytest.raises(ConfigError, match="SNAPSHOT_DR_COPY_LIMIT"):
         Settings.from_env({**VALID, "SNAPSHOT_DR_COPY_LIMIT": limit})
+
+
+# ------------------------------------------------------------------------------------------------- vault
+
+VAULT = {"sources": [{"account": "111111111111", "regions": ["eu-west-1"]}], "policy": "keep-daily=14"}
+
+
+def test_a_deployment_without_snapshot_vault_is_no_vault() -> None:
+    assert Settings.from_env(VALID).vault is None
+    assert Settings.from_env({**VALID, "SNAPSHOT_VAULT": " "}).vault is None
+
+
+def test_snapshot_vault_makes_a_vault_whose_policy_takes_the_deployments_defaults() -> None:
+    settings = Settings.from_env({**VALID, "SNAPSHOT_VAULT": json.dumps({**VAULT, "minRetentionDays": 7})})
+
+    assert settings.vault is not None
+    assert settings.vault.policy.spec() == "every=1d at=02:30 tz=Europe/Berlin keep-daily=14"
+    assert settings.vault.min_retention == timedelta(days=7)
+    assert settings.vault.sources[0].regions == ("eu-west-1",)
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("{", "JSON"),
+        (json.dumps({**VAULT, "minRetentionDays": 4000}), "minRetentionDays 4000: expected a whole number from 0"),
+        (json.dumps({**VAULT, "sources": [{"account": "1111", "regions": ["eu-west-1"]}]}), "account '1111'"),
+        (json.dumps({**VAULT, "policy": "keep-daily=x"}), "keep-daily=x is not a count"),
+    ],
+)
+def test_a_bad_snapshot_vault_is_a_config_error_naming_the_variable_and_the_value(value: str, says: str) -> None:
+    with pytest.raises(ConfigError, match="SNAPSHOT_VAULT") as raised:
+        Settings.from_env({**VALID, "SNAPSHOT_VAULT": value})
+
+    assert says in str(raised.value)
+    assert value in str(raised.value)
+
+
+def test_a_vault_with_dr_targets_is_refused() -> None:
+    targets = json.dumps({"dr-west": {"region": "us-west-2"}})
+
+    with pytest.raises(ConfigError, match="SNAPSHOT_VAULT and SNAPSHOT_DR_TARGETS are both set"):
+        Settings.from_env({**VALID, "SNAPSHOT_VAULT": json.dumps(VAULT), "SNAPSHOT_DR_TARGETS": targets})
