@@ -29,7 +29,8 @@ from botocore.config import Config
 from moto import mock_aws
 
 from tests.support.clock import Clock
-from tests.support.fidelity import RdsFidelity
+from tests.support.fidelity import DEFAULT_ACCOUNT, RdsFidelity
+from tests.support.moto_access import account_credentials
 
 REGION = "us-east-1"
 
@@ -62,7 +63,7 @@ DEFAULT_ENV: Mapping[str, str] = {
 def moto_rds(region: str = REGION) -> Iterator[None]:
     """moto in-process, with fake credentials and moto's own snapshot limit out of the layer's way."""
     with pytest.MonkeyPatch.context() as patch:
-        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_RDS"):
+        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_RDS", "AWS_SESSION_TOKEN", "MOTO_ACCOUNT_ID"):
             patch.delenv(name, raising=False)
         patch.setenv("AWS_ACCESS_KEY_ID", "testing")
         patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -87,17 +88,25 @@ def rds_client(
 
 
 class FakeLambdaContext:
-    """The parts of the Lambda context the handler and Powertools read; time left follows `clock`."""
+    """The parts of the Lambda context the handler and Powertools read; time left follows `clock`; the
+    function's ARN names its account and region."""
 
     function_name = "snapshot-scheduler-backup"
     function_version = "$LATEST"
     memory_limit_in_mb = 256
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:snapshot-scheduler-backup"
     log_group_name = "/aws/lambda/snapshot-scheduler-backup"
     log_stream_name = "local"
 
-    def __init__(self, clock: Clock, budget: timedelta = timedelta(minutes=15)) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        budget: timedelta = timedelta(minutes=15),
+        *,
+        account: str = DEFAULT_ACCOUNT,
+        region: str = REGION,
+    ) -> None:
         self.aws_request_id = str(uuid.uuid4())
+        self.invoked_function_arn = f"arn:aws:lambda:{region}:{account}:function:{self.function_name}"
         self._clock = clock
         self._deadline = clock.monotonic() + budget.total_seconds()
 
@@ -120,7 +129,12 @@ class ScheduledLambda:
         self._runtime = runtime
 
     def invoke(self, event: Mapping[str, Any], *, budget: timedelta | None = None) -> dict[str, Any]:
-        context = FakeLambdaContext(self.fidelity.clock, budget or self.budget)
+        context = FakeLambdaContext(
+            self.fidelity.clock,
+            budget or self.budget,
+            account=self.fidelity.account,
+            region=self.fidelity.region or REGION,
+        )
         result: dict[str, Any] = self._handler(dict(event), context)
         return result
 
@@ -145,11 +159,16 @@ def scheduled_lambda(
     env: Mapping[str, str] | None = None,
     budget: timedelta = timedelta(minutes=15),
 ) -> Iterator[ScheduledLambda]:
-    """Patch the engine's seams for the duration; every RDS client it builds gets `fidelity` attached."""
+    """Patch the engine's seams for the duration; every RDS client it builds gets `fidelity` attached. The
+    function runs in the layer's account: in another than moto's default, with credentials of that account
+    in its environment (as Lambda gives them), so its other clients (KMS, STS, ...) talk to it too."""
     clock = fidelity.clock
     with pytest.MonkeyPatch.context() as patch:
         for name, value in {**DEFAULT_ENV, **(env or {})}.items():
             patch.setenv(name, value)
+        if fidelity.account != DEFAULT_ACCOUNT:
+            for name, value in account_credentials(fidelity.account, fidelity.region or REGION).items():
+                patch.setenv(name, value)
         _point_metrics_at(patch, {**DEFAULT_ENV, **(env or {})})
         rds = importlib.import_module("snapshot_scheduler.adapters.rds")
         backup = importlib.import_module("snapshot_scheduler.handlers.backup")

@@ -4,6 +4,12 @@ Both give the layer the same things: every cluster and cluster snapshot as recor
 HTTP attempt, and the fleet-building calls. In-process reads moto's backend objects directly, which keeps
 a 3,000-cluster fleet fast (no XML round trip per sweep); the server variant uses an inner, unhooked
 boto3 client.
+
+Accounts: moto keeps one backend per account and picks it per request from, in order, the MOTO_ACCOUNT_ID
+environment variable, an `x-moto-account-id` header, the account of the access key (moto's STS hands out keys
+of the role's account), else 123456789012. The layer names its account on every request with the header
+(so MOTO_ACCOUNT_ID must be unset), and `account_client` does the same for any other service. What moto
+cannot do across accounts (read a share, copy a shared snapshot) is done in-process only.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from moto.core.models import botocore_stubber
 from tests.support.rds_xml import ClusterRecord, SnapshotRecord
 
 Forward = Callable[[AWSPreparedRequest, str], AWSResponse]
+ACCOUNT_HEADER = "x-moto-account-id"
 MASTER_USER = "admin"
 MASTER_PASSWORD = "not-a-secret-1"  # moto only
 
@@ -29,6 +36,7 @@ MASTER_PASSWORD = "not-a-secret-1"  # moto only
 class Moto(Protocol):
     kind: str
     region: str
+    account: str
 
     def forwarder(self, client: Any) -> Forward: ...
 
@@ -37,7 +45,14 @@ class Moto(Protocol):
     def snapshots(self) -> list[SnapshotRecord]: ...
 
     def create_cluster(
-        self, cluster_id: str, engine: str, tags: Mapping[str, str], *, encrypted: bool, copy_tags: bool = False
+        self,
+        cluster_id: str,
+        engine: str,
+        tags: Mapping[str, str],
+        *,
+        encrypted: bool,
+        copy_tags: bool = False,
+        kms_key: str | None = None,
     ) -> None: ...
 
     def create_kms_key(self, alias: str | None) -> str: ...
@@ -50,14 +65,56 @@ class Moto(Protocol):
 
     def delete_cluster(self, cluster_id: str) -> None: ...
 
+    def default_rds_key(self) -> str: ...
 
-def connect(client: Any) -> Moto:
+    def key_manager(self, key: str) -> str | None: ...
+
+    def copy_shared(
+        self, owner: Moto, source_id: str, target_id: str, tags: Mapping[str, str], kms_key_arn: str | None
+    ) -> SnapshotRecord: ...
+
+
+def connect(client: Any, account: str = DEFAULT_ACCOUNT_ID) -> Moto:
     """In-process when `mock_aws` is active and the client talks to an AWS URL; else the server."""
+    pinned = os.environ.get("MOTO_ACCOUNT_ID")
+    if pinned is not None and pinned != account:
+        raise ValueError(
+            f"MOTO_ACCOUNT_ID={pinned} sends every request to that account, not to {account}: unset it "
+            "(the layer names its account on each request)"
+        )
     endpoint = client.meta.endpoint_url
     region = client.meta.region_name
     if botocore_stubber.enabled and ".amazonaws.com" in endpoint:
-        return InProcessMoto(region)
-    return ServerMoto(endpoint, region, _credentials(client))
+        return InProcessMoto(region, account)
+    return ServerMoto(endpoint, region, _credentials(client), account)
+
+
+def in_account(client: Any, account: str) -> Any:
+    """Send every request of this boto3 client to moto's backend of `account`; returns the client."""
+
+    def name_account(request: Any, **_: Any) -> None:
+        request.headers[ACCOUNT_HEADER] = account
+
+    client.meta.events.register("before-sign", name_account)
+    return client
+
+
+def account_credentials(account: str, region: str) -> dict[str, str]:
+    """Credentials of a role in `account` (moto's STS files the keys under the role's account, so every
+    client built with them talks to that account): as environment variables, as Lambda sets them."""
+    credentials = boto3.client("sts", region_name=region).assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/snapshot-scheduler", RoleSessionName="fidelity"
+    )["Credentials"]
+    return {
+        "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": credentials["SessionToken"],
+    }
+
+
+def account_client(service: str, region: str, account: str = DEFAULT_ACCOUNT_ID, **options: Any) -> Any:
+    """A boto3 client of `service` that talks to moto's `account` (in-process, or a server given endpoint_url)."""
+    return in_account(boto3.client(service, region_name=region, **options), account)
 
 
 def _credentials(client: Any) -> tuple[str, str]:
@@ -85,14 +142,15 @@ def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
 class InProcessMoto:
     kind = "in-process"
 
-    def __init__(self, region: str) -> None:
+    def __init__(self, region: str, account: str = DEFAULT_ACCOUNT_ID) -> None:
         self.region = region
+        self.account = account
 
     @property
     def backend(self) -> Any:
         from moto.rds.models import rds_backends  # noqa: PLC0415 - heavy import, only in-process
 
-        return rds_backends[os.environ.get("MOTO_ACCOUNT_ID", DEFAULT_ACCOUNT_ID)][self.region]
+        return rds_backends[self.account][self.region]
 
     def forwarder(self, client: Any) -> Forward:
         # The layer answers every attempt itself, so moto's own before-send stubber must not also run.
@@ -138,12 +196,20 @@ class InProcessMoto:
                 tags=_tag_pairs(snap.tags),
                 storage_encrypted=bool(snap.storage_encrypted),
                 kms_key_id=(snap.kms_key_id or "") if snap.storage_encrypted else "",
+                shared_with=tuple(snap.attributes.get("restore", ())),
             )
             for snap in list(self.backend.cluster_snapshots.values())
         ]
 
     def create_cluster(
-        self, cluster_id: str, engine: str, tags: Mapping[str, str], *, encrypted: bool, copy_tags: bool = False
+        self,
+        cluster_id: str,
+        engine: str,
+        tags: Mapping[str, str],
+        *,
+        encrypted: bool,
+        copy_tags: bool = False,
+        kms_key: str | None = None,
     ) -> None:
         if cluster_id in self.backend.clusters:
             raise ValueError(f"cluster {cluster_id} already exists")
@@ -156,6 +222,7 @@ class InProcessMoto:
                 "tags": _tag_list(tags),
                 "storage_encrypted": encrypted,
                 "copy_tags_to_snapshot": copy_tags,
+                "kms_key_id": (kms_key or self.default_rds_key()) if encrypted else None,
             }
         )
         cluster.status = "available"  # moto reports "creating" once, then "available"; a fleet starts ready
@@ -167,7 +234,38 @@ class InProcessMoto:
         return _kms_key_arn(self._kms(), key)
 
     def _kms(self) -> Any:
-        return boto3.client("kms", region_name=self.region)
+        return account_client("kms", self.region, self.account)
+
+    def default_rds_key(self) -> str:
+        """The ARN of this account's `aws/rds` key in this region, an AWS managed key as in RDS (moto makes
+        its reserved aliases' keys on first use, as customer managed ones)."""
+        from moto.kms.models import kms_backends  # noqa: PLC0415
+
+        metadata = self._kms().describe_key(KeyId="alias/aws/rds")["KeyMetadata"]
+        kms_backends[self.account][self.region].keys[metadata["KeyId"]].key_manager = "AWS"
+        return str(metadata["Arn"])
+
+    def key_manager(self, key: str) -> str | None:
+        """KeyManager ("AWS" or "CUSTOMER") of a key of this account and region, None if unknown."""
+        try:
+            return str(self._kms().describe_key(KeyId=key)["KeyMetadata"]["KeyManager"])
+        except Exception:  # moto answers an unknown key in several ways
+            return None
+
+    def copy_shared(
+        self, owner: Moto, source_id: str, target_id: str, tags: Mapping[str, str], kms_key_arn: str | None
+    ) -> SnapshotRecord:
+        """A copy in this account of `owner`'s snapshot (moto looks a source ARN up in the caller's account
+        only): with exactly `tags` (the owner's are not readable), under `kms_key_arn` when encrypted."""
+        from moto.rds.models import DBClusterSnapshot  # noqa: PLC0415
+
+        if not isinstance(owner, InProcessMoto):
+            raise TypeError("a copy across accounts is emulated in-process only")
+        source = owner.backend.cluster_snapshots[source_id]
+        copy = DBClusterSnapshot(self.backend, source.cluster, target_id, tags=_tag_list(tags), kms_key_id=kms_key_arn)
+        self.backend.cluster_snapshots[target_id] = copy
+        (record,) = [snap for snap in self.snapshots() if snap.id == target_id]
+        return record
 
     def create_snapshot(self, cluster_id: str, snapshot_id: str, tags: Mapping[str, str], snapshot_type: str) -> None:
         from moto.rds.models import DBClusterSnapshot  # noqa: PLC0415
@@ -185,19 +283,19 @@ class InProcessMoto:
 
 
 class ServerMoto:
+    """A moto server: no shares in its records (reading them costs a call per snapshot), no copy across
+    accounts, no AWS managed keys."""
+
     kind = "server"
 
-    def __init__(self, endpoint: str, region: str, credentials: tuple[str, str]) -> None:
+    def __init__(
+        self, endpoint: str, region: str, credentials: tuple[str, str], account: str = DEFAULT_ACCOUNT_ID
+    ) -> None:
         self.region = region
         self.endpoint = endpoint
+        self.account = account
         self._credentials = credentials
-        self._inner = boto3.client(
-            "rds",
-            region_name=region,
-            endpoint_url=endpoint,
-            aws_access_key_id=credentials[0],
-            aws_secret_access_key=credentials[1],
-        )
+        self._inner = self._client("rds")
 
     def forwarder(self, client: Any) -> Forward:
         if client.meta.endpoint_url != self.endpoint:
@@ -239,7 +337,14 @@ class ServerMoto:
         return [snapshot_from_dict(raw) for raw in self._all("describe_db_cluster_snapshots", "DBClusterSnapshots")]
 
     def create_cluster(
-        self, cluster_id: str, engine: str, tags: Mapping[str, str], *, encrypted: bool, copy_tags: bool = False
+        self,
+        cluster_id: str,
+        engine: str,
+        tags: Mapping[str, str],
+        *,
+        encrypted: bool,
+        copy_tags: bool = False,
+        kms_key: str | None = None,
     ) -> None:
         self._inner.create_db_cluster(
             DBClusterIdentifier=cluster_id,
@@ -249,6 +354,7 @@ class ServerMoto:
             Tags=_tag_list(tags),
             StorageEncrypted=encrypted,
             CopyTagsToSnapshot=copy_tags,
+            **({"KmsKeyId": kms_key or self.default_rds_key()} if encrypted else {}),
         )
         self._inner.describe_db_clusters(DBClusterIdentifier=cluster_id)  # moto: "creating" once, then ready
 
@@ -269,13 +375,29 @@ class ServerMoto:
         return _kms_key_arn(self._kms(), key)
 
     def _kms(self) -> Any:
-        return boto3.client(
-            "kms",
-            region_name=self.region,
+        return self._client("kms")
+
+    def _client(self, service: str) -> Any:
+        access_key, secret_key = self._credentials
+        return account_client(
+            service,
+            self.region,
+            self.account,
             endpoint_url=self.endpoint,
-            aws_access_key_id=self._credentials[0],
-            aws_secret_access_key=self._credentials[1],
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
         )
+
+    def default_rds_key(self) -> str:
+        return str(self._kms().describe_key(KeyId="alias/aws/rds")["KeyMetadata"]["Arn"])
+
+    def key_manager(self, key: str) -> str | None:
+        return None  # a server's reserved-alias keys say CUSTOMER: no AWS managed key to tell apart
+
+    def copy_shared(
+        self, owner: Moto, source_id: str, target_id: str, tags: Mapping[str, str], kms_key_arn: str | None
+    ) -> SnapshotRecord:
+        raise TypeError("a copy across accounts is emulated in-process only")
 
 
 def _create_kms_key(kms: Any, alias: str | None) -> str:

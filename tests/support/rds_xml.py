@@ -45,6 +45,7 @@ class SnapshotRecord:
     storage_encrypted: bool = False
     kms_key_id: str = ""
     source_arn: str = ""  # SourceDBClusterSnapshotArn: set on copies only
+    shared_with: tuple[str, ...] = ()  # the `restore` attribute: account ids (or "all") it is shared with
 
 
 def request_id() -> str:
