@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,13 +18,13 @@ from typing import Any
 
 from bench import fleet as fleet_mod
 from bench.endpoint import Timeline, serve
-from tests.support.fidelity import RdsFidelity, RealClock, TokenBucket
+from tests.support.fidelity import RdsFidelity, RealClock, Regions, TokenBucket
 from tests.support.harness import DEFAULT_ENV, REGION, moto_rds, rds_client
 
 ROOT = Path(__file__).resolve().parent.parent
 RDS_RATE, RDS_BURST = 12.0, 300  # RDS's own bucket per account and region (rds-facts.md)
 DESCRIBES = ("DescribeDBClusters", "DescribeDBClusterSnapshots", "DescribeAccountAttributes")
-MUTATIONS = ("CreateDBClusterSnapshot", "DeleteDBClusterSnapshot")
+MUTATIONS = ("CreateDBClusterSnapshot", "DeleteDBClusterSnapshot", "CopyDBClusterSnapshot")
 THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded"})
 FLEET_QUOTA = 10_000_000  # manual snapshot quota raised (adjustable in Service Quotas) to hold the fleet
 
@@ -41,6 +41,7 @@ class Settings:
     tracemalloc: bool = False  # on: the run also reports tracemalloc's peak, and runs slower for it
     budget: float = 900.0  # the Lambda's time budget, seconds
     cpu_share: float | None = None  # set: the handler runs under a CPU quota of this many cores
+    dr_every: int = 0  # set: a DR fleet, every n-th cluster DR-tagged (bench/fleet.py)
 
     @property
     def scale(self) -> float:
@@ -51,7 +52,7 @@ class Settings:
 class FleetResult:
     clusters: int
     settings: Settings
-    calls: Counter[str]
+    calls: Counter[str]  # in every region
     minimum: Counter[str]
     throttled: Counter[str]
     faults: Counter[str]
@@ -66,6 +67,11 @@ class FleetResult:
     quiet: dict[str, Any]
     quiet_calls: Counter[str]
     problems: list[str] = field(default_factory=list)
+    label: str = ""  # the fleet as the tables name it
+    quiet_minimum: int = 0  # the quiet run's describes
+    dr_calls: Counter[str] = field(default_factory=Counter)  # the DR region's share of `calls`
+    dr_minimum: Counter[str] = field(default_factory=Counter)
+    dr_quiet_calls: Counter[str] = field(default_factory=Counter)
 
     @property
     def total_calls(self) -> int:
@@ -79,11 +85,17 @@ class FleetResult:
     def wall(self) -> float:
         return float(self.figures["wall_seconds"])
 
+    def _floor(self, burst: float, rate: float) -> float | None:
+        """(calls - burst) / rate in each region (each has its own bucket and pacer), added up: the run acts
+        in its own region first, then in the DR region. None while every region is within its burst."""
+        regions = (self.total_calls - sum(self.dr_calls.values()), sum(self.dr_calls.values()))
+        excess = [calls - burst for calls in regions if calls > burst]
+        return sum(excess) / rate if excess else None
+
     @property
     def limit(self) -> float | None:
         """The token bucket's own floor for this many calls: (calls - burst) / rate, once past the burst."""
-        excess = self.total_calls - self.settings.bucket_burst
-        return excess / self.settings.bucket_rate if excess > 0 else None
+        return self._floor(self.settings.bucket_burst, self.settings.bucket_rate)
 
     @property
     def wall_ratio(self) -> float | None:
@@ -92,8 +104,7 @@ class FleetResult:
     @property
     def pacer_limit(self) -> float | None:
         """The handler's own pacer's floor for this many calls: (calls - its burst) / its rate."""
-        excess = self.total_calls - self.settings.pacer_burst
-        return excess / self.settings.pacer_rate if excess > 0 else None
+        return self._floor(self.settings.pacer_burst, self.settings.pacer_rate)
 
     @property
     def pacer_ratio(self) -> float | None:
@@ -115,14 +126,13 @@ class FleetResult:
     @property
     def chain_pages(self) -> int:
         """Pages of the longest describe chain: the sweeps run side by side, each one page after another."""
-        return max(self.minimum["DescribeDBClusters"], self.minimum["DescribeDBClusterSnapshots"])
+        own = self.minimum["DescribeDBClusterSnapshots"] - self.dr_minimum["DescribeDBClusterSnapshots"]
+        return max(self.minimum["DescribeDBClusters"], own, self.dr_minimum["DescribeDBClusterSnapshots"])
 
     @property
     def pacer_floor(self) -> float | None:
         """The least wall time the handler's own pacer allows, as a ratio to the bucket's limit."""
-        if self.limit is None:
-            return None
-        return max(0, self.total_calls - self.settings.pacer_burst) / self.settings.pacer_rate / self.limit
+        return None if self.limit is None or self.pacer_limit is None else self.pacer_limit / self.limit
 
     @property
     def serial_floor(self) -> float | None:
@@ -165,8 +175,10 @@ class FleetResult:
 
 
 def handler_env(endpoint: str, settings: Settings) -> dict[str, str]:
-    """The function's environment (the stack's defaults, our deployment, the pacer) and where RDS is."""
+    """The function's environment (the stack's defaults, our deployment, the pacer, the DR target of a DR
+    fleet) and where RDS is."""
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SNAPSHOT_", "POWERTOOLS_", "MOTO_"))}
+    targets = {fleet_mod.DR_TARGET: {"region": fleet_mod.DR_REGION}} if settings.dr_every else {}
     return {
         **keep,
         **DEFAULT_ENV,
@@ -174,6 +186,8 @@ def handler_env(endpoint: str, settings: Settings) -> dict[str, str]:
         "SNAPSHOT_POLICY_TAG_KEY": fleet_mod.POLICY_TAG_KEY,
         "SNAPSHOT_API_RATE": f"{settings.pacer_rate:g}",
         "SNAPSHOT_API_BURST": str(settings.pacer_burst),
+        "SNAPSHOT_DR_TARGETS": json.dumps(targets),
+        "SNAPSHOT_DR_TAG_KEY": fleet_mod.DR_TAG_KEY,
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -186,46 +200,73 @@ def handler_env(endpoint: str, settings: Settings) -> dict[str, str]:
 
 def measure_fleet(clusters: int, settings: Settings) -> FleetResult:
     at = fleet_mod.scheduled_time()
-    fleet = fleet_mod.Fleet(clusters, at)
+    fleet = fleet_mod.Fleet(clusters, at, dr_every=settings.dr_every)
     with moto_rds():
-        fidelity = RdsFidelity(
-            clock=RealClock(),
-            quota=FLEET_QUOTA,
-            bucket=TokenBucket(burst=settings.bucket_burst, rate=settings.bucket_rate),
-            latency=settings.latency,
-        )
-        client = rds_client(fidelity)
+        regions = Regions(RealClock())
+        layers = [
+            regions.layer(
+                region,
+                quota=FLEET_QUOTA,
+                bucket=TokenBucket(burst=settings.bucket_burst, rate=settings.bucket_rate),
+                latency=settings.latency,
+            )
+            for region in (REGION, *([fleet_mod.DR_REGION] if fleet.dr_ids() else []))
+        ]
+        fidelity, dr = layers[0], (layers[1] if len(layers) > 1 else None)
+        clients = [rds_client(layer, region=layer.region or REGION) for layer in layers]
         started = time.perf_counter()
-        fleet_mod.seed(fidelity, fleet)
+        fleet_mod.seed(fidelity, fleet, dr)
         seed_seconds = time.perf_counter() - started
-        fidelity.reset_counts()
+        for layer in layers:
+            layer.reset_counts()
         scheduled = at.strftime("%Y-%m-%dT%H:%M:%SZ")
-        with serve(client) as endpoint:
+        with serve(*clients) as endpoint:
             figures = _run_handler(endpoint.url, settings, scheduled, cpu_share=settings.cpu_share)
-        calls, throttled, faults = Counter(fidelity.calls), Counter(fidelity.throttled), Counter(fidelity.faults)
-        retry_sleep = fidelity.retry_sleep
-        problems = fleet_mod.check(fidelity, fleet)
-        fidelity.reset_counts()
-        with serve(client) as quiet_endpoint:
+        calls, throttled, faults = (_added(getattr(layer, kind) for layer in layers) for kind in KINDS)
+        dr_calls = Counter(dr.calls) if dr is not None else Counter()
+        retry_sleep = sum(layer.retry_sleep for layer in layers)
+        problems = _checked(fidelity, dr, fleet)
+        for layer in layers:
+            layer.reset_counts()
+        with serve(*clients) as quiet_endpoint:
             quiet = _run_handler(quiet_endpoint.url, settings, scheduled, cpu_share=settings.cpu_share, dry_run=True)
-        quiet_calls = Counter(fidelity.calls)
-        problems += [f"after the quiet run: {problem}" for problem in fleet_mod.check(fidelity, fleet)]
+        quiet_calls = _added(layer.calls for layer in layers)
+        problems += [f"after the quiet run: {problem}" for problem in _checked(fidelity, dr, fleet)]
         return FleetResult(
             clusters=clusters,
             settings=settings,
             calls=calls,
-            minimum=fleet.minimum_calls(),
+            minimum=fleet.minimum_calls() + fleet.dr_minimum_calls(),
             throttled=throttled,
             faults=faults,
             retry_sleep=retry_sleep,
             seed_seconds=seed_seconds,
             figures=figures,
             timeline=endpoint.timeline,
-            listed=clusters * fleet.per_cluster,
+            listed=clusters * fleet.per_cluster + len(fleet.dr_ids()) * fleet_mod.DR_COPIES,
             quiet=quiet,
             quiet_calls=quiet_calls,
             problems=problems,
+            label=fleet.label,
+            quiet_minimum=fleet.quiet_minimum_calls(),
+            dr_calls=dr_calls,
+            dr_minimum=fleet.dr_minimum_calls(),
+            dr_quiet_calls=Counter(dr.calls) if dr is not None else Counter(),
         )
+
+
+KINDS = ("calls", "throttled", "faults")  # the layers' counters
+
+
+def _added(counters: Iterable[Counter[str]]) -> Counter[str]:
+    total: Counter[str] = Counter()
+    for counter in counters:
+        total.update(counter)
+    return total
+
+
+def _checked(fidelity: RdsFidelity, dr: RdsFidelity | None, fleet: fleet_mod.Fleet) -> list[str]:
+    return fleet_mod.check(fidelity, fleet) + (fleet_mod.check_dr(fidelity, dr, fleet) if dr is not None else [])
 
 
 def _run_handler(

@@ -3,11 +3,13 @@
 The layer is attached (botocore hooks) to an in-process client under `mock_aws`; this HTTP server hands
 each request it receives to that client's `before-send` chain (the layer: token bucket, latency, counts,
 pagination, faults, then moto) and writes the answer back. The handler process points at it with
-AWS_ENDPOINT_URL and runs unmodified: its own Pacer, its own botocore retries, real time.
+AWS_ENDPOINT_URL and runs unmodified: its own Pacer, its own botocore retries, real time. With clients of
+several regions (a DR target's), each request goes to the client of the region it was signed for.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ from urllib.parse import parse_qs
 from botocore.awsrequest import AWSRequest
 
 HOST = "127.0.0.1"
+_SIGNED_REGION = re.compile(r"Credential=[^/]+/[^/]+/([^/]+)/rds/")  # SigV4's credential scope
 
 
 @dataclass
@@ -51,9 +54,12 @@ class Endpoint:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    client: Any
-    url: str
+    clients: dict[str, Any]  # region -> client; the first is the default
     timeline: Timeline
+
+    def client(self, authorization: str) -> Any:
+        signed = _SIGNED_REGION.search(authorization)
+        return self.clients.get(signed.group(1) if signed else "") or next(iter(self.clients.values()))
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -68,9 +74,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(400, {"Content-Type": "text/plain"}, b"not an RDS query-protocol request")
             return
         self.server.timeline.seen(action)
+        client = self.server.client(self.headers.get("Authorization", ""))
         headers = {key: value for key, value in self.headers.items() if key.lower() not in ("host", "connection")}
-        request = AWSRequest(method="POST", url=self.server.url, headers=headers, data=body).prepare()
-        _, response = self.server.client.meta.events.emit_until_response(f"before-send.rds.{action}", request=request)
+        url = client.meta.endpoint_url.rstrip("/") + "/"
+        request = AWSRequest(method="POST", url=url, headers=headers, data=body).prepare()
+        _, response = client.meta.events.emit_until_response(f"before-send.rds.{action}", request=request)
         if response is None:
             self._reply(500, {"Content-Type": "text/plain"}, f"nothing answered {action}".encode())
             return
@@ -90,12 +98,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def serve(client: Any) -> Iterator[Endpoint]:
-    """Serve `client` (an RDS client with the layer attached, under mock_aws) at http://127.0.0.1:<port>."""
+def serve(client: Any, *others: Any) -> Iterator[Endpoint]:
+    """Serve `client` (an RDS client with the layer attached, under mock_aws) at http://127.0.0.1:<port>,
+    and `others` (clients of other regions) to the requests signed for their region."""
     server = _Server((HOST, 0), _Handler)
-    server.client = client
+    server.clients = {c.meta.region_name: c for c in (client, *others)}
     server.timeline = Timeline()
-    server.url = client.meta.endpoint_url.rstrip("/") + "/"
     thread = threading.Thread(target=server.serve_forever, name="rds-endpoint", daemon=True)
     thread.start()
     try:

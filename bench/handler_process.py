@@ -115,9 +115,20 @@ def main(argv: list[str]) -> int:
         "failed": answer["failed"][:5],
         "failed_count": len(answer["failed"]),
         "stats": answer["stats"],
+        "dr": _dr_counts(answer.get("dr")),
     }
     out.write_text(json.dumps(figures))
     return 0
+
+
+def _dr_counts(dr: dict[str, Any] | None) -> dict[str, Any] | None:
+    """How many copies the run started, deleted, deferred (by reason), failed and skipped; DR tag errors."""
+    if dr is None:
+        return None
+    counts: dict[str, Any] = {kind: len(dr[kind]) for kind in ("started", "deleted", "deferred", "failed", "skipped")}
+    counts["errors"] = len(dr["errors"])
+    counts["deferred_codes"] = sorted({entry.get("code", "") for entry in dr["deferred"]})
+    return counts
 
 
 def _status_kib(field: str) -> int:

@@ -9,10 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bench.cold_start import ColdStart
-from bench.core import DESCRIBES, RDS_BURST, RDS_RATE, FleetResult, Settings
-from bench.fleet import KEEP
+from bench.core import RDS_BURST, RDS_RATE, FleetResult, Settings
+from bench.fleet import DR_COPIES, DR_KEEP, DR_REGION, KEEP
 from infra.config import API_BURST, API_RATE, DEFAULTS, MEMORY_MB, SCHEDULE
 
 OPERATIONS = (
@@ -21,6 +22,7 @@ OPERATIONS = (
     "DescribeAccountAttributes",
     "CreateDBClusterSnapshot",
     "DeleteDBClusterSnapshot",
+    "CopyDBClusterSnapshot",
 )
 CALL_RATIO_TARGET = 1.00
 WALL_RATIO_TARGET = 1.1  # against the handler's own pacer's limit
@@ -106,7 +108,7 @@ def calls_table(results: Sequence[FleetResult]) -> str:
         other = sum(n for op, n in r.calls.items() if op not in OPERATIONS)
         rows.append(
             [
-                f"{r.clusters:,}",
+                r.label,
                 *(f"{r.calls[op]:,} / {r.minimum[op]:,}" for op in OPERATIONS),
                 f"{other:,}",
                 f"{r.total_calls:,} / {sum(r.minimum.values()):,}",
@@ -142,7 +144,7 @@ def wall_table(results: Sequence[FleetResult]) -> str:
     for r in results:
         rows.append(
             [
-                f"{r.clusters:,}",
+                r.label,
                 f"{r.total_calls:,}",
                 f"{r.wall:.1f}",
                 _num(r.limit, 1),
@@ -168,7 +170,7 @@ def memory_table(results: Sequence[FleetResult]) -> str:
     header = ["clusters", "peak RSS MB (VmHWM, judged)", "RSS before the call MB", "growth MB", "tracemalloc peak MB"]
     rows = [
         [
-            f"{r.clusters:,}",
+            r.label,
             f"{r.peak_rss_mb:.1f}",
             f"{r.rss_before_mb:.1f}",
             f"{r.peak_rss_mb - r.rss_before_mb:.1f}",
@@ -201,7 +203,7 @@ def cold_table(cold: ColdStart) -> str:
 def checks(results: Sequence[FleetResult], cold: ColdStart | None) -> list[Check]:
     found = []
     for r in results:
-        n = f"{r.clusters:,} clusters"
+        n = f"{r.label} clusters"
         found.append(
             Check(
                 f"API calls / minimum, {n}",
@@ -218,15 +220,19 @@ def checks(results: Sequence[FleetResult], cold: ColdStart | None) -> list[Check
                 r.failed == 0 and r.figures["deferred_count"] == 0 and r.surfaced_throttles == 0,
             )
         )
+        dr = r.figures.get("dr")
+        if dr is not None:
+            found.append(_dr_check(r, dr, n))
         found.append(
             Check(
-                f"end state (today's + {KEEP} kept per cluster), {n}",
+                f"end state (today's + {KEEP} kept per cluster{DR_END_STATE if dr is not None else ''}), {n}",
                 f"{len(r.problems)} wrong",
                 "0 wrong",
                 not r.problems,
             )
         )
-        if r.clusters >= WALL_TARGET_FROM and not r.settings.tracemalloc and r.settings.cpu_share is None:
+        judged = not r.settings.tracemalloc and r.settings.cpu_share is None and not r.settings.dr_every
+        if r.clusters >= WALL_TARGET_FROM and judged:
             ratio = r.pacer_ratio
             found.append(
                 Check(
@@ -246,7 +252,7 @@ def checks(results: Sequence[FleetResult], cold: ColdStart | None) -> list[Check
                     busy.cpu_ratio <= CPU_MARGIN_TARGET,
                 )
             )
-        quiet_describes = sum(r.minimum[op] for op in DESCRIBES)
+        quiet_describes = r.quiet_minimum
         found.append(
             Check(
                 f"quiet (dry) run: calls, created, failed, {n}",
@@ -273,6 +279,52 @@ def checks(results: Sequence[FleetResult], cold: ColdStart | None) -> list[Check
             )
         )
     return found
+
+
+DR_END_STATE = f"; in {DR_REGION} the {DR_KEEP} newest of {DR_COPIES} copies and the copies started"
+
+
+def _dr_check(r: FleetResult, dr: dict[str, Any], n: str) -> Check:
+    """Every DR cluster is due a copy: as many start as RDS allows at once, the rest wait for the limit."""
+    started = int(r.dr_minimum["CopyDBClusterSnapshot"])
+    deferred = r.dr_minimum["DeleteDBClusterSnapshot"] // (DR_COPIES - DR_KEEP) - started
+    expected = (started, r.dr_minimum["DeleteDBClusterSnapshot"], deferred, 0, 0, 0)
+    measured = tuple(int(dr[kind]) for kind in ("started", "deleted", "deferred", "failed", "skipped", "errors"))
+    codes = dr["deferred_codes"] if deferred else []
+    return Check(
+        f"DR copies started, deleted, deferred (copy-limit), failed, skipped, tag errors, {n}",
+        ", ".join(str(v) for v in measured),
+        ", ".join(str(v) for v in expected),
+        measured == expected and codes == (["copy-limit"] if deferred else []),
+    )
+
+
+def dr_table(results: Sequence[FleetResult]) -> str:
+    """The DR region's share of each DR fleet's calls, and what the run did there."""
+    header = [
+        "fleet",
+        "region",
+        *OPERATIONS[1:],
+        "total / minimum",
+        "quiet run calls",
+        "copies started / deleted / deferred",
+    ]
+    rows = []
+    for r in results:
+        dr = r.figures.get("dr")
+        if not r.dr_minimum or dr is None:
+            continue
+        rows.append(
+            [
+                r.label,
+                DR_REGION,
+                *(f"{r.dr_calls[op]:,} / {r.dr_minimum[op]:,}" for op in OPERATIONS[1:]),
+                f"{sum(r.dr_calls.values()):,} / {sum(r.dr_minimum.values()):,}",
+                f"{sum(r.dr_quiet_calls.values()):,}",
+                f"{dr['started']} / {dr['deleted']} / {dr['deferred']}",
+            ]
+        )
+    return _table(header, rows)
 
 
 def checks_table(found: Sequence[Check]) -> str:
@@ -307,7 +359,7 @@ def cpu_table(results: Sequence[FleetResult]) -> str:
             total = sum(cpu.values())
             rows.append(
                 [
-                    f"{r.clusters:,}",
+                    r.label,
                     run,
                     f"{calls:,}",
                     *(f"{cpu[phase]:.2f}" for phase in ("discover", "decide", "act", "report")),
@@ -354,20 +406,23 @@ class Projection:
         return self.gb_seconds * PRICE_PER_GB_SECOND + PRICE_PER_REQUEST
 
 
-def api_bound(calls: int, chain_pages: int, settings: Settings) -> float:
+def api_bound(calls: Sequence[int], chain_pages: int, settings: Settings) -> float:
     """Production seconds no CPU can shorten: RDS's bucket (12/s after 300), the stack's pacer (10/s after
-    200), and the longest describe chain at the benchmark's latency in production time (x scale)."""
-    bucket = max(0, calls - RDS_BURST) / RDS_RATE
-    pacer = max(0, calls - PRODUCTION_BURST) / PRODUCTION_RATE
+    200), each region's (`calls` per region) one after the other as the run acts, and the longest describe
+    chain at the benchmark's latency in production time (x scale)."""
+    bucket = sum(max(0, n - RDS_BURST) for n in calls) / RDS_RATE
+    pacer = sum(max(0, n - PRODUCTION_BURST) for n in calls) / PRODUCTION_RATE
     chain = chain_pages * settings.latency * settings.scale
     return max(bucket, pacer, chain)
 
 
 def project(r: FleetResult, memory_mb: int, *, quiet: bool = False) -> Projection:
     if quiet:
-        calls = sum(r.quiet_calls.values())
+        dr = sum(r.dr_quiet_calls.values())
+        calls = (sum(r.quiet_calls.values()) - dr, dr)
         return Projection(memory_mb, api_bound(calls, r.chain_pages, r.settings), r.quiet_cpu_total)
-    return Projection(memory_mb, api_bound(r.total_calls, r.chain_pages, r.settings), r.cpu_total)
+    dr = sum(r.dr_calls.values())
+    return Projection(memory_mb, api_bound((r.total_calls - dr, dr), r.chain_pages, r.settings), r.cpu_total)
 
 
 def projection_table(results: Sequence[FleetResult]) -> str:
@@ -394,7 +449,7 @@ def projection_table(results: Sequence[FleetResult]) -> str:
             month = 30 * (busy.cost + (RUNS_PER_DAY - 1) * quiet.cost)
             rows.append(
                 [
-                    f"{r.clusters:,}",
+                    r.label,
                     f"**{memory:,}**" if memory == DEFAULT_MEMORY_MB else f"{memory:,}",
                     f"{busy.share:.2f}",
                     f"{busy.api_seconds:.0f}",
@@ -446,7 +501,7 @@ def quota_table(free: Sequence[FleetResult], quotaed: Sequence[FleetResult]) -> 
             projected = max(free_figures["wall_seconds"], free_cpu / share)
             rows.append(
                 [
-                    f"{q.clusters:,}",
+                    q.label,
                     run,
                     f"{share:g}",
                     f"{free_figures['wall_seconds']:.1f}",

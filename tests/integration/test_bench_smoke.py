@@ -17,11 +17,11 @@ FAST = ["--latency-ms", "0", "--bucket-rate", "10000", "--bucket-burst", "10000"
 def test_the_benchmark_measures_a_tiny_fleet_and_the_handler_makes_the_minimum_calls(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    main(["--fleets", "20", "--cold-runs", "1", *FAST, "--pacer-burst", "1000"])
+    main(["--fleets", "20", "--dr-fleets", "20", "--dr-every", "4", "--cold-runs", "1", *FAST, "--pacer-burst", "1000"])
     out = capsys.readouterr().out
 
     # 20 clusters x 10 snapshots: 1 cluster page, 2 snapshot pages, 1 quota read, 20 creates, 20 deletes.
-    assert "| 20 | 1 / 1 | 2 / 2 | 1 / 1 | 20 / 20 | 20 / 20 | 0 | 44 / 44 | 1.00 | 0 | 0 |" in out
+    assert "| 20 | 1 / 1 | 2 / 2 | 1 / 1 | 20 / 20 | 20 / 20 | 0 / 0 | 0 | 44 / 44 | 1.00 | 0 | 0 |" in out
     wall = re.search(
         r"^\| 20 \| 44 \| [\d.]+ \| n/a \| n/a \(under burst\) \|.*\| 20 / 20 \| 0 \| 0 \| 0 \| as expected \|$",
         out,
@@ -41,6 +41,17 @@ def test_the_benchmark_measures_a_tiny_fleet_and_the_handler_makes_the_minimum_c
         assert re.search(rf"^\| 20 \| {re.escape(memory)} \| \d\.\d\d \|", out, re.M), out
     assert "Machine: " in out and "nproc " in out and "Python " in out
 
+    # The DR fleet: 5 of the 20 clusters copy to us-west-2, which holds 4 copies of each; in the DR region one
+    # sweep page, one quota read, a delete per cluster (keep 3) and the 5 copies RDS lets run at once.
+    assert "| 20 + DR 5 | 1 / 1 | 3 / 3 | 2 / 2 | 20 / 20 | 25 / 25 | 5 / 5 | 0 | 56 / 56 | 1.00 | 0 | 0 |" in out
+    assert "| 20 + DR 5 | us-west-2 | 1 / 1 | 1 / 1 | 0 / 0 | 5 / 5 | 5 / 5 | 12 / 12 | 2 | 5 / 5 / 0 |" in out
+    assert "API calls / minimum, 20 + DR 5 clusters | 1.00 | 1.00 | yes" in out
+    assert "tag errors, 20 + DR 5 clusters | 5, 5, 0, 0, 0, 0 | 5, 5, 0, 0, 0, 0 | yes" in out
+    assert re.search(r"^\| end state .*us-west-2.*, 20 \+ DR 5 clusters \| 0 wrong \| 0 wrong \| yes \|$", out, re.M), (
+        out
+    )
+    assert "quiet (dry) run: calls, created, failed, 20 + DR 5 clusters | 6, 0, 0 | 6, 0, 0 | yes" in out
+
 
 def _cpu_cgroup_writable() -> bool:
     for root in (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/cpu")):
@@ -58,7 +69,9 @@ def _cpu_cgroup_writable() -> bool:
 def test_under_a_cpu_quota_the_run_takes_about_its_cpu_time_over_the_share(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    main(["--fleets", "20", "--cold-runs", "1", *FAST, "--pacer-burst", "1000", "--cpu-share", "0.5"])
+    main(
+        ["--fleets", "20", "--dr-fleets", "0", "--cold-runs", "1", *FAST, "--pacer-burst", "1000", "--cpu-share", "0.5"]
+    )
     out = capsys.readouterr().out
 
     rows = re.findall(r"^\| 20 \| (all due|quiet) \| 0\.5 \|(?: [\d.]+ \|){5} (\d+\.\d\d) \|$", out, re.M)
