@@ -186,6 +186,16 @@ class Monitoring(Construct):
         self.alarms.append(alarm)
         return alarm
 
+    def _quota_alarm(self, short_name: str, utilization: str, *, description: str) -> None:
+        """A manual snapshot quota, here or in the DR regions: one threshold for both."""
+        self._alarm(
+            short_name,
+            metric=self.run_metric(utilization, "Maximum"),
+            threshold=QUOTA_UTILIZATION_THRESHOLD_PERCENT,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            description=description,
+        )
+
     def _run_alarms(self) -> None:
         logs_hint = f" Run reports are in log group {self._props.log_group.log_group_name}."
         self._alarm(
@@ -235,7 +245,9 @@ class Monitoring(Construct):
             "PolicyErrors",
             metric=self.run_metric(contract.POLICY_ERRORS, "Sum"),
             description="A cluster's policy tag value does not parse, so that cluster is NOT being "
-            "snapshotted. The run report's skipped entries name the cluster and the parse error; correct the "
+            "snapshotted (the run report's skipped entries name the cluster and the parse error), or, with DR "
+            "targets, its DR tag cannot be used, so it is NOT being copied and none of its copies is deleted "
+            "(the report's dr.errors name the cluster and the bad word; its own snapshots go on); correct the "
             "tag value (or the named policy in cdk.json) and the next run picks it up." + logs_hint,
         )
         self._alarm(
@@ -258,11 +270,9 @@ class Monitoring(Construct):
             "report's stats.mass_deletions and its 'deleted' entries; if nobody meant it, check who changed its "
             "policy tag or the deployment's namedPolicies, and hold what must stay (snapshot-hold=true)." + logs_hint,
         )
-        self._alarm(
+        self._quota_alarm(
             "ManualSnapshotQuota",
-            metric=self.run_metric(contract.QUOTA_UTILIZATION, "Maximum"),
-            threshold=QUOTA_UTILIZATION_THRESHOLD_PERCENT,
-            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            contract.QUOTA_UTILIZATION,
             description=f"Manual DB cluster snapshots use {QUOTA_UTILIZATION_THRESHOLD_PERCENT}% or more of "
             "the regional quota (Service Quotas code L-9B510759, default 100). At 100% new snapshots fail for "
             "everyone in the account and region. Shorten retention in the policies, delete snapshots no one "
@@ -332,6 +342,16 @@ class Monitoring(Construct):
             "access denied means the role or the target key's policy; RegionUnreadable means no copy is made "
             "or pruned until the region answers." + logs_hint,
         )
+        self._quota_alarm(
+            "DrManualSnapshotQuota",
+            contract.DR_QUOTA_UTILIZATION,
+            description=f"Manual DB cluster snapshots use {QUOTA_UTILIZATION_THRESHOLD_PERCENT}% or more of the "
+            f"regional quota in a DR region ({regions}; Service Quotas code L-9B510759, default 100, per region). "
+            "Copies count against it, and so do everyone else's manual snapshots there: at 100% copies are "
+            "deferred with reason quota (the DR recovery point ages) and every other tool's snapshots in that "
+            "region fail. The report's dr.quotas names each region's used/max: shorten the DR tags' keep- "
+            "words, delete snapshots no one needs in that region, or request a quota increase there." + logs_hint,
+        )
         self._alarm(
             "DrCopyStuck",
             metric=self.run_metric(contract.DR_COPIES_STUCK, "Maximum"),
@@ -342,12 +362,12 @@ class Monitoring(Construct):
         )
 
     def _dr_dashboard_row(self) -> None:
-        half = DASHBOARD_WIDTH // 2
+        third = DASHBOARD_WIDTH // 3
         hours = self._hours(contract.DR_OLDEST_RECOVERY_POINT_AGE, "Oldest DR copy (hours)")
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="DR copies per run",
-                width=half,
+                width=third,
                 left=[
                     self.run_metric(contract.DR_COPIES_STARTED, "Sum", label="Started"),
                     self.run_metric(contract.DR_COPIES_DEFERRED, "Sum", label="Deferred"),
@@ -357,9 +377,17 @@ class Monitoring(Construct):
             ),
             cloudwatch.GraphWidget(
                 title="DR recovery points",
-                width=half,
+                width=third,
                 left=[self.run_metric(contract.DR_TARGETS_OUT_OF_POLICY, "Maximum", label="Targets out of policy")],
                 right=[hours],
+            ),
+            cloudwatch.GraphWidget(
+                title="DR regions' manual snapshot quota",
+                width=third,
+                left=[self.run_metric(contract.DR_QUOTA_UTILIZATION, "Maximum", label="Fullest DR region %")],
+                left_annotations=[
+                    cloudwatch.HorizontalAnnotation(value=QUOTA_UTILIZATION_THRESHOLD_PERCENT, label="alarm")
+                ],
             ),
         )
 

@@ -157,7 +157,9 @@ def _note(report: DrReport, kind: str, target: TargetPlan, **fields: str) -> Non
 
 
 def report_plan(plan: DrPlan, report: DrReport) -> None:
-    """What the plan itself says: DR tag errors, skips, deferrals, failed and stuck copies."""
+    """What the plan itself says: each DR region's quota, DR tag errors, skips, deferrals, failed and stuck
+    copies."""
+    report.quotas = dict(plan.quotas)
     for region, message in plan.unreadable.items():
         report.add("failed", "*", region, None, error="RegionUnreadable", message=message)
     for error in plan.errors:

@@ -250,6 +250,7 @@ class DrPlan:
     errors: tuple[DrError, ...] = ()
     protected: Mapping[str, str] = field(default_factory=dict)  # source snapshot id -> why it is kept
     unreadable: Mapping[str, str] = field(default_factory=dict)  # region -> why its sweep failed
+    quotas: Mapping[str, Quota | None] = field(default_factory=dict)  # region -> its manual snapshot quota
 
     def copies(self, region: str | None = None) -> list[TargetPlan]:
         """Copies to start (in one region), most overdue first."""
@@ -329,7 +330,7 @@ def plan_dr(
         else:
             plans.append(_plan_orphans(context, cluster_id, region, orphaned, now))
     plans = _budget(context, plans, destinations, quotas or {})
-    return DrPlan(tuple(plans), tuple(errors), _protected(context, plans, destinations))
+    return DrPlan(tuple(plans), tuple(errors), _protected(context, plans, destinations), quotas=dict(quotas or {}))
 
 
 def _folded(targets: Mapping[str, DrTarget], name: str) -> str:
@@ -544,7 +545,9 @@ def _protected(
     return protected
 
 
-def blind_plan(context: DrContext, run: RunPlan, unreadable: Mapping[str, str]) -> DrPlan:
+def blind_plan(
+    context: DrContext, run: RunPlan, unreadable: Mapping[str, str], quotas: Mapping[str, Quota | None] | None = None
+) -> DrPlan:
     """A DR region could not be read: no copy is started or deleted anywhere this run, and no snapshot of a
     DR-tagged cluster is deleted (a copy of it may be copying there)."""
     reason = "a DR region could not be read; a copy of it may be in progress"
@@ -554,7 +557,7 @@ def blind_plan(context: DrContext, run: RunPlan, unreadable: Mapping[str, str]) 
         if plan.cluster is not None and not is_off(plan.cluster.tags.get(context.tag_key))
         for s in plan.delete
     }
-    return DrPlan(protected=protected, unreadable=dict(unreadable))
+    return DrPlan(protected=protected, unreadable=dict(unreadable), quotas=dict(quotas or {}))
 
 
 def keep_sources(run: RunPlan, protected: Mapping[str, str]) -> RunPlan:

@@ -191,6 +191,12 @@ class DrReport(CopyReport):
     targets_managed: int = 0
     out_of_policy: list[str] = field(default_factory=list)  # "cluster/region"
     oldest_copy_age: float | None = None
+    quotas: dict[str, Quota | None] = field(default_factory=dict)  # region -> its manual snapshot quota (None: unread)
+
+    @property
+    def worst_quota_utilization(self) -> float | None:
+        """The fullest DR region's quota utilisation (percent), of the regions whose quota was read."""
+        return max((q.utilization for q in self.quotas.values() if q is not None), default=None)
 
     def add(self, kind: str, cluster: str, region: str, target: str | None, **fields: str) -> None:
         named = {"target": target} if target is not None else {}
@@ -203,6 +209,10 @@ class DrReport(CopyReport):
             "targets_managed": self.targets_managed,
             "out_of_policy": self.out_of_policy,
             "oldest_copy_age_seconds": self.oldest_copy_age,
+            "quotas": {
+                region: None if quota is None else {"used": quota.used, "max": quota.max}
+                for region, quota in sorted(self.quotas.items())
+            },
         }
 
 

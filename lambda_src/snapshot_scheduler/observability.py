@@ -55,6 +55,7 @@ class Metric(StrEnum):
     DR_COPIES_STUCK = "DrCopiesStuck"
     DR_TARGETS_OUT_OF_POLICY = "DrTargetsOutOfPolicy"
     DR_OLDEST_RECOVERY_POINT_AGE = "DrOldestRecoveryPointAge"
+    DR_QUOTA_UTILIZATION = "DrQuotaUtilization"  # the fullest DR region's, like QUOTA_UTILIZATION: no region dimension
 
 
 DR_METRICS = frozenset(metric for metric in Metric if metric.value.startswith("Dr"))
@@ -122,3 +123,6 @@ def _publish_dr(dr: DrReport) -> None:
         metrics.add_metric(
             name=Metric.DR_OLDEST_RECOVERY_POINT_AGE.value, unit=MetricUnit.Seconds, value=dr.oldest_copy_age
         )
+    worst = dr.worst_quota_utilization
+    if worst is not None:
+        metrics.add_metric(name=Metric.DR_QUOTA_UTILIZATION.value, unit=MetricUnit.Percent, value=worst)

@@ -144,7 +144,7 @@ def discover(
         return Discovery(plan, account, tuple(manual), lookups)
     dr_of = dr_context(settings, rds.region)
     if unreadable:
-        dr = blind_plan(dr_of, plan, unreadable)
+        dr = blind_plan(dr_of, plan, unreadable, dest_quotas)
     else:
         managed = [cluster for cluster in fleet if cluster.engine in settings.engines]
         dr = plan_dr(dr_of, managed, plan, manual, destinations, at=at, now=now, quotas=dest_quotas)

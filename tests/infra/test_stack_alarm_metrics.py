@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -24,6 +24,8 @@ from snapshot_scheduler.handlers import backup
 
 from infra import contract
 from tests.infra.synthesis import Synthesized, synth
+from tests.support.fidelity import Regions, SimClock, TokenBucket
+from tests.support.harness import moto_rds, rds_client, scheduled_lambda
 
 REGION = "us-east-1"
 # The handler refuses stale and future events against the wall clock, so the runs are scheduled for this hour:
@@ -33,11 +35,18 @@ SCHEDULED_TIMES = (THIS_HOUR, THIS_HOUR)
 MetricKey = tuple[str, str, frozenset[tuple[str, str]]]
 
 CUSTOM = {"metricNamespace": "Backups/Prod", "deployment": "prod-eu", "policyTagKey": "backup-policy"}
+DR_REGION = "us-west-2"
 
 
 @pytest.fixture(scope="module")
 def custom(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     return synth(CUSTOM, outdir=tmp_path_factory.mktemp("cross-check"))
+
+
+@pytest.fixture(scope="module")
+def dr_synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    context = {**CUSTOM, "drTargets": {"dr-west": {"region": DR_REGION}}}
+    return synth(context, outdir=tmp_path_factory.mktemp("cross-check-dr"))
 
 
 class LambdaContext:
@@ -73,9 +82,17 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
 
 
+def function_env(synthesized: Synthesized) -> dict[str, str]:
+    (function,) = [
+        f for i, f in synthesized.resources("AWS::Lambda::Function").items() if i.startswith("BackupFunction")
+    ]
+    env: dict[str, str] = function["Properties"]["Environment"]["Variables"]
+    return env
+
+
 def run_handler(synthesized: Synthesized, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """The real handler, configured from the template, over one opted-in Aurora cluster in moto."""
-    env: dict[str, str] = synthesized.only("AWS::Lambda::Function")["Properties"]["Environment"]["Variables"]
+    env = function_env(synthesized)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
 
@@ -167,10 +184,43 @@ def test_every_alarm_and_graph_on_run_metrics_matches_what_the_handler_emits(
 
     assert [entry["cluster"] for entry in first["created"]] == ["orders"], first
     assert second["created"] == [], second
-    alarmed = alarmed_metrics(synthesized)
     # out of policy (level and new), missed slots, failures, policy errors, quota, heartbeat, deletions pending,
     # mass deletion
-    assert len(alarmed) == 9
+    assert_watched_metrics_are_emitted(synthesized, emitted, alarms=9, excluded=observability.DR_METRICS)
+
+
+def test_with_dr_targets_every_alarm_and_graph_matches_what_the_handler_emits(
+    dr_synth: Synthesized, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The DR alarms too: the handler configured from a template with drTargets copies one cluster to the
+    target region (behind the fidelity layer: copies recognised by their source ARN, a quota in each region)."""
+    env = function_env(dr_synth)
+    start = datetime(2026, 3, 10, 3, 5, tzinfo=UTC)
+    with moto_rds():
+        regions = Regions(SimClock(start))
+        east = regions.layer(REGION, bucket=TokenBucket())
+        west = regions.layer(DR_REGION, bucket=TokenBucket(), copying_for=timedelta(minutes=30), quota=50)
+        rds_client(east, region=REGION)
+        rds_client(west, region=DR_REGION)
+        east.create_cluster(
+            "orders", tags={env["SNAPSHOT_POLICY_TAG_KEY"]: "daily", "snapshot-dr": "to=dr-west keep-daily=2"}
+        )
+        with scheduled_lambda(east, env=env) as handler:
+            capsys.readouterr()
+            reports = [handler.run(start + timedelta(hours=hour)) for hour in range(3)]
+    emitted = emitted_metrics(capsys.readouterr().out)
+
+    assert [[e["cluster"] for e in r["dr"]["started"]] for r in reports] == [[], ["orders"], []], reports
+    assert reports[-1]["dr"]["quotas"] == {DR_REGION: {"used": 1, "max": 50}}
+    # ... and DR: recovery point breached, copies failed, copy stuck, DR region quota
+    assert_watched_metrics_are_emitted(dr_synth, emitted, alarms=13, excluded=frozenset())
+
+
+def assert_watched_metrics_are_emitted(
+    synthesized: Synthesized, emitted: set[MetricKey], *, alarms: int, excluded: frozenset[observability.Metric]
+) -> None:
+    alarmed = alarmed_metrics(synthesized)
+    assert len(alarmed) == alarms
     assert alarmed - emitted == set(), f"alarms on metrics the handler does not emit; it emits {sorted(emitted)}"
     charted = charted_metrics(synthesized)
     assert len(charted) >= 10
@@ -178,5 +228,5 @@ def test_every_alarm_and_graph_on_run_metrics_matches_what_the_handler_emits(
     # ... and every run metric the stack names is watched: a new metric gets an alarm or a graph
     watched = {name for _, name, _ in alarmed | charted}
     named = {value for key, value in vars(contract).items() if key.isupper() and value in set(observability.Metric)}
-    named -= set(observability.DR_METRICS)  # watched only with drTargets: tests/infra/test_stack_dr.py
+    named -= set(excluded)  # DR metrics are watched only with drTargets
     assert named - watched == set(), "metrics named in infra/contract.py that no alarm or graph watches"

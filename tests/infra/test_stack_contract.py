@@ -157,6 +157,7 @@ def test_metric_names_and_dimensions_are_the_ones_the_code_emits() -> None:
         contract.DR_COPIES_DEFERRED,
         contract.DR_TARGETS_OUT_OF_POLICY,
         contract.DR_OLDEST_RECOVERY_POINT_AGE,
+        contract.DR_QUOTA_UTILIZATION,
     }
     assert referenced <= emitted
     assert named == referenced

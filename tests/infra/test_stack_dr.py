@@ -224,6 +224,7 @@ def test_dr_alarms_and_dashboard_row_exist_only_with_targets(default_synth: Synt
         "DrRecoveryPointBreached": "DrTargetsOutOfPolicy",
         "DrCopiesFailed": "DrCopiesFailed",
         "DrCopyStuck": "DrCopiesStuck",
+        "DrManualSnapshotQuota": "DrQuotaUtilization",
     }
     assert not any(k.startswith("Dr") for k in alarms(default_synth))
     body = json.dumps(dr_synth.only("AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"])
@@ -231,3 +232,23 @@ def test_dr_alarms_and_dashboard_row_exist_only_with_targets(default_synth: Synt
     # every DR metric the stack names is watched by an alarm or a graph
     named = {v for k, v in vars(contract).items() if k.isupper() and v in set(observability.DR_METRICS)}
     assert named and all(f'\\"{name}\\"' in body or name in dr.values() for name in named)
+
+
+def test_the_dr_quota_alarm_fires_at_the_own_quota_alarms_threshold(dr_synth: Synthesized) -> None:
+    found = {
+        a["Properties"]["AlarmName"].rsplit("-", 1)[-1]: a["Properties"]
+        for a in dr_synth.resources("AWS::CloudWatch::Alarm").values()
+    }
+    own, dr = found["ManualSnapshotQuota"], found["DrManualSnapshotQuota"]
+
+    assert (dr["MetricName"], dr["Statistic"], dr["Dimensions"]) == ("DrQuotaUtilization", "Maximum", own["Dimensions"])
+    assert (
+        (dr["ComparisonOperator"], dr["Threshold"])
+        == (own["ComparisonOperator"], own["Threshold"])
+        == (
+            "GreaterThanOrEqualToThreshold",
+            80,
+        )
+    )
+    description = json.dumps(dr["AlarmDescription"])
+    assert "(eu-west-1, us-west-2;" in description and "dr.quotas" in description

@@ -320,3 +320,25 @@ def test_two_targets_copying_one_source_queue_and_the_source_stays_until_both_ar
     # keep-last=1 wants the first source gone from day 1's 03:05 run on: it goes once both copies are available
     deleted = {at: [e["snapshot"] for e in report["deleted"]] for at, report in runs.items() if report["deleted"]}
     assert deleted == {west_done: ["ledger-20260310-0300"]}
+
+
+def test_each_dr_regions_quota_is_reported_and_the_fullest_one_is_the_metric(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    world = World(copying_for=timedelta(minutes=30), quota=10)
+    eu = world.regions.layer(EU, bucket=TokenBucket(), quota=4)
+    rds_client(eu, region=EU)
+    eu.create_cluster("local", tags={})
+    for n in range(3):  # someone else's snapshots use the EU region's quota
+        eu.seed_snapshot("local", f"local-manual-{n}", created=START - timedelta(days=n + 1), tags={})
+    world.cluster("orders", dr="to=dr-west+dr-eu keep-daily=3")
+    targets = {**TARGETS, "dr-eu": {"region": EU}}
+    with world.handler(targets) as handler:
+        capsys.readouterr()
+        own, copied = day(handler, 0)
+    metrics = metric_values(capsys)
+
+    assert own["dr"]["quotas"] == {EU: {"used": 3, "max": 4}, WEST: {"used": 0, "max": 10}}
+    assert copied["dr"]["quotas"] == {EU: {"used": 3, "max": 4}, WEST: {"used": 0, "max": 10}}  # read before copies
+    assert [m["DrQuotaUtilization"] for m in metrics] == [75.0, 75.0]  # the fullest region, not a sum or mean
+    assert {e["region"] for e in dr(copied, "started")} == {EU, WEST}
