@@ -16,6 +16,14 @@ every run:
   orphans pruned by their recorded policy, deletions a policy change caused held for the grace and reported
   pending;
 - nothing else was touched, and the run made the minimum of API calls.
+
+Three clusters also carry a DR tag (copies to one or two other regions, one cluster encrypted and copied under
+the target's key). Copies take hours, and RDS queues copies of one source; someone else's copies fill the
+5-copy limit one day; a copy fails; a cluster loses its DR tag while its copy is in progress. After every run
+the copies that exist in each region, and their state, are exactly a DR reference model's, written here
+without the engine's DR code: the DR slots by hand, copies due from the newest snapshot taken in the slot,
+most overdue first within the limit, restic retention of the copies by the DR policy they record, failed
+copies deleted and copied again; and the cluster's own retention keeps what is being copied.
 """
 
 from __future__ import annotations
@@ -46,13 +54,12 @@ from tests.integration.scenario import (
     deleted,
     everything,
     fresh_rds,
-    layer,
     moto_once,
     reasons,
     seed_ours,
     slot_id,
 )
-from tests.support.fidelity import RdsFidelity
+from tests.support.fidelity import RdsFidelity, Regions, SimClock, TokenBucket
 from tests.support.harness import rds_client, scheduled_lambda
 
 MINUTE = timedelta(minutes=1)
@@ -111,6 +118,7 @@ class Model:
     held: set[str] = field(default_factory=set)
     slots: list[datetime] = field(default_factory=list)
     pending: set[str] = field(default_factory=set)  # deletions a policy change caused, waiting (last step)
+    kept_for_copies: set[str] = field(default_factory=set)  # what retention removes but a copy needs (last step)
 
     def current_slot(self, at: datetime) -> datetime:
         return self.slots[bisect.bisect_right(self.slots, at) - 1]
@@ -123,13 +131,18 @@ class Model:
         """No hourly run after `at` falls in its current slot."""
         return at + HOUR >= self.slots[bisect.bisect_right(self.slots, at)]
 
-    def step(self, at: datetime, *, refused: bool = False) -> tuple[set[str], str | None]:
-        """One run: retention first (held ones out of the counters), then the slot's snapshot if missing and
-        the cluster does not refuse it (stopped, or busy for the whole run)."""
+    def step(
+        self, at: datetime, *, refused: bool = False, copied: set[str] | None = None
+    ) -> tuple[set[str], str | None]:
+        """One run: retention first (held ones out of the counters; sources of copies in progress or starting
+        in this run, `copied`, kept), then the slot's snapshot if missing and the cluster does not refuse it
+        (stopped, or busy for the whole run)."""
         candidates = [(ident, slot) for ident, slot in self.snapshots.items() if ident not in self.held]
         remove = self.removed_by(self.policy, candidates)
         self.pending, anchor = self.waiting(at, candidates, remove)
         remove -= self.pending | anchor
+        self.kept_for_copies = remove & (copied or set())
+        remove -= self.kept_for_copies
         for ident in remove:
             del self.snapshots[ident]
         slot = self.current_slot(at)
@@ -190,6 +203,180 @@ FLEET: dict[str, tuple[str, Schedule]] = {
 }
 
 
+# ------------------------------------------------------------------------------------------- DR copies
+
+SOURCE_REGION, WEST, EU = "us-east-1", "us-west-2", "eu-west-1"
+DR_TAG = "snapshot-dr"
+DR_MARKER = "snapshot-scheduler:dr-deployment"  # spelled out, as the tag contract
+DR_TARGETS = {"dr-west": {"region": WEST, "kmsKey": "alias/snapshot-dr"}, "dr-eu": {"region": EU}}
+# How long a copy takes once RDS begins it (a copy waits for the copies of its source asked for before it);
+# never a whole number of hours, so no copy ends near a run
+COPYING_FOR = {WEST: timedelta(hours=4, minutes=20), EU: timedelta(hours=2, minutes=50)}
+COPY_LIMIT = 5  # copies in progress per destination region, anyone's
+
+# cluster -> (DR tag, its words as a policy (every= defaults to 1d), its DR slots by hand, target regions)
+DR_FLEET: dict[str, tuple[str, str, Schedule, tuple[str, ...]]] = {
+    "daily-db": ("to=dr-west+dr-eu keep-daily=3", "every=1d keep-daily=3", Schedule(24, time(3, 0)), (EU, WEST)),
+    # its own keep-last=3 would prune each day's copied snapshot while it is still being copied
+    "untag-db": ("to=dr-west keep-last=2", "every=1d keep-last=2", Schedule(24, time(3, 0)), (WEST,)),
+    "berlin-db": (  # encrypted: copied under the target's key
+        "to=dr-west at=02:30 tz=Europe/Berlin keep-daily=4",
+        "every=1d at=02:30 tz=Europe/Berlin keep-daily=4",
+        Schedule(24, time(2, 30), "Europe/Berlin"),
+        (WEST,),
+    ),
+}
+ENCRYPTED = {"berlin-db"}
+
+
+def copy_id(cluster: str, slot: datetime) -> str:
+    """Our copy's identifier, by hand: the slot's identifier and the source region without its hyphens."""
+    return f"{slot_id(cluster, slot)}-dr-useast1"
+
+
+@dataclass
+class Copy:
+    """A copy as RDS shows it: `copying` until `ready`, `failed` from `failed` on. RDS begins it (`began`)
+    once the copies of its source asked for before it have ended."""
+
+    cluster: str
+    slot: datetime
+    source: str
+    began: datetime
+    ready: datetime
+    failed: datetime | None = None
+
+    def status(self, at: datetime) -> str:
+        if self.failed is not None:
+            return "failed"
+        return "copying" if at < self.ready else "available"
+
+    @property
+    def ended(self) -> datetime:
+        return self.ready if self.failed is None else max(self.began, self.failed)
+
+
+@dataclass
+class DrRun:
+    """What one run should do about copies. The limit on copies in progress says how many start, most overdue
+    first; of copies equally overdue at its edge (`tied`: region -> (how many start, which may)) any may
+    start, so `settle` takes the run's choice among them."""
+
+    due: dict[tuple[str, str], tuple[str, str]]  # (cluster, region) -> (copy, source)
+    started: set[tuple[str, str]]
+    deferred: set[tuple[str, str]]  # for the copy limit
+    tied: dict[str, tuple[int, set[tuple[str, str]]]]
+    deleted: set[tuple[str, str]]  # (region, copy)
+    failed: set[tuple[str, str]]  # (cluster, region) of copies found failed
+    copying: dict[str, set[str]]  # cluster -> its snapshots being copied
+
+    def settle(self, chosen: set[tuple[str, str]]) -> None:
+        for region, (count, candidates) in self.tied.items():
+            assert len(candidates & chosen) == count, (region, count, candidates, chosen)
+            self.started |= candidates & chosen
+            self.deferred |= candidates - chosen
+        self.tied = {}
+
+    @property
+    def copied(self) -> dict[str, set[str]]:
+        """cluster -> its snapshots the own retention keeps: those being copied, and those a copy starts from."""
+        copied = {cluster: set(sources) for cluster, sources in self.copying.items()}
+        for cluster, region in self.started:
+            copied.setdefault(cluster, set()).add(self.due[(cluster, region)][1])
+        return copied
+
+
+@dataclass
+class DrModel:
+    """What should exist in each DR region: our copies (region -> identifier -> Copy), and the copies someone
+    else started into the west region. `tagged`: the clusters carrying a DR tag; `recorded`: the DR policy
+    each cluster's copies record, which prunes them (also once the tag is gone)."""
+
+    models: dict[str, Model]
+    slots: dict[str, list[datetime]]
+    tagged: set[str]
+    recorded: dict[str, str]
+    copies: dict[str, dict[str, Copy]] = field(default_factory=lambda: {EU: {}, WEST: {}})
+    others: list[Copy] = field(default_factory=list)
+
+    def slot(self, cluster: str, at: datetime) -> datetime:
+        slots = self.slots[cluster]
+        return slots[bisect.bisect_right(slots, at) - 1]
+
+    def plan(self, at: datetime) -> DrRun:
+        """The run at `at`: retention over each cluster's copies in each region (failed ones deleted), then the
+        copies due, most overdue first, within the limit of copies in progress per region."""
+        run = DrRun({}, set(), set(), {}, set(), set(), {})
+        for region, copies in self.copies.items():
+            for cluster in {copy.cluster for copy in copies.values()}:
+                self.prune(run, region, cluster, at)
+        for region in self.copies:
+            self.start(run, region, at)
+        for copies in self.copies.values():
+            for copy in copies.values():
+                if copy.status(at) == "copying":
+                    run.copying.setdefault(copy.cluster, set()).add(copy.source)
+        return run
+
+    def prune(self, run: DrRun, region: str, cluster: str, at: datetime) -> None:
+        """Failed copies go; the available ones by the recorded DR policy, never the newest."""
+        mine = {ident: copy for ident, copy in self.copies[region].items() if copy.cluster == cluster}
+        failed = {ident for ident, copy in mine.items() if copy.status(at) == "failed"}
+        available = [(ident, copy.slot) for ident, copy in mine.items() if copy.status(at) == "available"]
+        newest = max(available, key=lambda item: item[1])[0] if available else None
+        remove = Model.removed_by(parse_policy(self.recorded[cluster]), available) - {newest}
+        run.deleted |= {(region, ident) for ident in remove | failed}
+        run.failed |= {(cluster, region)} if failed else set()
+
+    def start(self, run: DrRun, region: str, at: datetime) -> None:
+        """The DR slots without a copy in `region` (in any state) whose cluster has a snapshot taken in the slot:
+        copied from the newest, most overdue first while fewer than five copies are in progress there."""
+        waiting = []
+        for cluster in self.tagged:
+            slot = self.slot(cluster, at)
+            sources = [(taken, ident) for ident, taken in self.models[cluster].snapshots.items() if slot <= taken <= at]
+            if region not in DR_FLEET[cluster][3] or copy_id(cluster, slot) in self.copies[region] or not sources:
+                continue
+            mine = [
+                c.slot for c in self.copies[region].values() if c.cluster == cluster and c.status(at) == "available"
+            ]
+            overdue = slot - max(mine) if mine else timedelta.max
+            run.due[(cluster, region)] = (copy_id(cluster, slot), max(sources)[1])
+            waiting.append((overdue, (cluster, region)))
+        others = self.others if region == WEST else []
+        in_progress = [c for c in (*self.copies[region].values(), *others) if c.status(at) == "copying"]
+        room = max(0, COPY_LIMIT - len(in_progress))
+        if room >= len(waiting):
+            run.started |= {key for _, key in waiting}
+            return
+        edge = sorted((overdue for overdue, _ in waiting), reverse=True)[room]
+        run.started |= {key for overdue, key in waiting if overdue > edge}
+        run.deferred |= {key for overdue, key in waiting if overdue < edge}
+        tied = {key for overdue, key in waiting if overdue == edge}
+        run.tied[region] = (room - sum(overdue > edge for overdue, _ in waiting), tied)
+
+    def apply(self, at: datetime, run: DrRun, order: list[tuple[str, str]]) -> None:
+        """The run's deletes, then its copies in the order it asked for them (`order`: (cluster, region)),
+        each begun by RDS once the copies of its source asked for before it have ended."""
+        for region, ident in run.deleted:
+            del self.copies[region][ident]
+        for cluster, region in order:
+            ident, source = run.due[(cluster, region)]
+            earlier = [c.ended for copies in self.copies.values() for c in copies.values() if c.source == source]
+            began = max([at, *earlier])
+            slot = self.slot(cluster, at)
+            self.copies[region][ident] = Copy(cluster, slot, source, began, began + COPYING_FOR[region])
+
+    def fail(self, at: datetime, source: str) -> None:
+        for copies in self.copies.values():
+            for copy in copies.values():
+                if copy.source == source and copy.status(at) == "copying":
+                    copy.failed = at
+
+    def statuses(self, region: str, at: datetime) -> dict[str, str]:
+        return {ident: copy.status(at) for ident, copy in self.copies[region].items()}
+
+
 @dataclass(frozen=True)
 class Season:
     """A month of runs from `start` (00:00 UTC on a Monday), with the operator's doings and an outage in it."""
@@ -234,6 +421,22 @@ class Season:
         return self.start + 12 * DAY + 11 * HOUR
 
     @property
+    def crowded(self) -> datetime:
+        """Half an hour before this run someone else starts four copies into the west region: with berlin-db's
+        copy (started by this run or the next) they fill its five places for that day's other copies."""
+        return self.start + 3 * DAY + 2 * HOUR
+
+    @property
+    def copy_fails(self) -> datetime:
+        """Half an hour before this run berlin-db's copy in progress fails."""
+        return self.start + 6 * DAY + 4 * HOUR
+
+    @property
+    def dr_untag_at(self) -> datetime:
+        """untag-db loses its DR tag while that day's copy is in progress (its own tag goes off later)."""
+        return self.start + 10 * DAY + 5 * HOUR
+
+    @property
     def delete_at(self) -> datetime:
         return self.start + 21 * DAY + 9 * HOUR
 
@@ -269,7 +472,9 @@ def build_fleet(fid: RdsFidelity, start: datetime) -> tuple[dict[str, Model], se
     born = start - 90 * DAY
     models = {}
     for cluster, (tag, schedule) in FLEET.items():
-        fid.create_cluster(cluster, tags={TAG: tag, "team": "payments"}, created=born)
+        dr = {DR_TAG: DR_FLEET[cluster][0]} if cluster in DR_FLEET else {}
+        tags = {TAG: tag, "team": "payments", **dr}
+        fid.create_cluster(cluster, tags=tags, created=born, encrypted=cluster in ENCRYPTED)
         slots = schedule.slots(start - 9 * DAY, start + (RUNS + 24) * HOUR)
         models[cluster] = Model(cluster, parse_policy(tag, NAMED), schedule, slots=slots)
     fid.create_cluster("graph-db", engine="neptune", tags={TAG: "hourly"}, created=born)
@@ -323,18 +528,36 @@ def build_fleet(fid: RdsFidelity, start: datetime) -> tuple[dict[str, Model], se
 )
 def test_a_month_of_hourly_runs_creates_each_due_slot_once_and_keeps_exactly_the_retained_set(season: Season) -> None:
     # Given the fleet on a layer whose snapshots take seven minutes
+    from moto.kms.models import kms_backends  # noqa: PLC0415 - only once moto is active
+
     fresh_rds()
+    kms_backends.reset()
+    regions = Regions(SimClock(season.start - HOUR))
     # (and the RDS default quota of 100 manual snapshots, and 2% of the calls throttled at random)
-    fid = layer(season.start - HOUR, snapshot_creating_for=CREATING_FOR, throttle_probability=0.02, seed=3)
+    fid = regions.layer(
+        SOURCE_REGION, bucket=TokenBucket(), snapshot_creating_for=CREATING_FOR, throttle_probability=0.02, seed=3
+    )
     operator = rds_client(fid)
+    # ... two DR regions, where copies take hours (and the west one has the DR key)
+    west, eu = (regions.layer(region, bucket=TokenBucket(), copying_for=COPYING_FOR[region]) for region in (WEST, EU))
+    west_operator = rds_client(west, region=WEST)
+    rds_client(eu, region=EU)
+    key = west.create_kms_key("alias/snapshot-dr")
     models, theirs = build_fleet(fid, season.start)
+    horizon = (season.start - 9 * DAY, season.start + (RUNS + 24) * HOUR)
+    dr_slots = {cluster: spec[2].slots(*horizon) for cluster, spec in DR_FLEET.items()}
+    dr_model = DrModel(models, dr_slots, set(DR_FLEET), {cluster: spec[1] for cluster, spec in DR_FLEET.items()})
+    kept_for_copies: dict[str, set[str]] = {}
+    dr_runs: dict[datetime, DrRun] = {}
+    crowd = [ident for ident in sorted(theirs) if ":" not in ident][:4]
     untouched = {ident: view for ident, view in everything(fid).items() if ident in theirs}
     ever: Counter[str] = Counter()
     late: dict[datetime, list[str]] = {}
     missed_ever: list[tuple[str, str, str]] = []
     pending_at: list[datetime] = []
 
-    with scheduled_lambda(fid, env={"SNAPSHOT_NAMED_POLICIES": json.dumps(NAMED)}) as handler:
+    env = {"SNAPSHOT_NAMED_POLICIES": json.dumps(NAMED), "SNAPSHOT_DR_TARGETS": json.dumps(DR_TARGETS)}
+    with scheduled_lambda(fid, env=env) as handler:
         for at in season.runs:
             # ... and what the operator did since the last run
             if at == season.hold_at:
@@ -360,6 +583,24 @@ def test_a_month_of_hourly_runs_creates_each_due_slot_once_and_keeps_exactly_the
             if at == season.delete_at:
                 fid.delete_cluster("gone-db")
                 models["gone-db"].managed = False
+            if at == season.crowded:
+                regions.clock.advance_to(at - 30 * MINUTE)
+                dr_model.others = [
+                    copy_by_others(operator, west_operator, source, at - 30 * MINUTE) for source in crowd
+                ]
+            if at == season.copy_fails:
+                regions.clock.advance_to(at - 30 * MINUTE)
+                (copy,) = [
+                    c
+                    for c in dr_model.copies[WEST].values()
+                    if c.status(at - 30 * MINUTE) == "copying" and c.cluster == "berlin-db"
+                ]
+                regions.source_deleted(arn_of(operator, copy.source))  # RDS fails the copy (its source is not deleted)
+                dr_model.fail(at - 30 * MINUTE, copy.source)
+            if at == season.dr_untag_at:
+                (cluster,) = operator.describe_db_clusters(DBClusterIdentifier="untag-db")["DBClusters"]
+                operator.remove_tags_from_resource(ResourceName=cluster["DBClusterArn"], TagKeys=[DR_TAG])
+                dr_model.tagged.discard("untag-db")
             busy = at in season.maintenance
             if busy:
                 fid.make_busy("daily-db", until=at + 40 * MINUTE, status="backing-up")
@@ -369,13 +610,26 @@ def test_a_month_of_hourly_runs_creates_each_due_slot_once_and_keeps_exactly_the
             fid.set_status("berlin-db", "stopped" if stopped else None)
             busy_clusters = {"daily-db"} if busy else set()
             busy_clusters |= {"hourly-db"} if at == season.hourly_busy else set()
+            expected_dr = dr_model.plan(at)
+            manual_before = len(fid.snapshots())
+            for fidelity in regions:
+                fidelity.reset_counts()
+
+            # When the scheduled run happens
+            report = handler.run(at)
+
+            # (what the models expect of it does not depend on the run, but which of copies equally overdue at
+            # the copy limit's edge start: any may)
+            expected_dr.settle({(e["cluster"], e["region"]) for e in report["dr"]["started"]})
             expected_deleted: set[str] = set()
             expected_created: dict[str, str] = {}
             expected_busy: set[str] = set()
             expected_missed: list[tuple[str, str, str]] = []
             for model in models.values():
                 refused = model.cluster in busy_clusters or (model.cluster == "berlin-db" and stopped)
-                removed, made = model.step(at, refused=refused)
+                copied = expected_dr.copied.get(model.cluster, set())
+                removed, made = model.step(at, refused=refused, copied=copied)
+                kept_for_copies.setdefault(model.cluster, set()).update(model.kept_for_copies)
                 expected_deleted |= removed
                 if made is not None:
                     expected_created[model.cluster] = made
@@ -383,11 +637,6 @@ def test_a_month_of_hourly_runs_creates_each_due_slot_once_and_keeps_exactly_the
                     expected_busy.add(model.cluster)
                     if model.last_run_of_slot(at):
                         expected_missed.append((model.cluster, model.current_slot(at).isoformat(), "busy"))
-            manual_before = len(fid.snapshots())
-            fid.reset_counts()
-
-            # When the scheduled run happens
-            report = handler.run(at)
 
             # Then it created exactly the due slots and deleted exactly what retention no longer keeps
             assert created(report) == expected_created, at
@@ -423,6 +672,19 @@ def test_a_month_of_hourly_runs_creates_each_due_slot_once_and_keeps_exactly_the
             if report["stats"]["clusters_out_of_policy"]:
                 late[at] = report["stats"]["clusters_out_of_policy"]
 
+            # ... and of copies it started, deferred and deleted exactly what the DR model says
+            started = check_dr_report(report["dr"], expected_dr, at)
+            dr_model.apply(at, expected_dr, started)
+            dr_runs[at] = expected_dr
+            # ... the copies of ours in each DR region are exactly the model's, in the state it says
+            for region, fidelity in ((WEST, west), (EU, eu)):
+                copies = {s.id: s.status for s in fidelity.snapshots() if s.tags.get(DR_MARKER)}
+                assert copies == dr_model.statuses(region, at), (at, region)
+                # ... with the minimum of calls there: one sweep, the quota, the copies and the deletes
+                copy_calls = sum(r == region for _, r in started)
+                delete_calls = sum(r == region for r, _ in expected_dr.deleted)
+                assert dict(fidelity.calls) == minimum_dr_calls(copy_calls, delete_calls), (at, region)
+
     # Then over the month each due slot got exactly one snapshot, across the clock changes
     assert max(ever.values()) == 1
     assert fid.snapshots("graph-db") == []
@@ -456,10 +718,68 @@ def test_a_month_of_hourly_runs_creates_each_due_slot_once_and_keeps_exactly_the
     # when berlin-db started again
     assert set(late) <= {max(season.outage) + HOUR, season.hourly_busy + HOUR, season.stopped[1] + HOUR}, late
 
+    # Then, of the DR copies: the 5-copy limit held back the crowded day's daily copies to the west (berlin-db's
+    # copy, started first, made the fifth in progress), and the run after the others' copies ended started them
+    crowded = {(cluster, WEST) for cluster in ("daily-db", "untag-db")}
+    assert dr_runs[season.crowded + 2 * HOUR].deferred == dr_runs[season.crowded + 3 * HOUR].deferred == crowded
+    assert crowded <= dr_runs[season.crowded + 4 * HOUR].started
+    # ... the copy that failed was deleted by the next run and copied again by the one after
+    assert {at: run.failed for at, run in dr_runs.items() if run.failed} == {season.copy_fails: {("berlin-db", WEST)}}
+    assert ("berlin-db", WEST) in dr_runs[season.copy_fails + HOUR].started
+    # ... the own retention kept untag-db's copied snapshot (its keep-last=3 prunes it within hours) for its copy
+    assert len(kept_for_copies["untag-db"]) >= 9
+    # ... untag-db's copies, orphaned while one was in progress, were pruned by their recorded keep-last=2 once
+    # it was available, and two stay
+    pruned = {at for at, run in dr_runs.items() if any(c.startswith("untag-db") for _, c in run.deleted)}
+    assert max(pruned) == season.dr_untag_at + 4 * HOUR
+    assert len([c for c in dr_model.copies[WEST].values() if c.cluster == "untag-db"]) == 2
+    # ... berlin-db's copies are encrypted under the west region's key, the unencrypted clusters' have no key
+    for copy in west.snapshots():
+        if copy.tags.get(DR_MARKER):
+            encrypted = copy.tags[CLUSTER] in ENCRYPTED
+            assert (copy.encrypted, copy.kms_key_id) == ((True, key) if encrypted else (False, "")), copy.id
+    # ... and the others' copies in the west region were never touched
+    assert {f"{source}-copy" for source in crowd} <= {s.id for s in west.snapshots()}
+    # ... berlin-db's DR slots followed Berlin's clock change (checked by hand against the identifiers)
+    copied_ever = {ident for run in dr_runs.values() for ident, _ in run.due.values()}
+    assert PINNED_COPIES[season] <= copied_ever
+
+
+def copy_by_others(source_client: Any, west_client: Any, source: str, at: datetime) -> Copy:
+    """Someone else copies a snapshot that is not ours into the west region (no tags of ours)."""
+    west_client.copy_db_cluster_snapshot(
+        SourceDBClusterSnapshotIdentifier=arn_of(source_client, source),
+        TargetDBClusterSnapshotIdentifier=f"{source}-copy",
+        SourceRegion=SOURCE_REGION,
+    )
+    return Copy("", at, source, at, at + COPYING_FOR[WEST])
+
 
 def arn_of(client: Any, snapshot: str) -> str:
     answer = client.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=snapshot)
     return str(answer["DBClusterSnapshots"][0]["DBClusterSnapshotArn"])
+
+
+def check_dr_report(dr: dict[str, Any], expected: DrRun, at: datetime) -> list[tuple[str, str]]:
+    """The run report's `dr` section against the model; (cluster, region) of the copies started, in order."""
+    started = {(e["cluster"], e["region"]): (e["snapshot"], e["source"]) for e in dr["started"]}
+    assert started == {key: expected.due[key] for key in expected.started}, at
+    deferred = {(e["cluster"], e["region"]): e["code"] for e in dr["deferred"]}
+    assert deferred == dict.fromkeys(expected.deferred, "copy-limit"), at
+    assert {(e["region"], e["snapshot"]) for e in dr["deleted"]} == expected.deleted, at
+    failed = {(e["cluster"], e["region"], e["error"]) for e in dr["failed"]}
+    assert failed == {(cluster, region, "CopyFailed") for cluster, region in expected.failed}, at
+    assert (dr["skipped"], dr["stuck"], dr["errors"]) == ([], [], []), at
+    return [(e["cluster"], e["region"]) for e in dr["started"]]
+
+
+def minimum_dr_calls(copies: int, deletes: int) -> dict[str, int]:
+    calls = {"DescribeDBClusterSnapshots": 1, "DescribeAccountAttributes": 1}
+    if copies:
+        calls["CopyDBClusterSnapshot"] = copies
+    if deletes:
+        calls["DeleteDBClusterSnapshot"] = deletes
+    return calls
 
 
 def minimum_calls(manual_snapshots: int, creates: int, deletes: int, lookups: int) -> dict[str, int]:
@@ -542,3 +862,8 @@ def spring_slots(ever: set[str]) -> None:
 
 
 PINNED = {AUTUMN: autumn_slots, SPRING: spring_slots}
+# 02:30 Berlin in UTC, as berlin-db's own slots (its DR tag names the same time)
+PINNED_COPIES = {
+    AUTUMN: {f"berlin-db-{day}-dr-useast1" for day in ("20261024-0030", "20261025-0030", "20261026-0130")},
+    SPRING: {f"berlin-db-{day}-dr-useast1" for day in ("20260328-0130", "20260329-0130", "20260330-0030")},
+}
