@@ -40,11 +40,15 @@ integration: $(VENV)/.installed
 infra: $(VENV)/.installed node_modules/.installed
 	$(PY) -m pytest -q tests/infra
 
-# One full synth with bundling and cdk-nag, then cfn-lint over every template it wrote.
+# One full synth with bundling and cdk-nag, then a vault (issue 11) from the same app into cdk.out/vault, then
+# cfn-lint over every template they wrote.
+VAULT_CONTEXT := {"sources": [{"account": "111111111111", "regions": ["eu-west-1", "us-east-1"]}], "policy": "gfs", "kmsKey": "alias/snapshot-vault"}
 synth: $(VENV)/.installed node_modules/.installed
 	rm -rf cdk.out
 	PATH="$(abspath $(VENV))/bin:$$PATH" npx --no-install cdk synth --quiet
-	$(VENV)/bin/cfn-lint cdk.out/*.template.json
+	PATH="$(abspath $(VENV))/bin:$$PATH" npx --no-install cdk synth --quiet -o cdk.out/vault \
+		-c 'vault=$(VAULT_CONTEXT)'
+	$(VENV)/bin/cfn-lint cdk.out/*.template.json cdk.out/vault/*.template.json
 
 bench: $(VENV)/.installed
 	$(PY) -m bench

@@ -20,16 +20,16 @@ from infra.stack import add_stacks
 def main(app: App | None = None) -> int:
     """Synthesize `app` (by default the one the CDK CLI describes through CDK_CONTEXT_JSON and CDK_OUTDIR)."""
     app = app or App()
-    try:
-        settings = Settings.from_context(app.node.get_all_context())
-    except ConfigError as error:
-        print(f"configuration error: {error}", file=sys.stderr)
-        return 2
     # With no configured environments: the CLI's default account and region (none without credentials,
     # which gives an environment-agnostic stack that still synthesizes).
     default_env = Environment(
         account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
     )
+    try:
+        settings = Settings.from_context(app.node.get_all_context(), default_account=default_env.account)
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
     add_stacks(app, settings, default_env=default_env)
     add_compliance_checks(app)
     app.synth()

@@ -16,11 +16,13 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+from snapshot_scheduler.vault import Vault
 
 from infra import contract
 from infra.bundling import function_code
 from infra.config import Settings
 from infra.dr_access import dr_snapshot_arn, grant_dr_copies
+from infra.vault_access import grant_vault
 
 RUNTIME: Final = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE: Final = lambda_.Architecture.ARM_64
@@ -99,7 +101,7 @@ class BackupFunctionProps:
 
 
 def function_environment(settings: Settings, deployment: str) -> dict[str, str]:
-    """Exactly the variables snapshot_scheduler.config.Settings.from_env() requires."""
+    """Exactly the variables snapshot_scheduler.config.Settings.from_env() requires, and SNAPSHOT_VAULT on a vault."""
     return {
         contract.ENV_POLICY_TAG_KEY: settings.policy_tag_key,
         contract.ENV_DEPLOYMENT: deployment,
@@ -127,7 +129,27 @@ def function_environment(settings: Settings, deployment: str) -> dict[str, str]:
         contract.ENV_DR_TAG_KEY: settings.dr_tag_key,
         contract.ENV_DR_COPY_LIMIT: str(settings.dr_copy_limit),
         contract.ENV_DR_STUCK_HOURS: str(settings.dr_stuck_hours),
+        **({contract.ENV_VAULT: vault_json(settings.vault)} if settings.vault else {}),
     }
+
+
+def vault_json(vault: Vault) -> str:
+    """SNAPSHOT_VAULT, set on a vault deployment only: the vault as validated, its policy spelled out and every
+    default filled in, so the function reads what the stack built its role and alarms for."""
+    sources = [
+        {"account": s.account, "regions": list(s.regions), **({"deployment": s.deployment} if s.deployment else {})}
+        for s in vault.sources
+    ]
+    return json.dumps(
+        {
+            "sources": sources,
+            "policy": vault.policy.spec(),
+            **({"kmsKey": vault.kms_key} if vault.kms_key else {}),
+            "minRetentionDays": vault.min_retention.days,
+            "sharesExpectedHours": int(vault.shares_expected.total_seconds() // 3600),
+        },
+        sort_keys=True,
+    )
 
 
 def _decimal(number: float) -> str:
@@ -164,10 +186,13 @@ class BackupFunction(Construct):
             description="snapshot-scheduler backup function: RDS cluster snapshots of opted-in clusters only",
         )
         dr_regions = sorted({target.region for target in settings.dr_targets.values()})
-        _grant_rds(
-            self.role, policy_tag_key=settings.policy_tag_key, deployment=props.deployment, dr_regions=dr_regions
-        )
-        grant_dr_copies(self.role, targets=settings.dr_targets, deployment=props.deployment)
+        _grant_describe(self.role)
+        if settings.vault is not None:
+            grant_vault(self.role, vault=settings.vault, deployment=props.deployment)
+        else:
+            _grant_rds(self.role, policy_tag_key=settings.policy_tag_key, deployment=props.deployment)
+            grant_dr_copies(self.role, targets=settings.dr_targets, deployment=props.deployment)
+        _deny_holds(self.role, dr_regions)
         self.log_group.grant_write(self.role)
 
         self.function = lambda_.Function(
@@ -234,9 +259,9 @@ class BackupFunction(Construct):
                 role=self.scheduler_role,
             ),
         )
-        self._acknowledge(settings.policy_tag_key)
+        self._acknowledge(settings.policy_tag_key, vault=settings.vault is not None)
 
-    def _acknowledge(self, policy_tag_key: str) -> None:
+    def _acknowledge(self, policy_tag_key: str, *, vault: bool) -> None:
         """cdk-nag findings that are deliberate here, each with its reason."""
         stack = Stack.of(self)
         runtime_reason = (
@@ -253,13 +278,18 @@ class BackupFunction(Construct):
                 "duplicate it with less information.",
             ),
         )
-        Validations.of(self.role.node.find_child("DefaultPolicy")).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-IAM5[Resource::*]",
-                reason="rds:DescribeDBClusters, rds:DescribeDBClusterSnapshots and rds:DescribeAccountAttributes "
-                "list the whole account and region (read-only); X-Ray's PutTraceSegments and "
-                "PutTelemetryRecords (active tracing) have no resource-level permissions.",
-            ),
+        describe = Acknowledgment(
+            id="AwsSolutions-IAM5[Resource::*]",
+            reason="rds:DescribeDBClusters, rds:DescribeDBClusterSnapshots and rds:DescribeAccountAttributes "
+            "list the whole account and region (read-only); X-Ray's PutTraceSegments and "
+            "PutTelemetryRecords (active tracing) have no resource-level permissions.",
+        )
+        policy = Validations.of(self.role.node.find_child("DefaultPolicy"))
+        if vault:  # a vault snapshots no cluster: its own findings are acknowledged in vault_access
+            policy.acknowledge(describe)
+            return
+        policy.acknowledge(
+            describe,
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::{_nag_rds_arn(stack)}:cluster:*]",
                 reason="rds:CreateDBClusterSnapshot on any cluster of the account and region, but IAM allows it "
@@ -341,10 +371,20 @@ def _dead_letter_queue(scope: Construct, construct_id: str, holds: str) -> sqs.Q
     return queue
 
 
-def _grant_rds(role: iam.Role, *, policy_tag_key: str, deployment: str, dr_regions: Sequence[str] = ()) -> None:
+def _grant_describe(role: iam.Role) -> None:
+    role.add_to_policy(
+        iam.PolicyStatement(
+            sid="DescribeClustersSnapshotsAndQuota",
+            actions=list(contract.RDS_DESCRIBE_ACTIONS),
+            resources=["*"],
+        )
+    )
+
+
+def _grant_rds(role: iam.Role, *, policy_tag_key: str, deployment: str) -> None:
     """Least privilege enforced by IAM: create only on opted-in clusters, only with our marker; delete
-    only what carries our marker, and never what an operator holds (here and in every DR region); never set
-    or clear a hold."""
+    only what carries our marker (never what an operator holds: _deny_holds); never re-mark another
+    deployment's snapshot."""
     stack = Stack.of(role)
     clusters = stack.format_arn(
         service="rds", resource="cluster", resource_name="*", arn_format=ArnFormat.COLON_RESOURCE_NAME
@@ -357,13 +397,6 @@ def _grant_rds(role: iam.Role, *, policy_tag_key: str, deployment: str, dr_regio
         resource="cluster-snapshot",
         resource_name=contract.SNAPSHOT_ID_PATTERN,
         arn_format=ArnFormat.COLON_RESOURCE_NAME,
-    )
-    role.add_to_policy(
-        iam.PolicyStatement(
-            sid="DescribeClustersSnapshotsAndQuota",
-            actions=list(contract.RDS_DESCRIBE_ACTIONS),
-            resources=["*"],
-        )
     )
     role.add_to_policy(
         iam.PolicyStatement(
@@ -389,14 +422,6 @@ def _grant_rds(role: iam.Role, *, policy_tag_key: str, deployment: str, dr_regio
             conditions={"StringEquals": {f"rds:cluster-snapshot-tag/{contract.MARKER_TAG}": deployment}},
         )
     )
-    guarded = [snapshots, *(dr_snapshot_arn(stack, region) for region in dr_regions)]
-    for sid, key in HOLD_DENY_SPELLINGS:
-        # The snapshot carries the key (Null false = present) and its value is none of the explicit noes (a
-        # negated operator NORs its values).
-        _deny(role, sid, contract.RDS_DELETE_SNAPSHOT, guarded, {
-            "Null": {f"rds:cluster-snapshot-tag/{key}": "false"},
-            "StringNotEqualsIgnoreCase": {f"rds:cluster-snapshot-tag/{key}": list(contract.HOLD_RELEASED_VALUES)},
-        })  # fmt: skip
     # RDS authorises the tags of a create as rds:AddTagsToResource on the new snapshot (RDS user guide,
     # "Grant permission to tag Amazon RDS resources during creation"), so IAM cannot tell that from tagging an
     # existing snapshot. Whether RDS then sees the new snapshot's tags as absent or as the request's is not
@@ -405,6 +430,23 @@ def _grant_rds(role: iam.Role, *, policy_tag_key: str, deployment: str, dr_regio
         "Null": {f"rds:cluster-snapshot-tag/{contract.MARKER_TAG}": "false"},
         "StringNotEquals": {f"rds:cluster-snapshot-tag/{contract.MARKER_TAG}": deployment},
     })  # fmt: skip
+
+
+def _deny_holds(role: iam.Role, dr_regions: Sequence[str] = ()) -> None:
+    """Never delete what an operator holds (here and in every DR region), never set or clear a hold: on every
+    deployment, the vault's too."""
+    stack = Stack.of(role)
+    snapshots = stack.format_arn(
+        service="rds", resource="cluster-snapshot", resource_name="*", arn_format=ArnFormat.COLON_RESOURCE_NAME
+    )
+    guarded = [snapshots, *(dr_snapshot_arn(stack, region) for region in dr_regions)]
+    for sid, key in HOLD_DENY_SPELLINGS:
+        # The snapshot carries the key (Null false = present) and its value is none of the explicit noes (a
+        # negated operator NORs its values).
+        _deny(role, sid, contract.RDS_DELETE_SNAPSHOT, guarded, {
+            "Null": {f"rds:cluster-snapshot-tag/{key}": "false"},
+            "StringNotEqualsIgnoreCase": {f"rds:cluster-snapshot-tag/{key}": list(contract.HOLD_RELEASED_VALUES)},
+        })  # fmt: skip
     _deny(role, "NeverSetOrClearAHold", contract.RDS_ADD_TAGS, guarded, {
         "ForAnyValue:StringEqualsIgnoreCase": {"aws:TagKeys": [contract.HOLD_TAG]},
     })  # fmt: skip

@@ -8,7 +8,7 @@ One rule, one implementation: a value that reaches the function is checked here 
 checks it with at start-up (snapshot_scheduler.settings_rules, and the engine's own parsers behind it), so
 every environment the synth produces is one Settings.from_env() accepts (tests/infra/test_stack_env_accepted.py
 proves it over generated values). infra/ may import the pure modules of lambda_src/ (policy, schedule, tags,
-naming, dr, settings_rules); never config, service, handlers or adapters.
+naming, dr, vault, settings_rules); never config, service, handlers or adapters.
 
 To add a key:
 1. Here: its name constant, its default in DEFAULTS (and in cdk.json), a field on Settings, and its check in
@@ -36,6 +36,7 @@ from typing import Any, Final, TypeVar
 from snapshot_scheduler import settings_rules as rules
 from snapshot_scheduler.dr import DrTarget
 from snapshot_scheduler.settings_rules import Range, RuleError
+from snapshot_scheduler.vault import Vault
 
 _T = TypeVar("_T")
 _N = TypeVar("_N", int, float)
@@ -69,6 +70,7 @@ DR_TARGETS: Final = "drTargets"
 DR_TAG_KEY: Final = "drTagKey"
 DR_COPY_LIMIT: Final = "drCopyLimit"
 DR_STUCK_HOURS: Final = "drStuckHours"
+VAULT: Final = "vault"
 
 DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
     {
@@ -100,6 +102,7 @@ DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
         DR_TAG_KEY: "snapshot-dr",
         DR_COPY_LIMIT: 5,  # copies started at once per destination region (RDS allows 5 in progress)
         DR_STUCK_HOURS: 24,
+        VAULT: {},  # {} or {"sources": [...], "policy": ...}: this deployment is a vault (issue 11)
     }
 )
 KEYS: Final = tuple(DEFAULTS)
@@ -119,6 +122,10 @@ RUN_MARGIN_SECONDS: Final = 30
 LAMBDA_UNRESERVED_MINIMUM: Final = 100
 MAX_RESERVED_CONCURRENCY: Final = 1000
 _INTERVAL_MINUTES: Final = rules.SCHEDULE_MINUTES
+
+# Source account/region pairs a vault watches: each adds two alarms and ARNs to the role's policy (a role's
+# inline policies hold at most 10,240 characters).
+VAULT_MAX_SOURCE_REGIONS: Final = 25
 
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -185,10 +192,12 @@ class Settings:
     dr_tag_key: str = DEFAULTS[DR_TAG_KEY]
     dr_copy_limit: int = DEFAULTS[DR_COPY_LIMIT]
     dr_stuck_hours: int = DEFAULTS[DR_STUCK_HOURS]
+    vault: Vault | None = None  # set: a vault deployment (no policy-tag sweep, no DR targets)
 
     @classmethod
-    def from_context(cls, context: Mapping[str, Any]) -> Settings:
-        """Build from a context mapping (missing keys take DEFAULTS); raise ConfigError on a bad value."""
+    def from_context(cls, context: Mapping[str, Any], default_account: str | None = None) -> Settings:
+        """Build from a context mapping (missing keys take DEFAULTS); raise ConfigError on a bad value.
+        `default_account`: the CLI's account, where the stack deploys when no environment is configured."""
         _reject_misspelt_keys(context)
         ctx = _Context(context)
         schedule = ctx.schedule()
@@ -199,12 +208,14 @@ class Settings:
         reserved = ctx.optional_number(RESERVED_CONCURRENCY, Range(int, 1, MAX_RESERVED_CONCURRENCY))
         ctx.check_runs_cannot_overlap(schedule, timeout_seconds, reserved)
         environments = ctx.environments()
+        named_policies = ctx.named_policies(at=default_at, tz=default_timezone)
+        dr_targets = ctx.dr_targets(environments)
         return cls(
             stack_name=ctx.matching(STACK_NAME, _STACK_NAME, _STACK_NAME_RULE),
             schedule=schedule,
             heartbeat_window_minutes=2 * (heartbeat or schedule.interval_minutes),
             policy_tag_key=ctx.text(POLICY_TAG_KEY, partial(rules.tag_text, max_length=rules.POLICY_TAG_KEY_LENGTH)),
-            named_policies=ctx.named_policies(at=default_at, tz=default_timezone),
+            named_policies=named_policies,
             default_at=default_at,
             default_timezone=default_timezone,
             deployment=ctx.optional_text(DEPLOYMENT, partial(rules.tag_text, max_length=rules.DEPLOYMENT_LENGTH)),
@@ -223,10 +234,17 @@ class Settings:
             busy_retry_seconds=ctx.busy_retry_seconds(schedule, timeout_seconds),
             environments=environments,
             reserved_concurrency=reserved,
-            dr_targets=ctx.dr_targets(environments),
+            dr_targets=dr_targets,
             dr_tag_key=ctx.text(DR_TAG_KEY, partial(rules.tag_text, max_length=rules.POLICY_TAG_KEY_LENGTH)),
             dr_copy_limit=ctx.number(DR_COPY_LIMIT, rules.DR_COPY_LIMIT),
             dr_stuck_hours=ctx.number(DR_STUCK_HOURS, rules.DR_STUCK_HOURS),
+            vault=ctx.vault(
+                [env.account for env in environments] or ([default_account] if default_account else []),
+                [env.region for env in environments],
+                dr_targets,
+                at=default_at,
+                tz=default_timezone,
+            ),
         )
 
 
@@ -354,6 +372,54 @@ class _Context:
                     )
         return MappingProxyType(targets)
 
+    def vault(
+        self,
+        accounts: Sequence[str],
+        regions: Sequence[str],
+        dr_targets: Mapping[str, DrTarget],
+        *,
+        at: str,
+        tz: str,
+    ) -> Vault | None:
+        """Validated by the engine's rule ({}: no vault); here also against the DR targets, the size of the
+        role's policy, and the accounts and regions the stack deploys to."""
+        value = self.decoded(VAULT, dict)
+        if value == {}:
+            return None
+        try:
+            vault = rules.vault(value, at=at, tz=tz)
+        except RuleError as error:
+            raise self.bad(VAULT, value, str(error)) from error
+        if dr_targets:
+            targets = ", ".join(sorted(dr_targets))
+            raise self.bad(VAULT, value, f"no {DR_TARGETS!r} on a vault deployment (it names {targets}): remove them")
+        if len(vault.source_keys) > VAULT_MAX_SOURCE_REGIONS:
+            raise self.bad(
+                VAULT,
+                value,
+                f"at most {VAULT_MAX_SOURCE_REGIONS} source account/region pairs ({len(vault.source_keys)} given): "
+                "each adds two alarms and ARNs to the role's policy, whose size IAM limits",
+            )
+        for source in vault.sources:
+            if source.account in accounts:
+                raise self.bad(
+                    VAULT,
+                    value,
+                    f"source accounts other than {source.account}, where the vault is deployed: a vault in the "
+                    "account it guards is deleted along with it",
+                )
+        key_account, key_region = _arn_account_region(vault.kms_key)
+        if (key_account and any(key_account != a for a in accounts)) or (
+            key_region and any(key_region != r for r in regions)
+        ):
+            where = ", ".join(sorted({*accounts, *regions}))
+            raise self.bad(
+                VAULT,
+                value,
+                f"a kmsKey of the vault's own account and region ({where}): an alias, a key id, or an ARN there",
+            )
+        return vault
+
     def named_policies(self, *, at: str, tz: str) -> Mapping[str, str]:
         value = self.decoded(NAMED_POLICIES, dict)
         if not isinstance(value, dict) or not all(
@@ -450,6 +516,14 @@ class _Context:
         return Schedule(
             expression=expression, timezone=timezone, interval_minutes=interval, shortest_gap_minutes=shortest_gap
         )
+
+
+def _arn_account_region(arn: str | None) -> tuple[str | None, str | None]:
+    """(account, region) of an ARN; (None, None) for anything else (an alias, a key id, nothing)."""
+    if arn is None or not arn.startswith("arn:"):
+        return None, None
+    parts = arn.split(":")
+    return parts[4], parts[3]
 
 
 class _ScheduleError(ValueError):

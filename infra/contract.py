@@ -34,6 +34,7 @@ ENV_DR_TARGETS: Final = "SNAPSHOT_DR_TARGETS"
 ENV_DR_TAG_KEY: Final = "SNAPSHOT_DR_TAG_KEY"
 ENV_DR_COPY_LIMIT: Final = "SNAPSHOT_DR_COPY_LIMIT"
 ENV_DR_STUCK_HOURS: Final = "SNAPSHOT_DR_STUCK_HOURS"
+ENV_VAULT: Final = "SNAPSHOT_VAULT"
 
 # Tags: the deployment marker the function writes on every snapshot it creates (its value is the
 # deployment), and the operator's hold. IAM conditions are written on these. A hold tag holds whatever its
@@ -47,6 +48,11 @@ HOLD_RELEASED_VALUES: Final = ("false", "no", "0", "off")
 SNAPSHOT_ID_PATTERN: Final = "*-20??????-????"
 # On disaster-recovery copies in their destination region: a marker key of its own (value: the deployment).
 DR_MARKER_TAG: Final = "snapshot-scheduler:dr-deployment"
+# On a vault's copies: the vault marker, a key of its own (value: the vault's deployment).
+VAULT_MARKER_TAG: Final = "snapshot-scheduler:vault-deployment"
+# Every identifier naming.vault_copy_id makes (<cluster>-YYYYMMDD-HHMM-v<8 hex of the source>): the only
+# snapshots a vault may create, tag and delete.
+VAULT_COPY_ID_PATTERN: Final = "*-20??????-????-v????????"
 
 # RDS actions the function calls (the stack grants exactly these).
 RDS_DESCRIBE_ACTIONS: Final = (
@@ -61,9 +67,11 @@ RDS_DELETE_SNAPSHOT: Final = "rds:DeleteDBClusterSnapshot"
 RDS_COPY_SNAPSHOT: Final = "rds:CopyDBClusterSnapshot"
 KMS_COPY_ACTIONS: Final = ("kms:DescribeKey", "kms:CreateGrant")
 
-# Metric dimensions on every metric of a run: exactly {service, deployment}.
+# Metric dimensions on every metric of a run: exactly {service, deployment}; a vault's per-source metrics
+# add `source` ("<account>/<region>").
 DIMENSION_SERVICE: Final = "service"
 DIMENSION_DEPLOYMENT: Final = "deployment"
+DIMENSION_SOURCE: Final = "source"
 
 # Metric names (observability.Metric) the stack alarms on or charts.
 SNAPSHOTS_CREATED: Final = "SnapshotsCreated"
@@ -90,3 +98,21 @@ DR_COPIES_DEFERRED: Final = "DrCopiesDeferred"
 DR_TARGETS_OUT_OF_POLICY: Final = "DrTargetsOutOfPolicy"
 DR_OLDEST_RECOVERY_POINT_AGE: Final = "DrOldestRecoveryPointAge"
 DR_QUOTA_UTILIZATION: Final = "DrQuotaUtilization"
+VAULT_COPIES_STARTED: Final = "VaultCopiesStarted"
+VAULT_COPIES_DELETED: Final = "VaultCopiesDeleted"
+VAULT_COPIES_DEFERRED: Final = "VaultCopiesDeferred"
+VAULT_COPIES_FAILED: Final = "VaultCopiesFailed"
+VAULT_COPIES_STUCK: Final = "VaultCopiesStuck"
+VAULT_SHARES_IGNORED: Final = "VaultSharesIgnored"
+VAULT_RECOVERY_POINT_AGE: Final = "VaultRecoveryPointAge"  # seconds, per source
+VAULT_SOURCE_SILENCE: Final = "VaultSourceSilence"  # seconds since the source's newest share, per source
+VAULT_METRICS: Final = (
+    VAULT_COPIES_STARTED,
+    VAULT_COPIES_DELETED,
+    VAULT_COPIES_DEFERRED,
+    VAULT_COPIES_FAILED,
+    VAULT_COPIES_STUCK,
+    VAULT_SHARES_IGNORED,
+    VAULT_RECOVERY_POINT_AGE,
+    VAULT_SOURCE_SILENCE,
+)

@@ -77,19 +77,23 @@ def grant_dr_copies(role: iam.Role, *, targets: Mapping[str, DrTarget], deployme
 
 def _grant_key(role: iam.Role, stack: Stack, index: int, target: DrTarget) -> None:
     assert target.kms_key is not None
-    resource, alias = _key(stack, target.region, target.kms_key)
+    resource, alias = key_resource(stack, target.region, target.kms_key)
+    grant_copy_key(role, (f"DrDescribeTargetKey{index}", f"DrGrantTargetKeyToRds{index}"), resource, alias)
+
+
+def grant_copy_key(role: iam.Role, sids: tuple[str, str], resource: str, alias: str | None) -> None:
+    """kms:DescribeKey, and kms:CreateGrant for AWS resources only (RDS's grant for the copy), on one key or,
+    given an alias, on the keys matching `resource` that carry it."""
     by_alias: dict[str, Any] = {"ForAnyValue:StringEquals": {"kms:ResourceAliases": [alias]}} if alias else {}
+    describe_sid, grant_sid = sids
     role.add_to_policy(
         iam.PolicyStatement(
-            sid=f"DrDescribeTargetKey{index}",
-            actions=["kms:DescribeKey"],
-            resources=[resource],
-            conditions=by_alias or None,
+            sid=describe_sid, actions=["kms:DescribeKey"], resources=[resource], conditions=by_alias or None
         )
     )
     role.add_to_policy(
         iam.PolicyStatement(
-            sid=f"DrGrantTargetKeyToRds{index}",
+            sid=grant_sid,
             actions=["kms:CreateGrant"],
             resources=[resource],
             conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}, **by_alias},
@@ -97,14 +101,14 @@ def _grant_key(role: iam.Role, stack: Stack, index: int, target: DrTarget) -> No
     )
 
 
-def _key(stack: Stack, region: str, key: str) -> tuple[str, str | None]:
-    """(IAM resource, alias to match or None) for a kmsKey as drTargets accepts it."""
+def key_resource(stack: Stack, region: str, key: str) -> tuple[str, str | None]:
+    """(IAM resource, alias to match or None) for a kmsKey as drTargets and vault accept it."""
     if key.startswith("arn:") and ":key/" in key:
         return key, None
     if key.startswith("arn:"):  # an alias ARN: KMS authorises against the key it names
-        return _keys_of(stack, region), key.split(":", 5)[5]
+        return keys_of(stack, region), key.split(":", 5)[5]
     if key.startswith("alias/"):
-        return _keys_of(stack, region), key
+        return keys_of(stack, region), key
     return (
         stack.format_arn(
             service="kms", region=region, resource="key", resource_name=key, arn_format=ArnFormat.SLASH_RESOURCE_NAME
@@ -113,9 +117,15 @@ def _key(stack: Stack, region: str, key: str) -> tuple[str, str | None]:
     )
 
 
-def _keys_of(stack: Stack, region: str) -> str:
+def keys_of(stack: Stack, region: str, account: str | None = None) -> str:
+    """Every KMS key of a region (of the stack's account, or of `account`)."""
     return stack.format_arn(
-        service="kms", region=region, resource="key", resource_name="*", arn_format=ArnFormat.SLASH_RESOURCE_NAME
+        service="kms",
+        region=region,
+        account=account,
+        resource="key",
+        resource_name="*",
+        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
     )
 
 

@@ -21,6 +21,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+from snapshot_scheduler.vault import Vault
 
 from infra import contract
 
@@ -50,6 +51,14 @@ class MonitoringProps:
     # Disaster-recovery copies are configured (drTargets): their alarms and dashboard row.
     dr_regions: Sequence[str] = ()
     dr_stuck_hours: int = 24
+    # A vault deployment (the vault context key): its alarms and dashboard in place of the tag-driven ones.
+    vault: Vault | None = None
+    grace_minutes: int = 60
+
+
+def source_labels(vault: Vault) -> list[str]:
+    """The `source` dimension of a vault's per-source metrics: "<account>/<region>" (VAULT.md)."""
+    return [f"{account}/{region}" for account, region in vault.source_keys]
 
 
 class Monitoring(Construct):
@@ -60,7 +69,11 @@ class Monitoring(Construct):
         self._props = props
         self.topic = self._alarm_topic()
         self.alarms: list[cloudwatch.Alarm] = []
-        self._run_alarms()
+        if props.vault is None:
+            self._run_alarms()
+        else:
+            self._vault_alarms(props.vault)
+        self._account_alarms()
         self._function_alarms()
         self._queue_alarms()
         if props.dr_regions:
@@ -71,14 +84,18 @@ class Monitoring(Construct):
 
     # ---- metrics ------------------------------------------------------------------------------------
 
-    def run_metric(self, name: str, statistic: str, *, label: str | None = None) -> cloudwatch.Metric:
-        """A metric of the function's EMF output, per run interval."""
+    def run_metric(
+        self, name: str, statistic: str, *, label: str | None = None, source: str | None = None
+    ) -> cloudwatch.Metric:
+        """A metric of the function's EMF output, per run interval; a vault's per-source metrics also carry
+        the dimension `source` ("<account>/<region>")."""
         return cloudwatch.Metric(
             namespace=self._props.metric_namespace,
             metric_name=name,
             dimensions_map={
                 contract.DIMENSION_SERVICE: contract.SERVICE_NAME,
                 contract.DIMENSION_DEPLOYMENT: self._props.deployment,
+                **({contract.DIMENSION_SOURCE: source} if source else {}),
             },
             statistic=statistic,
             period=self._props.run_interval,
@@ -270,6 +287,10 @@ class Monitoring(Construct):
             "report's stats.mass_deletions and its 'deleted' entries; if nobody meant it, check who changed its "
             "policy tag or the deployment's namedPolicies, and hold what must stay (snapshot-hold=true)." + logs_hint,
         )
+
+    def _account_alarms(self) -> None:
+        logs_hint = f" Run reports are in log group {self._props.log_group.log_group_name}."
+        stopped = "NO SNAPSHOTS ARE BEING TAKEN" if self._props.vault is None else "THE VAULT COPIES NOTHING"
         self._quota_alarm(
             "ManualSnapshotQuota",
             contract.QUOTA_UTILIZATION,
@@ -284,7 +305,7 @@ class Monitoring(Construct):
             threshold=1,
             comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
             missing=cloudwatch.TreatMissingData.BREACHING,
-            description="No run has completed in twice the schedule interval: NO SNAPSHOTS ARE BEING TAKEN. "
+            description=f"No run has completed in twice the schedule interval: {stopped}. "
             "Check that the EventBridge Scheduler schedule is enabled, the function's Errors and Throttles "
             "alarms, both dead-letter queues, and the function logs for timeouts or start-up (configuration) "
             "errors." + logs_hint,
@@ -361,6 +382,88 @@ class Monitoring(Construct):
             "again; ask AWS support if it recurs." + logs_hint,
         )
 
+    def _vault_alarms(self, vault: Vault) -> None:
+        props = self._props
+        logs_hint = f" The run report's 'vault' section has the details; log group {props.log_group.log_group_name}."
+        allowed = vault.policy.every.interval.total_seconds() + 60 * props.grace_minutes + 3600 * props.dr_stuck_hours
+        silence = vault.shares_expected.total_seconds()
+        for source in source_labels(vault):
+            account, region = source.split("/")
+            self._alarm(
+                f"VaultRecoveryPointBreached-{account}-{region}",
+                metric=self.run_metric(contract.VAULT_RECOVERY_POINT_AGE, "Maximum", source=source),
+                threshold=allowed,
+                description=f"VAULT RECOVERY-POINT BREACH for source account {account} in {region}: the vault's "
+                f"newest copy of one of its clusters is older than the vault policy's interval "
+                f"({vault.policy.every.text}) plus graceMinutes ({props.grace_minutes}) plus drStuckHours "
+                f"({props.dr_stuck_hours}) for the copy itself. Is the source still sharing (VaultSharesMissing)? "
+                "Otherwise the report's 'vault' entries say why no copy was made: deferred (copy-limit: other "
+                "copies hold the region's 5 places; quota: raise the vault's manual snapshot quota), skipped kms "
+                "(the source key's policy must let this account use it, the vault key's policy this role), "
+                "failed. The copies the vault already has are untouched." + logs_hint,
+            )
+            self._alarm(
+                f"VaultSharesMissing-{account}-{region}",
+                metric=self.run_metric(contract.VAULT_SOURCE_SILENCE, "Maximum", source=source),
+                threshold=silence,
+                description=f"SOURCE {account} IN {region} HAS SHARED NOTHING for more than sharesExpectedHours "
+                f"({int(silence // 3600)} h). Either its deployment stopped sharing (its run, its DR tag to=<vault "
+                "target>, or its drTargets entry for this account changed) or someone in that account is "
+                "silencing the vault: treat it as a possible compromise until you know. In the source account "
+                "check the deployment's alarms and run report ('dr' entries: shared, skipped kms-default-key) "
+                "and CloudTrail for ModifyDBClusterSnapshotAttribute and tag changes. The vault keeps every copy "
+                "it has by its own policy meanwhile." + logs_hint,
+            )
+        self._alarm(
+            "VaultCopiesFailed",
+            metric=self.run_metric(contract.VAULT_COPIES_FAILED, "Sum"),
+            description="A vault copy failed to start or ended 'failed' (the run deletes a failed copy; the next "
+            "run copies the slot again while the source still shares it). The report's 'vault.failed' entries "
+            "name the source, cluster and error: access denied or KMSKeyNotAccessibleFault means a key policy "
+            "(the source's key must allow this account, the vault key this role) or the role; "
+            "DBClusterSnapshotNotFoundFault means the source unshared or deleted it before the copy." + logs_hint,
+        )
+        self._alarm(
+            "VaultCopyStuck",
+            metric=self.run_metric(contract.VAULT_COPIES_STUCK, "Maximum"),
+            description=f"A vault copy has been 'copying' for more than drStuckHours ({props.dr_stuck_hours} h). "
+            "The vault never cancels a copy; large databases can take this long. If PercentProgress does not "
+            "move, delete the copy in the vault (this cancels it; break-glass role if your SCP denies deletes) "
+            "and the next run copies the slot again while it is shared." + logs_hint,
+        )
+
+    def _vault_rows(self, dashboard: cloudwatch.Dashboard, vault: Vault) -> None:
+        half = DASHBOARD_WIDTH // 2
+
+        def hours(name: str, title: str) -> cloudwatch.GraphWidget:
+            lines = [
+                cloudwatch.MathExpression(
+                    expression=f"s{index} / 3600",
+                    using_metrics={f"s{index}": self.run_metric(name, "Maximum", source=source)},
+                    label=source,
+                    period=self._props.run_interval,
+                )
+                for index, source in enumerate(source_labels(vault))
+            ]
+            return cloudwatch.GraphWidget(title=title, width=half, left=lines)
+
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Vault copies per run",
+                width=half,
+                left=[
+                    self.run_metric(contract.VAULT_COPIES_STARTED, "Sum", label="Started"),
+                    self.run_metric(contract.VAULT_COPIES_DELETED, "Sum", label="Deleted"),
+                    self.run_metric(contract.VAULT_COPIES_DEFERRED, "Sum", label="Deferred"),
+                    self.run_metric(contract.VAULT_COPIES_FAILED, "Sum", label="Failed"),
+                    self.run_metric(contract.VAULT_COPIES_STUCK, "Maximum", label="Stuck"),
+                    self.run_metric(contract.VAULT_SHARES_IGNORED, "Sum", label="Shares ignored"),
+                ],
+            ),
+            hours(contract.VAULT_RECOVERY_POINT_AGE, "Newest vault copy per source (hours)"),
+        )
+        dashboard.add_widgets(hours(contract.VAULT_SOURCE_SILENCE, "Hours since each source's newest share"))
+
     def _dr_dashboard_row(self) -> None:
         third = DASHBOARD_WIDTH // 3
         hours = self._hours(contract.DR_OLDEST_RECOVERY_POINT_AGE, "Oldest DR copy (hours)")
@@ -393,20 +496,9 @@ class Monitoring(Construct):
 
     # ---- dashboard ----------------------------------------------------------------------------------
 
-    def _dashboard(self) -> cloudwatch.Dashboard:
-        props = self._props
-        function = props.function
-        hours = self._hours(contract.OLDEST_RECOVERY_POINT_AGE, "Oldest recovery point (hours)")
+    def _snapshot_rows(self, dashboard: cloudwatch.Dashboard) -> None:
         half = DASHBOARD_WIDTH // 2
-        dashboard = cloudwatch.Dashboard(
-            self,
-            "Dashboard",
-            dashboard_name=props.dashboard_name,
-            default_interval=Duration.days(7),
-        )
-        dashboard.add_widgets(
-            cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms), width=DASHBOARD_WIDTH)
-        )
+        hours = self._hours(contract.OLDEST_RECOVERY_POINT_AGE, "Oldest recovery point (hours)")
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Snapshots per run",
@@ -431,6 +523,24 @@ class Monitoring(Construct):
                 right=[hours],
             ),
         )
+
+    def _dashboard(self) -> cloudwatch.Dashboard:
+        props = self._props
+        function = props.function
+        half = DASHBOARD_WIDTH // 2
+        dashboard = cloudwatch.Dashboard(
+            self,
+            "Dashboard",
+            dashboard_name=props.dashboard_name,
+            default_interval=Duration.days(7),
+        )
+        dashboard.add_widgets(
+            cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms), width=DASHBOARD_WIDTH)
+        )
+        if props.vault is None:
+            self._snapshot_rows(dashboard)
+        else:
+            self._vault_rows(dashboard, props.vault)
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Manual cluster snapshot quota",

@@ -45,6 +45,8 @@ class SnapshotSchedulerStack(Stack):
                 },
                 dr_regions=sorted({target.region for target in settings.dr_targets.values()}),
                 dr_stuck_hours=settings.dr_stuck_hours,
+                vault=settings.vault,
+                grace_minutes=settings.grace_minutes,
             ),
         )
         # What `doctor` compares with the account's concurrency limit: "none" or the units reserved.
@@ -53,6 +55,13 @@ class SnapshotSchedulerStack(Stack):
             "ReservedConcurrency",
             description="Lambda concurrency reserved for the backup function (reservedConcurrency)",
             value="none" if settings.reserved_concurrency is None else str(settings.reserved_concurrency),
+        )
+        # What key policies and a vault account's SCP name (README): the role the function runs with.
+        CfnOutput(
+            self,
+            "FunctionRoleArn",
+            description="The backup function's role: name it in KMS key policies and in a vault account's SCP",
+            value=self.backup.role.role_arn,
         )
         if not settings.alarm_emails:
             Annotations.of(self).add_warning_v2(

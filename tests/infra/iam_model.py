@@ -25,6 +25,8 @@ class Request:
     resource: str
     resource_tags: Mapping[str, str] = field(default_factory=dict)
     request_tags: Mapping[str, str] = field(default_factory=dict)
+    # Any other condition key the request carries (kms:GrantIsForAWSResource, kms:ResourceAliases...).
+    context: Mapping[str, str | list[str]] = field(default_factory=dict)
 
 
 def _values(expected: Any) -> list[str]:
@@ -37,6 +39,8 @@ def _tag(tags: Mapping[str, str], key: str, fold_case: bool) -> str | None:
 
 
 def _context_value(request: Request, key: str, fold_case: bool) -> str | list[str] | None:
+    if key in request.context:
+        return request.context[key]
     for prefix in _RESOURCE_TAG_KEYS:
         if key.startswith(prefix):
             return _tag(request.resource_tags, key.removeprefix(prefix), fold_case)
@@ -45,6 +49,8 @@ def _context_value(request: Request, key: str, fold_case: bool) -> str | list[st
             return _tag(request.request_tags, key.removeprefix(prefix), fold_case)
     if key == "aws:TagKeys":
         return list(request.request_tags)
+    if key.startswith("kms:"):  # absent from this request
+        return None
     raise AssertionError(f"condition key {key} not modelled")
 
 
@@ -52,6 +58,8 @@ def _holds(operator: str, value: str | list[str] | None, expected: Any) -> bool:
     wanted = _values(expected)
     if operator == "Null":
         return (value is None) == (wanted == ["true"])
+    if operator == "Bool":  # a missing key fails it
+        return isinstance(value, str) and value.lower() == wanted[0].lower()
     if operator.startswith("ForAnyValue:"):
         inner = operator.removeprefix("ForAnyValue:")
         return any(_holds(inner, item, expected) for item in (value or []))

@@ -1,5 +1,5 @@
-"""cfn-lint passes on every synthesized template: the default, a two-environment fleet, and one with every
-optional resource. (The one ignored rule, W3005 on the function, is set on that resource in
+"""cfn-lint passes on every synthesized template: the default, a two-environment fleet, one with every
+optional resource, and a vault. (The one ignored rule, W3005 on the function, is set on that resource in
 infra/backup_function.py with its reason.)"""
 
 from __future__ import annotations
@@ -25,6 +25,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "schedule": "cron(0 * * * ? *)",
         "scheduleTimezone": "Europe/Berlin",
         "namedPolicies": {"gold": "daily"},
+    },
+    "vault": {
+        "alarmEmails": ["oncall@example.com"],
+        "vault": {
+            "sources": [{"account": "111111111111", "regions": ["eu-west-1", "us-east-1"]}],
+            "policy": "gfs",
+            "kmsKey": "alias/snapshot-vault",
+        },
     },
 }
 

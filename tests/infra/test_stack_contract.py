@@ -87,7 +87,7 @@ def test_context_values_arrive_in_the_lambdas_settings(custom: Synthesized) -> N
 
 def test_environment_variable_names_match_the_loaders() -> None:
     names = {value for key, value in vars(contract).items() if key.startswith("ENV_")}
-    assert names == set(lambda_config.ENV_VARS)
+    assert names == {*lambda_config.ENV_VARS, lambda_config.VAULT}  # SNAPSHOT_VAULT: on a vault only
 
 
 def allowed_actions(synthesized: Synthesized) -> set[str]:
@@ -124,6 +124,8 @@ def test_rds_actions_named_in_infra_are_the_adapters() -> None:
 
 def test_tag_keys_in_iam_conditions_are_the_ones_the_code_writes_and_reads() -> None:
     assert contract.MARKER_TAG == tags.MARKER
+    assert contract.DR_MARKER_TAG == tags.DR_MARKER
+    assert contract.VAULT_MARKER_TAG == tags.VAULT_MARKER
     assert contract.HOLD_TAG == tags.HOLD
     assert set(contract.HOLD_RELEASED_VALUES) == tags.NOT_HELD
 

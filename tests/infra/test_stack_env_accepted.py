@@ -51,6 +51,7 @@ ENV_OF = {
     config.DR_TAG_KEY: contract.ENV_DR_TAG_KEY,
     config.DR_COPY_LIMIT: contract.ENV_DR_COPY_LIMIT,
     config.DR_STUCK_HOURS: contract.ENV_DR_STUCK_HOURS,
+    config.VAULT: contract.ENV_VAULT,
 }
 ZONES = [
     "UTC", "utc", "Europe/Berlin", "europe/berlin", "GMT", "Japan", "Etc/GMT+5", "America/Indiana",
@@ -140,6 +141,37 @@ CASES: dict[str, list[Any]] = {
     config.DR_TAG_KEY: TAG_TEXTS,
     config.DR_COPY_LIMIT: [1, 5, 0, 6, "3", 2.0, True],
     config.DR_STUCK_HOURS: [1, 24, 720, 721, 0, "24", None],
+    config.VAULT: [
+        {},
+        "{}",
+        {"sources": [{"account": "111111111111", "regions": ["eu-west-1"]}], "policy": "gfs"},
+        '{"sources": [{"account": "111111111111", "regions": ["eu-west-1", "us-east-1"]}], "policy": "gold"}',
+        {
+            "sources": [{"account": "111111111111", "regions": ["eu-west-1"], "deployment": "\u30d0"}],
+            "policy": "daily",
+            "kmsKey": "arn:aws:kms:eu-west-1:222222222222:key/abc",
+            "minRetentionDays": 3650,
+            "sharesExpectedHours": 1,
+        },
+        {"sources": [{"account": "111111111111", "regions": ["eu-west-1"]}], "policy": "every=1w keep-weekly=4"},
+        {
+            "sources": [{"account": "111111111111", "regions": ["eu-west-1"]}],
+            "policy": "tz=America/Indiana keep-last=1",
+        },
+        {"sources": [{"account": "111111111111", "regions": ["eu-west-1"]}], "policy": "off"},
+        {"sources": [{"account": "111111111111", "regions": [" eu-west-1"]}], "policy": "daily"},
+        {"sources": [{"account": 111111111111, "regions": ["eu-west-1"]}], "policy": "daily"},
+        {"sources": [], "policy": "daily"},
+        {
+            "sources": [{"account": "111111111111", "regions": ["eu-west-1"]}],
+            "policy": "daily",
+            "minRetentionDays": 1.5,
+        },
+        {"sources": [{"account": "111111111111", "regions": ["eu-west-1"]}], "policy": "daily", "kmsKey": "vault"},
+        ["111111111111"],
+        "not json",
+        None,
+    ],
 }
 
 
@@ -163,7 +195,7 @@ def configurations() -> list[dict[str, Any]]:
 
 def test_every_key_the_function_reads_has_generated_values() -> None:
     assert set(CASES) == set(ENV_OF)
-    assert {*ENV_OF.values(), contract.ENV_SERVICE_NAME} == set(lambda_config.ENV_VARS)
+    assert {*ENV_OF.values(), contract.ENV_SERVICE_NAME} == {*lambda_config.ENV_VARS, lambda_config.VAULT}
 
 
 def forms(value: Any) -> list[Any]:
@@ -206,6 +238,14 @@ def refused_or_accepted(context: dict[str, Any]) -> str:
     assert accepted.engines == frozenset(settings.engines)
     assert (accepted.dry_run, accepted.log_level) == (settings.dry_run, settings.log_level)
     assert accepted.run_interval == timedelta(minutes=settings.schedule.interval_minutes)  # missed slots' clock
+    assert (accepted.vault is None) == (settings.vault is None)  # the role and alarms the stack built for it
+    if accepted.vault is not None and settings.vault is not None:
+        assert accepted.vault.policy.spec() == settings.vault.policy.spec()
+        assert accepted.vault.source_keys == settings.vault.source_keys  # the alarms' `source` dimensions
+        assert (accepted.vault.min_retention, accepted.vault.shares_expected) == (
+            settings.vault.min_retention,
+            settings.vault.shares_expected,
+        )
     return "accepted"
 
 

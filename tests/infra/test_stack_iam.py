@@ -248,9 +248,14 @@ TAG_MOVES = [
 
 
 def deletable_after_some_allowed_tagging(
-    statements: list[dict[str, Any]], identifier: str, start: dict[str, str], *, fold_case: bool
+    statements: list[dict[str, Any]],
+    identifier: str,
+    start: dict[str, str],
+    *,
+    fold_case: bool,
+    moves: list[dict[str, str]] = TAG_MOVES,
 ) -> bool:
-    """Whether any sequence of tag writes the role is allowed ends in a delete the role is allowed."""
+    """Whether any sequence of tag writes (from `moves`) the role is allowed ends in a delete it is allowed."""
     seen: list[dict[str, str]] = []
     frontier = [start]
     while frontier:
@@ -260,7 +265,7 @@ def deletable_after_some_allowed_tagging(
         seen.append(state)
         if iam_model.allowed(statements, delete(identifier, state), fold_case=fold_case):
             return True
-        for new in TAG_MOVES:
+        for new in moves:
             if iam_model.allowed(statements, add_tags(identifier, state, new), fold_case=fold_case):
                 frontier.append({**state, **new})
     return False

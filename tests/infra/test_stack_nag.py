@@ -16,6 +16,17 @@ from tests.infra.synthesis import synth
 
 # Every optional resource present: e-mail subscriptions, a dry-run schedule input, a cron schedule.
 CONTEXT = {"alarmEmails": ["oncall@example.com"], "dryRun": True, "schedule": "cron(0 * * * ? *)"}
+# A vault (issue 11) in an account and region, its key by alias, two sources: its own statements and findings.
+VAULT = {
+    **CONTEXT,
+    "environments": [{"account": "222222222222", "region": "eu-central-1"}],
+    "vault": {
+        "sources": [{"account": "111111111111", "regions": ["eu-west-1", "eu-central-1"]}],
+        "policy": "keep-daily=14",
+        "kmsKey": "alias/snapshot-vault",
+    },
+}
+CONTEXTS = pytest.mark.parametrize("context", [CONTEXT, VAULT], ids=["source", "vault"])
 
 
 def violations(outdir: Path) -> set[tuple[str, str]]:
@@ -29,8 +40,9 @@ def violations(outdir: Path) -> set[tuple[str, str]]:
     }
 
 
-def test_full_synth_with_cdk_nag_and_cdk_validation_reports_no_finding(tmp_path: Path) -> None:
-    synth(CONTEXT, outdir=tmp_path, nag=True, validation=True)
+@CONTEXTS
+def test_full_synth_with_cdk_nag_and_cdk_validation_reports_no_finding(tmp_path: Path, context: dict[str, Any]) -> None:
+    synth(context, outdir=tmp_path, nag=True, validation=True)
     assert violations(tmp_path) == set()
 
 
@@ -62,11 +74,12 @@ def recorded_acks(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Ack]]:
     yield recorded
 
 
+@CONTEXTS
 def test_every_acknowledgment_answers_a_real_finding_on_its_own_resource(
-    tmp_path: Path, recorded_acks: list[Ack]
+    tmp_path: Path, recorded_acks: list[Ack], context: dict[str, Any]
 ) -> None:
     with pytest.raises(RuntimeError, match="ValidationFailed"):
-        synth(CONTEXT, outdir=tmp_path, nag=True)
+        synth(context, outdir=tmp_path, nag=True)
     found = violations(tmp_path)
 
     assert recorded_acks, "no acknowledgments recorded"
