@@ -7,6 +7,7 @@ schedule, its last run, who its alarms reach).
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -16,6 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from snapshot_scheduler import config, tags
+from snapshot_scheduler import settings_rules as rules
 from snapshot_scheduler.adapters.deployment import (
     DeploymentError,
     DeploymentReader,
@@ -31,6 +33,7 @@ from snapshot_scheduler.observability import DEPLOYMENT_DIMENSION, SERVICE_DIMEN
 from snapshot_scheduler.planning import RunPlan, plan_run
 from snapshot_scheduler.policy import is_off
 from snapshot_scheduler.service import policy_context
+from snapshot_scheduler.vault import Vault
 
 LAMBDA_UNRESERVED_MINIMUM = 100  # Lambda keeps this much of the account's concurrency unreserved
 LAMBDA_CONCURRENCY_QUOTA = "L-B99A9384"  # Service Quotas: Lambda concurrent executions
@@ -97,7 +100,12 @@ def diagnose(
     if findings.stack is not None:
         _guarded(findings, "schedule", lambda: check_schedule_and_heartbeat(deployment, findings, settings, now))
     _guarded(findings, "lambda-concurrency", lambda: [check_concurrency(deployment, findings.function, local)])
-    _guarded(findings, "fleet", lambda: check_fleet(settings, rds, now))
+    vault = settings.vault or _local_vault(local, settings)
+    if vault is None:
+        _guarded(findings, "fleet", lambda: check_fleet(settings, rds, now))
+    else:
+        _guarded(findings, "vault-key", lambda: [check_vault_key(deployment, vault, findings.function)])
+        _guarded(findings, "vault-shares", lambda: check_shares_arriving(deployment, vault, findings.stack, now))
     _guarded(findings, "alarm-recipients", lambda: [check_alarm_recipients(deployment, findings.stack, local)])
     return findings.checks
 
@@ -338,6 +346,121 @@ def _count(items: Sequence[object], noun: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# A vault (issue 11): its key, and the shares of each source
+
+
+def _local_vault(local: LocalContext, settings: Settings) -> Vault | None:
+    """The vault the local context asks for, before it is deployed (a value doctor cannot read: none)."""
+    text = local.environment.get(config.VAULT)
+    try:
+        return rules.vault(json.loads(text), at=settings.default_at, tz=settings.default_tz) if text else None
+    except (ValueError, rules.RuleError):
+        return None
+
+
+_VAULT_KEY_POLICY = "add the statement README gives (A vault in another account, step 1) naming the function's role"
+
+
+def check_vault_key(deployment: DeploymentReader, vault: Vault, function: FunctionView | None) -> Check:
+    """The vault key exists, is enabled, and its policy lets the function's role create grants (RDS's, for
+    the copies): read from the key policy, as far as a policy can be read without IAM's evaluation."""
+    if vault.kms_key is None:
+        return Check(
+            "vault-key",
+            Status.WARN,
+            "the vault has no kmsKey: a source's encrypted snapshots are skipped (kms), only unencrypted ones copied",
+            "create a customer managed key in the vault's region and set vault.kmsKey",
+        )
+    key = deployment.kms_key(vault.kms_key)
+    if key is None:
+        return Check("vault-key", Status.FAIL, f"no KMS key {vault.kms_key} in this region: every encrypted copy fails",
+                     "create it (README, A vault in another account, step 1), or correct vault.kmsKey")  # fmt: skip
+    if key.state != "Enabled":
+        return Check("vault-key", Status.FAIL, f"the vault key {key.arn} is {key.state}: encrypted copies fail",
+                     "enable it (aws kms enable-key, or cancel-key-deletion first)")  # fmt: skip
+    if function is None or not function.role:
+        return Check("vault-key", Status.OK, f"the vault key {key.arn} is enabled; deploy, then run doctor again to "
+                     "check that its policy names the function's role")  # fmt: skip
+    verdict = grants_allowed(key.policy, function.role)
+    if verdict is True:
+        return Check(
+            "vault-key", Status.OK, f"the vault key {key.arn} is enabled and lets {function.role} create grants"
+        )
+    problem = "denies" if verdict is False else "does not let"
+    return Check(
+        "vault-key",
+        Status.FAIL,
+        f"the vault key's policy {problem} {function.role} create grants (kms:CreateGrant): every encrypted "
+        "copy fails with KMSKeyNotAccessibleFault",
+        _VAULT_KEY_POLICY,
+    )
+
+
+def grants_allowed(policy: Mapping[str, Any], role: str) -> bool | None:
+    """Whether a key policy lets `role` call kms:CreateGrant: True when a statement allows it to the role or to
+    its account (the root principal hands the decision to IAM, and the stack grants the role CreateGrant),
+    False when one denies it, None when none speaks of it. Of conditions only kms:GrantIsForAWSResource is
+    understood (RDS's grants satisfy it): an allow under any other condition does not count."""
+    account = role.split(":")[4]
+    verdicts = set()
+    for statement in _as_list(policy.get("Statement", [])):
+        principals = _principals(statement)
+        ours = any(p in (role, account, "*") or p.endswith(f":iam::{account}:root") for p in principals)
+        actions = [str(action).lower() for action in _as_list(statement.get("Action", []))]
+        if not ours or not any(fnmatch.fnmatchcase("kms:creategrant", action) for action in actions):
+            continue
+        keys = {key.lower() for keys in (statement.get("Condition") or {}).values() for key in keys}
+        if statement.get("Effect") == "Deny":
+            verdicts.add(False)
+        elif keys <= {"kms:grantisforawsresource"}:
+            verdicts.add(True)
+    return False if False in verdicts else (True if True in verdicts else None)
+
+
+def _principals(statement: Mapping[str, Any]) -> list[str]:
+    principal = statement.get("Principal", [])
+    if isinstance(principal, dict):
+        principal = principal.get("AWS", [])
+    return [str(p) for p in _as_list(principal)]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def check_shares_arriving(
+    deployment: DeploymentReader, vault: Vault, stack: StackView | None, now: datetime
+) -> list[Check]:
+    """Each configured source shared a snapshot created within sharesExpectedHours (what VaultSharesMissing
+    watches from the run's side)."""
+    window = vault.shares_expected
+    young = stack is not None and stack.created is not None and now - stack.created <= window
+    checks = []
+    for account, region in vault.source_keys:
+        newest = deployment.newest_share(account, region)
+        where = f"source {account} in {region}"
+        if newest is not None and now - newest <= window:
+            checks.append(Check("vault-shares", Status.OK, f"{where} shared a snapshot taken {_ago(now - newest)} ago"))
+            continue
+        seen = (
+            "has shared no snapshot with this account"
+            if newest is None
+            else (f"shared nothing newer than {_ago(now - newest)} ago")
+        )
+        checks.append(
+            Check(
+                "vault-shares",
+                Status.WARN if young and newest is None else Status.FAIL,
+                f"{where} {seen} (sharesExpectedHours {int(window.total_seconds() // 3600)})",
+                "in the source account: its deployment names this account in drTargets, its clusters carry the DR "
+                "tag to= that target and a customer managed key this account may use (its run report's dr "
+                "entries: shared, kms-default-key); if none of that changed, check CloudTrail there",
+            )
+        )
+    return checks
+
+
+# ---------------------------------------------------------------------------------------------------------
 # The alarms
 
 
@@ -392,6 +515,7 @@ _CONTEXT_VARIABLES = {
     "engines": config.ENGINES,
     "deployment": config.DEPLOYMENT,
     "metricNamespace": config.METRICS_NAMESPACE,
+    "vault": config.VAULT,
 }
 
 
@@ -400,7 +524,9 @@ def local_context(context: Mapping[str, Any], source: str | None, stack_flag: st
     infra/config.py validates them at synth, and a value doctor cannot read counts as unset."""
     stack_name = stack_flag or str(context.get("stackName") or "SnapshotScheduler")
     environment = {
-        variable: _as_variable(context[key]) for key, variable in _CONTEXT_VARIABLES.items() if key in context
+        variable: _as_variable(context[key])
+        for key, variable in _CONTEXT_VARIABLES.items()
+        if key in context and _json(context[key]) != {}
     }
     environment.setdefault(config.DEPLOYMENT, stack_name)
     emails = _json(context.get("alarmEmails"))

@@ -36,8 +36,8 @@ class Account:
         def client_factory(region: str | None = None, profile: str | None = None) -> Any:
             make = original_factory(region, profile)
 
-            def client(service: str) -> Any:
-                made = make(service)
+            def client(service: str, in_region: str | None = None) -> Any:
+                made = make(service, in_region)
                 return self.lambda_account.attach(made) if service == "lambda" else made
 
             return client
@@ -58,11 +58,17 @@ class Account:
         )
 
     def deploy(
-        self, *, schedule_state: str = "ENABLED", heartbeat_ago: timedelta | None = timedelta(minutes=20)
+        self,
+        *,
+        schedule_state: str = "ENABLED",
+        heartbeat_ago: timedelta | None = timedelta(minutes=20),
+        vault: dict[str, Any] | None = None,
     ) -> str:
         """A stand-in for the stack (what moto's CloudFormation can make): the function with the stack's
-        environment, the alarm topic; the schedule and a run's heartbeat beside it."""
+        environment (a vault's with `vault`), the alarm topic; the schedule and a run's heartbeat beside it."""
         environment = {**cli.CLI_DEFAULTS, config.DEPLOYMENT: STACK}
+        if vault is not None:
+            environment[config.VAULT] = json.dumps(vault)
         template = {
             "Resources": {
                 "BackupRole": {
@@ -326,3 +332,63 @@ def test_credentials_that_cannot_read_a_service_fail_that_check_only(
     assert checks["lambda-concurrency"]["status"] == "fail"
     assert "AccessDeniedException" in checks["lambda-concurrency"]["message"]
     assert checks["snapshot-quota"]["status"] == "ok"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A vault (issue 11)
+
+VAULT = {
+    "sources": [{"account": "111111111111", "regions": ["eu-west-1"]}],
+    "policy": "keep-daily=14",
+    "kmsKey": "alias/snapshot-vault",
+}
+
+
+def vault_key(role: str | None) -> str:
+    """The vault key, its policy naming `role` as README's step 1 does (None: the policy names no one)."""
+    statements = [] if role is None else [
+        {"Sid": "SnapshotSchedulerVaultCopies", "Effect": "Allow", "Principal": {"AWS": role},
+         "Action": ["kms:DescribeKey", "kms:CreateGrant"], "Resource": "*",
+         "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}}
+    ]  # fmt: skip
+    kms = boto3.client("kms")
+    key = kms.create_key(Policy=json.dumps({"Version": "2012-10-17", "Statement": statements}))["KeyMetadata"]
+    kms.create_alias(AliasName="alias/snapshot-vault", TargetKeyId=key["KeyId"])
+    return str(key["Arn"])
+
+
+def function_role() -> str:
+    return str(boto3.client("lambda").list_functions()["Functions"][0]["Role"])
+
+
+@pytest.mark.parametrize("policy_names_the_role", [True, False])
+def test_a_deployed_vault_checks_its_key_and_its_sources_shares_not_the_fleet(
+    account: Account, capsys: pytest.CaptureFixture[str], policy_names_the_role: bool
+) -> None:
+    # Given a vault deployed today, its key's policy naming the function's role (or no one), nothing shared yet
+    account.deploy(vault=VAULT)
+    key = vault_key(function_role() if policy_names_the_role else None)
+
+    code, checks = doctor(capsys)
+
+    assert "snapshot-quota" not in checks and "policy-tags" not in checks  # a vault has no fleet of its own
+    if policy_names_the_role:
+        assert checks["vault-key"]["status"] == "ok"
+        assert key in checks["vault-key"]["message"] and function_role() in checks["vault-key"]["message"]
+    else:
+        assert checks["vault-key"]["status"] == "fail"
+        assert "KMSKeyNotAccessibleFault" in checks["vault-key"]["message"]
+        assert code == 2
+    # moto lists no shared snapshot: a vault younger than sharesExpectedHours waits for its first
+    assert checks["vault-shares"]["status"] == "warn"
+    assert "source 111111111111 in eu-west-1 has shared no snapshot" in checks["vault-shares"]["message"]
+
+
+def test_a_vault_key_that_does_not_exist_fails(account: Account, capsys: pytest.CaptureFixture[str]) -> None:
+    account.deploy(vault=VAULT)
+
+    code, checks = doctor(capsys)
+
+    assert code == 2
+    assert checks["vault-key"]["status"] == "fail"
+    assert "no KMS key alias/snapshot-vault" in checks["vault-key"]["message"]

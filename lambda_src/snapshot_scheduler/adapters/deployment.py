@@ -7,6 +7,7 @@ stack grants its role. `ClientError`s become DeploymentError naming the call.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,10 @@ DOCTOR_IAM_ACTIONS = (
     "scheduler:GetSchedule",
     "cloudwatch:GetMetricStatistics",
     "sns:ListSubscriptionsByTopic",
+    # A vault's prerequisites: its key, and the snapshots its sources share (in each source region).
+    "kms:DescribeKey",
+    "kms:GetKeyPolicy",
+    "rds:DescribeDBClusterSnapshots",
 )
 PENDING = "PendingConfirmation"  # SNS's SubscriptionArn until the endpoint confirms
 # Logical ids CDK derives from the construct paths (infra/stack.py: Backup/Function, Monitoring/AlarmTopic).
@@ -59,6 +64,7 @@ class FunctionView:
     arn: str
     environment: Mapping[str, str]
     reserved: int | None  # reserved concurrency; None: the account's unreserved pool
+    role: str | None = None  # the execution role's ARN
 
 
 @dataclass(frozen=True)
@@ -76,26 +82,38 @@ class ScheduleView:
 
 
 @dataclass(frozen=True)
+class KeyView:
+    arn: str
+    state: str  # Enabled, Disabled, PendingDeletion, ...
+    policy: Mapping[str, Any]  # the key policy (its "default" policy document)
+
+
+@dataclass(frozen=True)
 class Subscription:
     protocol: str
     endpoint: str
     confirmed: bool
 
 
-ClientFactory = Callable[[str], Any]
+# (service, region or None for the session's) -> a boto3 client.
+ClientFactory = Callable[[str, str | None], Any]
 
 
 def client_factory(region: str | None = None, profile: str | None = None) -> ClientFactory:
     """boto3 clients of one session, standard-mode retries; AWS_ENDPOINT_URL is honoured."""
     session = boto3.session.Session(region_name=region, profile_name=profile)
     config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
-    return lambda service: session.client(service, config=config)  # type: ignore[call-overload]
+
+    def client(service: str, in_region: str | None = None) -> Any:
+        return session.client(service, region_name=in_region or session.region_name, config=config)  # type: ignore[call-overload]
+
+    return client
 
 
 class DeploymentReader:
     def __init__(self, clients: ClientFactory) -> None:
         self._clients = clients
-        self._made: dict[str, Any] = {}
+        self._made: dict[tuple[str, str | None], Any] = {}
 
     def stack(self, name: str) -> StackView | None:
         """The stack, or None when no stack of that name exists in this region."""
@@ -126,6 +144,7 @@ class DeploymentReader:
             arn=config["FunctionArn"],
             environment=dict(config.get("Environment", {}).get("Variables", {})),
             reserved=None if reserved is None else int(reserved),
+            role=config.get("Role"),
         )
 
     def account_concurrency(self) -> AccountConcurrency:
@@ -165,16 +184,44 @@ class DeploymentReader:
         times = [point["Timestamp"] for point in answer.get("Datapoints", []) if point.get("Sum", 0) > 0]
         return max(times, default=None)
 
+    def kms_key(self, key: str) -> KeyView | None:
+        """The key (an alias, id or ARN) with its state and policy, or None when there is no such key."""
+        try:
+            described = self._call("kms", "describe_key", KeyId=key)["KeyMetadata"]
+        except DeploymentError as error:
+            if error.code == "NotFoundException":
+                return None
+            raise
+        policy = self._call("kms", "get_key_policy", KeyId=described["Arn"], PolicyName="default")["Policy"]
+        return KeyView(arn=described["Arn"], state=described.get("KeyState", ""), policy=json.loads(policy))
+
+    def newest_share(self, account: str, region: str) -> datetime | None:
+        """When the newest DB cluster snapshot `account` shares with us from `region` was created (None: none)."""
+        created = [
+            snapshot["SnapshotCreateTime"]
+            for snapshot in self._pages(
+                "rds",
+                "describe_db_cluster_snapshots",
+                "DBClusterSnapshots",
+                region=region,
+                SnapshotType="shared",
+                IncludeShared=True,
+            )
+            if snapshot.get("DBClusterSnapshotArn", "").split(":")[3:5] == [region, account]
+            and snapshot.get("SnapshotCreateTime") is not None
+        ]
+        return max(created, default=None)
+
     def subscriptions(self, topic_arn: str) -> list[Subscription]:
         return [
             Subscription(item.get("Protocol", ""), item.get("Endpoint", ""), item.get("SubscriptionArn", "") != PENDING)
             for item in self._pages("sns", "list_subscriptions_by_topic", "Subscriptions", TopicArn=topic_arn)
         ]
 
-    def _client(self, service: str) -> Any:
-        if service not in self._made:
-            self._made[service] = self._clients(service)
-        return self._made[service]
+    def _client(self, service: str, region: str | None = None) -> Any:
+        if (service, region) not in self._made:
+            self._made[service, region] = self._clients(service, region)
+        return self._made[service, region]
 
     def _call(self, service: str, operation: str, **params: Any) -> Any:
         try:
@@ -182,9 +229,11 @@ class DeploymentReader:
         except ClientError as error:
             raise _error(service, operation, error) from error
 
-    def _pages(self, service: str, operation: str, key: str, **params: Any) -> Iterator[dict[str, Any]]:
+    def _pages(
+        self, service: str, operation: str, key: str, *, region: str | None = None, **params: Any
+    ) -> Iterator[dict[str, Any]]:
         try:
-            for page in self._client(service).get_paginator(operation).paginate(**params):
+            for page in self._client(service, region).get_paginator(operation).paginate(**params):
                 yield from page.get(key, [])
         except ClientError as error:
             raise _error(service, operation, error) from error
