@@ -992,7 +992,8 @@ def copy_status(plan: TargetPlan, at: datetime, grace: timedelta, allowance: tim
     out = (
         plan.policy is not None
         and plan.cluster is not None
-        and copy_out_of_policy(plan, at, grace, allowance, started=plan.starts)
+        # Not excused by a copy the plan would start: only trying tells whether the key is usable.
+        and copy_out_of_policy(plan, at, grace, allowance)
     )
     if plan.cluster is None:
         state, attention = "orphaned", plan.policy is None
@@ -1004,10 +1005,10 @@ def copy_status(plan: TargetPlan, at: datetime, grace: timedelta, allowance: tim
     elif out:
         state, attention = "OUT OF POLICY", True
         problems.append(
-            "no copy yet"
+            f"no copy in {plan.region} and none copying" + (" (a run would start one now)" if plan.starts else "")
             if newest is None
-            else "the newest available copy is older than the DR interval plus the "
-            "grace plus drStuckHours for the copy itself"
+            else "the newest available copy is older than the DR interval plus the grace plus drStuckHours for "
+            "the copy itself"
         )
     else:
         state, attention = ("ok" if newest is not None else "first copy pending"), False

@@ -466,3 +466,14 @@ def test_the_run_report_lists_the_copies_started_deferred_and_skipped() -> None:
     )
     assert "copy deferred billing dr-west (us-west-2): copy-limit: 5 copies are in progress" in text
     assert "copy skipped secret dr-west (us-west-2): kms: no key" in text
+
+
+def test_status_flags_a_target_with_no_copy_even_when_a_run_would_start_one() -> None:
+    # Given an encrypted cluster whose target names a key: the plan would copy it, but only trying tells
+    # whether the key is usable in that region
+    _, planned = plan([cluster("secret")], [own_snapshot("secret", SLOT, encrypted=True)])
+
+    (row,) = cli.dr_status(planned, AT, timedelta(hours=1), timedelta(hours=24)).targets
+
+    assert planned.copies() and (row.state, row.attention) == ("OUT OF POLICY", True)
+    assert row.problems == ("no copy in us-west-2 and none copying (a run would start one now)",)
