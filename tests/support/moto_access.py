@@ -14,6 +14,7 @@ cannot do across accounts (read a share, copy a shared snapshot) is done in-proc
 
 from __future__ import annotations
 
+import functools
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
@@ -375,6 +376,11 @@ class ServerMoto:
         return _kms_key_arn(self._kms(), key)
 
     def _kms(self) -> Any:
+        return self._kms_client
+
+    @functools.cached_property
+    def _kms_client(self) -> Any:
+        """Made once: a client costs more than the call (a copy of an encrypted snapshot checks its key)."""
         return self._client("kms")
 
     def _client(self, service: str) -> Any:
