@@ -5,13 +5,14 @@ from __future__ import annotations
 import html
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from snapshot_scheduler.cli import age_text
+from snapshot_scheduler.dr import TargetPlan
 from snapshot_scheduler.planning import ClusterPlan, Kept
 from snapshot_scheduler.policy import Policy
 from snapshot_scheduler.schedule import current_slot
@@ -34,6 +35,10 @@ ALARMS: tuple[tuple[str, str, str], ...] = (
     ("ManualSnapshotQuota", "ManualSnapshotQuotaUtilization", ">= 80"),
     ("DeletionsPending", "DeletionsPending", "> 0"),
     ("MassDeletion", "MassDeletions", "> 0"),
+    ("DrRecoveryPointBreached", "DrTargetsOutOfPolicy", "> 0"),
+    ("DrCopiesFailed", "DrCopiesFailed", "> 0"),
+    ("DrCopyStuck", "DrCopiesStuck", "> 0"),
+    ("DrManualSnapshotQuota", "DrQuotaUtilization", ">= 80"),
 )
 GAUGES = frozenset(
     {
@@ -45,6 +50,10 @@ GAUGES = frozenset(
         "OldestRecoveryPointAge",
         "RunDuration",
         "DeletionsPending",
+        "DrCopiesStuck",
+        "DrTargetsOutOfPolicy",
+        "DrOldestRecoveryPointAge",
+        "DrQuotaUtilization",
     }
 )
 
@@ -58,6 +67,32 @@ class ClusterTally:
     failed: list[str] = field(default_factory=list)
     busy_retries: int = 0
     created_times: list[datetime] = field(default_factory=list)
+
+
+@dataclass
+class CopyLife:
+    """One copy of ours in a DR region, as the runs reported it: started, and deleted by DR retention."""
+
+    id: str
+    started: datetime | None
+    deleted: datetime | None = None
+
+
+@dataclass
+class TargetTally:
+    """One cluster's copies in one DR region over the month, from the run reports' `dr` sections."""
+
+    cluster: str
+    target: str | None
+    region: str
+    copies: dict[str, CopyLife] = field(default_factory=dict)
+    deferred: list[tuple[datetime, str, str]] = field(default_factory=list)  # (run, code, reason)
+    skipped: list[tuple[datetime, str, str]] = field(default_factory=list)
+    failed: list[tuple[datetime, str, str]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"{self.cluster} -> {self.target or self.region}"
 
 
 @dataclass
@@ -85,6 +120,29 @@ def tally(results: Results, logs: Sequence[Mapping[str, Any]]) -> dict[str, Clus
         if str(record.get("message", "")).startswith("cluster busy again") and record.get("cluster"):
             clusters[str(record["cluster"])].busy_retries += 1
     return clusters
+
+
+def dr_tally(results: Results) -> dict[tuple[str, str], TargetTally]:
+    """(cluster, region) -> what the runs did about its copies there, in the order first met."""
+    targets: dict[tuple[str, str], TargetTally] = {}
+
+    def of(entry: Mapping[str, str]) -> TargetTally:
+        key = (entry["cluster"], entry["region"])
+        return targets.setdefault(key, TargetTally(entry["cluster"], entry.get("target"), entry["region"]))
+
+    for run in results.runs:
+        at = datetime.fromisoformat(run["scheduled_time"])
+        dr = run.get("dr") or {}
+        for entry in dr.get("started", ()):
+            of(entry).copies[entry["snapshot"]] = CopyLife(entry["snapshot"], at)
+        for entry in dr.get("deleted", ()):
+            of(entry).copies.setdefault(entry["snapshot"], CopyLife(entry["snapshot"], None)).deleted = at
+        for kind in ("deferred", "skipped"):
+            for entry in dr.get(kind, ()):
+                getattr(of(entry), kind).append((at, entry["code"], entry["reason"]))
+        for entry in dr.get("failed", ()):
+            of(entry).failed.append((at, entry["error"], entry["message"]))
+    return targets
 
 
 def metric_series(blobs: Iterable[Mapping[str, Any]]) -> tuple[str, dict[str, str], dict[str, MetricSeries]]:
@@ -115,7 +173,9 @@ def render(results: Results) -> str:
         _header(results),
         _events(results),
         _clusters(results, clusters, plans),
+        _dr(results),
         _timeline(results, plans),
+        _dr_timeline(results),
         _metrics(results, blobs),
         _status(results),
     ]
@@ -136,7 +196,8 @@ def _header(results: Results) -> str:
             f"against moto_server at {results.endpoint} behind the fidelity layer (tests/support): real paging,",
             f"a manual snapshot quota of {scenario.QUOTA}, busy clusters, snapshots 'creating' for "
             f"{age_text(scenario.SNAPSHOT_CREATING_FOR)}, the RDS rate limit",
-            f"and {scenario.THROTTLE_PROBABILITY:.0%} random throttling, on a simulated clock. "
+            f"and {scenario.THROTTLE_PROBABILITY:.0%} random throttling, on a simulated clock. DR copies go to "
+            f"{', '.join(t['region'] for t in scenario.DR_TARGETS.values())}, each region its own layer.",
             f"Deployment marker '{scenario.DEPLOYMENT}'. Took {results.seconds:.1f}s of real time.",
         ]
     )
@@ -243,6 +304,131 @@ def _slots(policy: Policy, results: Results) -> int:
     return len({current_slot(policy, datetime.fromisoformat(run["scheduled_time"])) for run in results.runs})
 
 
+# ---- DR copies --------------------------------------------------------------------------------------------
+
+
+def _dr_targets_text() -> str:
+    parts = []
+    for name, target in scenario.DR_TARGETS.items():
+        key = f" with kmsKey {target['kmsKey']}" if "kmsKey" in target else " (no kmsKey)"
+        parts.append(f"{name} = {target['region']}{key}")
+    return "; ".join(parts)
+
+
+def _dr_plans(results: Results) -> dict[tuple[str, str], TargetPlan]:
+    return {(t.cluster_id, t.region): t for t in (results.dr_plan.targets if results.dr_plan else ())}
+
+
+def _dr(results: Results) -> str:
+    tallies, plans = dr_tally(results), _dr_plans(results)
+    samples = {sample.id: sample for sample in scenario.FLEET}
+    lines = [
+        rule("DR copies to other regions"),
+        f"Targets ({scenario.DR_TAG_KEY} tags name them): {_dr_targets_text()}. Each region is its own fidelity",
+        "layer on the same moto_server and clock (its own quota, rate limit and pages, at most 5 copies in flight,",
+        f"KMS keys checked); a copy stays 'copying' for {age_text(scenario.DR_COPYING_FOR)}. Runs copy after "
+        "their own snapshots.",
+    ]
+    for (cluster, region), tally_ in sorted(tallies.items()):
+        sample, plan = samples.get(cluster), plans.get((cluster, region))
+        tag = f'  {scenario.DR_TAG_KEY}="{sample.dr}"' if sample is not None and sample.dr else ""
+        lines += ["", f"{tally_.name} ({region}){tag}"]
+        rows: list[tuple[str, str]] = []
+        if plan is not None and plan.policy is not None:
+            rows.append(("policy", plan.policy.describe()))
+        rows.append(("copies", _copy_counts(tally_, plan)))
+        for kind, entries in (("deferred", tally_.deferred), ("skipped", tally_.skipped), ("failed", tally_.failed)):
+            rows += _dr_outcomes(kind, entries, tally_)
+        rows += [("kept", line) for line in _kept_lines(list(plan.kept) if plan is not None else [])]
+        width = max(len(key) for key, _ in rows)
+        lines += [f"  {key.ljust(width)}  {value}" for key, value in rows]
+    if results.dr_look is not None:
+        at, table = results.dr_look
+        lines += [
+            "",
+            f"What `snapshot-scheduler status --at {at:%Y-%m-%dT%H:%MZ}` showed of the copies while the teammate's",
+            "copies held one back (`plan` gives the same per copy, with the source and the reasons):",
+            "",
+            "DR copies (" + table,
+        ]
+    for region, (made, left) in sorted(results.foreign_copies.items()):
+        if made:
+            verdict = "all still there" if made == left else f"ONLY {len(left)} LEFT: {sorted(made - left)}"
+            lines += ["", f"Copies in {region} that are not this deployment's ({len(made)} of a teammate): {verdict}."]
+    return "\n".join(lines)
+
+
+def _copy_counts(tally_: TargetTally, plan: TargetPlan | None) -> str:
+    started = sum(1 for life in tally_.copies.values() if life.started is not None)
+    deleted = sum(1 for life in tally_.copies.values() if life.deleted is not None)
+    if not started and not deleted:
+        return "none started"
+    kept = [k.snapshot for k in plan.kept] if plan is not None else []
+    available = sum(1 for s in kept if s.status == "available")
+    text = f"{started} started, {deleted} deleted by DR retention, {len(kept)} kept now ({available} available"
+    return text + (f", {len(kept) - available} copying)" if len(kept) > available else ")")
+
+
+def _dr_outcomes(kind: str, entries: Sequence[tuple[datetime, str, str]], tally_: TargetTally) -> list[tuple[str, str]]:
+    """Per code: how many runs, when (the first few), and the first reason in full."""
+    rows = []
+    for code in dict.fromkeys(code for _, code, _ in entries):
+        runs = [(at, reason) for at, c, reason in entries if c == code]
+        when = ", ".join(_short(at) for at, _ in runs[:4]) + (" ..." if len(runs) > 4 else "")
+        rows.append((kind, f"{len(runs)} runs {code} ({when}): {runs[0][1]}"))
+        if kind == "deferred":
+            after = [life for life in tally_.copies.values() if life.started and life.started > runs[0][0]]
+            if after:
+                first = min(after, key=lambda life: life.started or runs[0][0])
+                assert first.started is not None
+                rows.append(("", f"then {first.id} started at {_short(first.started)}"))
+    return rows
+
+
+def dr_timeline_rows(results: Results, first: date, days: int) -> list[tuple[str, list[str], str]]:
+    """(cluster -> target, a cell per day, note): the copy started that day ('#' available at the end,
+    '~' copying at the end, 'x' deleted by DR retention), 'k' a kms skip, '!' a deferral that day."""
+    plans = _dr_plans(results)
+    rows = []
+    for (cluster, region), tally_ in sorted(dr_tally(results).items()):
+        cells = [""] * days
+        plan = plans.get((cluster, region))
+        status = {k.snapshot.id: k.snapshot.status for k in plan.kept} if plan is not None else {}
+        for life in tally_.copies.values():
+            if life.started is None:
+                continue
+            mark = "x" if life.deleted is not None else "~" if status.get(life.id) == "copying" else "#"
+            cells[(life.started.date() - first).days] = mark
+        for at, code, _ in tally_.skipped:
+            index = (at.date() - first).days
+            cells[index] = cells[index] or ("k" if code == "kms" else "s")
+        for at, _, _ in tally_.deferred:
+            index = (at.date() - first).days
+            cells[index] = cells[index].rstrip("!") + "!"
+        rows.append((tally_.name, [cell or "." for cell in cells], f"{len(status)} kept"))
+    return rows
+
+
+def _dr_timeline(results: Results) -> str:
+    first = results.start.date()
+    days = (results.end.date() - first).days + 1
+    rows = dr_timeline_rows(results, first, days)
+    if not rows:
+        return ""
+    label = max(len(name) for name, _, _ in rows)
+    lines = [
+        rule("DR timeline: the copies, by the day they were started (UTC)"),
+        "One column per day from the month's first: '#' a copy started that day and available at the end,",
+        "'~' still copying at the end, 'x' deleted later by DR retention, 'k' skipped (kms), '!' a copy deferred",
+        "(copy-limit or quota) that day, '.' nothing.",
+        "",
+        *_day_header(first, days, " " * (label + 1)),
+    ]
+    for name, cells, note in rows:
+        lines.append(f"{name.ljust(label)} {''.join(f'{cell:>{CELL}}' for cell in cells)}   {note}")
+    return "\n".join(lines)
+
+
 # ---- timeline ---------------------------------------------------------------------------------------------
 
 
@@ -282,7 +468,22 @@ def _timeline(results: Results, plans: Mapping[str, ClusterPlan]) -> str:
     first = chart_start(results, plans)
     days = len(rows[0][1])
     label = max(len(name) for name, _, _ in rows)
-    pad = " " * (label + 1)
+    lines = [
+        rule("Timeline: the snapshots kept at the end, by the day they were taken (UTC)"),
+        "One column per day (numbers over the columns mark Mondays); each cell counts the cluster's kept",
+        f"snapshots from that day, '.' none. The month of runs starts on {results.start:%b %d}: the first run",
+        "takes each cluster's latest slot, which can fall a few days earlier.",
+        "",
+        *_day_header(first, days, " " * (label + 1)),
+    ]
+    for name, per_day, note in rows:
+        cells = "".join(f"{n:>{CELL}}" if n else f"{'.':>{CELL}}" for n in per_day)
+        lines.append(f"{name.ljust(label)} {cells}   {note}".rstrip())
+    return "\n".join(lines)
+
+
+def _day_header(first: date, days: int, pad: str) -> list[str]:
+    """Two lines over a row of day cells: the month where it starts, and the date of each Monday."""
     months = [" "] * (days * CELL)
     numbers = [" "] * (days * CELL)
     for index in range(days):
@@ -291,19 +492,7 @@ def _timeline(results: Results, plans: Mapping[str, ClusterPlan]) -> str:
             _put(months, index * CELL, day.strftime("%b"))
         if day.weekday() == 0:
             _put(numbers, index * CELL, f"{day.day:>{CELL}}")
-    lines = [
-        rule("Timeline: the snapshots kept at the end, by the day they were taken (UTC)"),
-        "One column per day (numbers over the columns mark Mondays); each cell counts the cluster's kept",
-        f"snapshots from that day, '.' none. The month of runs starts on {results.start:%b %d}: the first run",
-        "takes each cluster's latest slot, which can fall a few days earlier.",
-        "",
-        pad + "".join(months).rstrip(),
-        pad + "".join(numbers).rstrip(),
-    ]
-    for name, per_day, note in rows:
-        cells = "".join(f"{n:>{CELL}}" if n else f"{'.':>{CELL}}" for n in per_day)
-        lines.append(f"{name.ljust(label)} {cells}   {note}".rstrip())
-    return "\n".join(lines)
+    return [pad + "".join(months).rstrip(), pad + "".join(numbers).rstrip()]
 
 
 def _put(row: list[str], index: int, text: str) -> None:
@@ -362,15 +551,19 @@ def _metrics(results: Results, blobs: Sequence[Mapping[str, Any]]) -> str:
         + f"). {results.throttled} attempts were answered Throttling and retried by the SDK; "
         f"the runs counted {throttles:.0f} of them (the rest were the operator's).",
     ]
+    for region, calls in sorted(results.dr_calls.items()):
+        lines.append(
+            f"In {region}: {sum(calls.values())} (" + ", ".join(f"{op} {n}" for op, n in sorted(calls.items())) + ")."
+        )
     return "\n".join(lines)
 
 
 def _num(value: float, name: str) -> str:
-    if name == "OldestRecoveryPointAge":
+    if name in ("OldestRecoveryPointAge", "DrOldestRecoveryPointAge"):
         return age_text(timedelta(seconds=value))
     if name == "RunDuration":
         return f"{value:.0f}"
-    if name == "ManualSnapshotQuotaUtilization":
+    if name in ("ManualSnapshotQuotaUtilization", "DrQuotaUtilization"):
         return f"{value:.0f}%"
     return f"{value:.0f}"
 
@@ -414,7 +607,8 @@ def timeline_html(results: Results, plans: Mapping[str, ClusterPlan]) -> str:
     span = (end - start).total_seconds()
     left, width, row = 110, 900, 34
     samples = [s for s in scenario.FLEET if s.policy is not None]
-    height = 40 + row * len(samples) + 30
+    copies = sorted(dr_tally(results).items())
+    height = 40 + row * (len(samples) + len(copies)) + 30
     colours = {"held": "#d62728", "yearly": "#9467bd", "monthly": "#8c564b", "weekly": "#ff7f0e", "daily": "#1f77b4"}
 
     def x(moment: datetime) -> float:
@@ -445,6 +639,8 @@ def timeline_html(results: Results, plans: Mapping[str, ClusterPlan]) -> str:
             colour = next((c for word, c in colours.items() if word in reasons), "#2ca02c")
             title = html.escape(f"{kept.snapshot.id}: {reasons}")
             parts.append(f'<circle cx="{x(moment):.1f}" cy="{y}" r="4" fill="{colour}"><title>{title}</title></circle>')
+    for index, (_, tally_) in enumerate(copies, len(samples)):
+        parts += _copy_row(tally_, 40 + row * index, left, x, end)
     legend = "grey tick: taken (and later deleted unless a dot); dots: kept at the end - " + ", ".join(
         f"{word}" for word in colours
     )
@@ -453,10 +649,77 @@ def timeline_html(results: Results, plans: Mapping[str, ClusterPlan]) -> str:
     legend_items = "".join(f'<span style="color:{c}">&#9679; {html.escape(w)}</span> ' for w, c in colours.items())
     return (
         "<!doctype html><meta charset='utf-8'><title>snapshot-scheduler demo: kept snapshots</title>"
-        "<h1>snapshot-scheduler demo: snapshots kept after a month of hourly runs</h1>"
+        "<h1>snapshot-scheduler demo: snapshots kept and copies to other regions after a month of hourly runs</h1>"
         f"<p>{_when(results.start)} to {_when(results.end)}. Hover a dot for the snapshot and why it is kept. "
-        f"{legend_items}</p>" + "".join(parts) + "\n"
+        f"{legend_items}</p><p>DR rows (cluster -> target): {html.escape(DR_LEGEND)}</p>" + "".join(parts) + "\n"
     )
+
+
+DR_COLOURS = {
+    "copying": "#9ecae1",
+    "available": "#08519c",
+    "deleted": "#d62728",
+    "deferred": "#ff7f0e",
+    "skipped": "#7f7f7f",
+}
+DR_LEGEND = (
+    "light blue bar: copying (in flight); dark blue line: available, until deleted by DR retention (red x) or the "
+    "end; orange triangle: deferred (copy-limit or quota); grey band with k: skipped (kms). Hover for details."
+)
+
+
+def _copy_row(tally_: TargetTally, y: int, left: int, x: Callable[[datetime], float], end: datetime) -> list[str]:
+    """One cluster's copies in one DR region: each copy's flight and life, deferrals and skips."""
+    parts = [f'<text x="{left - 8}" y="{y + 4}" text-anchor="end">{html.escape(tally_.name)}</text>']
+    for life in tally_.copies.values():
+        if life.started is None:
+            continue
+        gone = life.deleted or end
+        ready = min(life.started + scenario.DR_COPYING_FOR, gone)
+        fate = f", deleted by DR retention {_when(life.deleted)}" if life.deleted else ", kept"
+        title = html.escape(f"{life.id}: started {_when(life.started)}, copying until {_when(ready)}{fate}")
+        flight = max(1.0, x(ready) - x(life.started))
+        parts.append(
+            f"<g><title>{title}</title>"
+            f'<rect x="{x(life.started):.1f}" y="{y - 5}" width="{flight:.1f}" height="10" '
+            f'fill="{DR_COLOURS["copying"]}"/>'
+            f'<line x1="{x(ready):.1f}" y1="{y}" x2="{x(gone):.1f}" y2="{y}" stroke="{DR_COLOURS["available"]}" '
+            'stroke-width="3"/></g>'
+        )
+        if life.deleted is not None:
+            parts.append(_mark(x(life.deleted), y, "x", DR_COLOURS["deleted"], title))
+    for at, code, reason in tally_.deferred:
+        title = html.escape(f"{_when(at)} deferred {code}: {reason}")
+        colour = DR_COLOURS["deferred"]
+        parts.append(f'<path d="M {x(at):.1f} {y - 14} l 5 8 l -10 0 z" fill="{colour}"><title>{title}</title></path>')
+    for since, until, code, count, reason in _spans(tally_.skipped):
+        title = html.escape(f"skipped ({code}) by {count} runs, {_when(since)} to {_when(until)}: {reason}")
+        colour = DR_COLOURS["skipped"]
+        width_ = max(1.0, x(until) - x(since))
+        parts.append(
+            f'<g><title>{title}</title><rect x="{x(since):.1f}" y="{y - 2}" width="{width_:.1f}" height="4" '
+            f'fill="{colour}" opacity="0.5"/></g>'
+        )
+        parts.append(_mark(x(since), y - 6, code[0], colour, title))
+    return parts
+
+
+def _spans(
+    entries: Sequence[tuple[datetime, str, str]], gap: timedelta = timedelta(hours=3)
+) -> list[tuple[datetime, datetime, str, int, str]]:
+    """Runs of the same code less than `gap` apart, as (first, last, code, runs, first reason)."""
+    spans: list[tuple[datetime, datetime, str, int, str]] = []
+    for at, code, reason in entries:
+        if spans and spans[-1][2] == code and at - spans[-1][1] < gap:
+            since, _, _, count, first = spans[-1]
+            spans[-1] = (since, at, code, count + 1, first)
+        else:
+            spans.append((at, at, code, 1, reason))
+    return spans
+
+
+def _mark(x: float, y: int, letter: str, colour: str, title: str) -> str:
+    return f'<text x="{x:.1f}" y="{y + 4}" text-anchor="middle" fill="{colour}">{letter}<title>{title}</title></text>'
 
 
 # ---- small formats ----------------------------------------------------------------------------------------

@@ -26,6 +26,15 @@ SNAPSHOT_CREATING_FOR = timedelta(minutes=20)  # how long a new snapshot stays `
 THROTTLE_PROBABILITY = 0.01  # a call now and then answered `Throttling` (botocore retries it)
 API_LATENCY = 0.05  # simulated seconds per RDS call
 
+# Disaster-recovery copies: other regions of the same account, on the same moto_server and clock, each behind
+# its own fidelity layer (its own quota, rate limit, pagination, 5 copies in flight, KMS keys).
+REGION = "us-east-1"  # where the function runs
+DR_TAG_KEY = "snapshot-dr"
+# No kmsKey: the unencrypted clusters are copied, an encrypted one is skipped (`kms`) until a key of the
+# region is configured.
+DR_TARGETS: Mapping[str, Mapping[str, str]] = {"dr-west": {"region": "us-west-2"}}
+DR_COPYING_FOR = timedelta(hours=2)  # how long a copy stays `copying` (RDS: hours, depending on size)
+
 
 @dataclass(frozen=True)
 class SampleCluster:
@@ -34,18 +43,31 @@ class SampleCluster:
     policy: str | None  # the snapshot-policy tag's value; None: no tag
     story: str
     tags: Mapping[str, str] = field(default_factory=dict)
+    dr: str | None = None  # the snapshot-dr tag's value; None: no copies to other regions
+    encrypted: bool = False
 
     def all_tags(self) -> dict[str, str]:
         policy = {TAG_KEY: self.policy} if self.policy is not None else {}
-        return {**policy, **self.tags}
+        dr = {DR_TAG_KEY: self.dr} if self.dr is not None else {}
+        return {**policy, **dr, **self.tags}
 
 
 FLEET: tuple[SampleCluster, ...] = (
     SampleCluster(
-        "orders", "aurora-postgresql", "hourly", "preset: hourly snapshots, a day of hours and a week of days"
+        "orders",
+        "aurora-postgresql",
+        "hourly",
+        "preset: hourly snapshots, a day of hours and a week of days; a copy a day to dr-west",
+        dr="to=dr-west keep-daily=7",
     ),
     SampleCluster("billing", "aurora-mysql", "daily", "preset: one snapshot a day, a week kept"),
-    SampleCluster("ledger", "aurora-postgresql", "gfs", "preset: grandfather-father-son (days, weeks, months, years)"),
+    SampleCluster(
+        "ledger",
+        "aurora-postgresql",
+        "gfs",
+        "preset: grandfather-father-son (days, weeks, months, years); a copy a day to dr-west",
+        dr="to=dr-west keep-daily=3 keep-weekly=2",
+    ),
     SampleCluster(
         "analytics",
         "aurora-mysql",
@@ -53,7 +75,14 @@ FLEET: tuple[SampleCluster, ...] = (
         "inline weekly policy in New York time: 18:30 EDT is 22:30 UTC until Nov 1, 18:30 EST is 23:30 UTC after",
         tags={"team": "data"},
     ),
-    SampleCluster("payments", "aurora-postgresql", "tier1", "named policy from the deployment's configuration"),
+    SampleCluster(
+        "payments",
+        "aurora-postgresql",
+        "tier1",
+        "named policy from the deployment's configuration; encrypted, tagged for dr-west, which has no KMS key",
+        dr="to=dr-west keep-daily=7",
+        encrypted=True,
+    ),
     SampleCluster(
         "reports",
         "aurora-postgresql",
@@ -136,6 +165,30 @@ HAND_MADE_LATER: tuple[HandMade, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class TeammateCopies:
+    """Someone copies `count` of scratch's hand-made snapshots to `region` at `at`: while they copy they take
+    places among the 5 copies RDS allows in flight to that region."""
+
+    region: str
+    count: int
+    at: datetime
+    story: str = ""
+
+
+TEAMMATE_COPIES: tuple[TeammateCopies, ...] = (
+    TeammateCopies(
+        "us-west-2",
+        count=4,
+        at=START + timedelta(days=14, hours=3, minutes=30),
+        story="a teammate copies scratch's snapshots to us-west-2 before the DR run: one place of 5 is left",
+    ),
+)
+
+# When the report shows what `snapshot-scheduler status` says of the copies: while the copy limit holds one back.
+DR_LOOK_AT = TEAMMATE_COPIES[0].at + timedelta(hours=1, minutes=40)
+
+
 def function_environment() -> dict[str, str]:
     """The function's environment as the stack sets it (its defaults), for this deployment.
 
@@ -146,6 +199,8 @@ def function_environment() -> dict[str, str]:
         "SNAPSHOT_POLICY_TAG_KEY": TAG_KEY,
         "SNAPSHOT_DEPLOYMENT": DEPLOYMENT,
         "SNAPSHOT_NAMED_POLICIES": json.dumps(dict(NAMED_POLICIES)),
+        "SNAPSHOT_DR_TARGETS": json.dumps({name: dict(target) for name, target in DR_TARGETS.items()}),
+        "SNAPSHOT_DR_TAG_KEY": DR_TAG_KEY,
     }
 
 
@@ -155,7 +210,7 @@ def aws_environment(endpoint: str) -> dict[str, str]:
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "demo",
         "AWS_SECRET_ACCESS_KEY": "demo",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
         "AWS_EC2_METADATA_DISABLED": "true",
     }

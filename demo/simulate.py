@@ -20,13 +20,14 @@ from snapshot_scheduler import cli, service
 from snapshot_scheduler.adapters import rds
 from snapshot_scheduler.adapters.rds import RdsAdapter
 from snapshot_scheduler.config import Settings
+from snapshot_scheduler.dr import DrPlan
 from snapshot_scheduler.naming import snapshot_id
 from snapshot_scheduler.observability import logger
 from snapshot_scheduler.planning import RunPlan
 
 from demo import scenario
 from tests.support.clock import SimClock
-from tests.support.fidelity import RdsFidelity, TokenBucket
+from tests.support.fidelity import RdsFidelity, Regions, TokenBucket
 from tests.support.harness import rds_client, scheduled_lambda
 
 CLEARED = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_RDS")
@@ -40,11 +41,16 @@ class Results:
     runs: list[dict[str, Any]] = field(default_factory=list)  # the handler's answers, in order
     stdout: list[str] = field(default_factory=list)  # every line the handler printed (logs and EMF)
     plan: RunPlan | None = None  # what a run at `end` would decide: the kept snapshots and their reasons
+    dr_plan: DrPlan | None = None  # ... and about the copies in the DR regions
     status_table: str = ""  # `snapshot-scheduler status` at the end
+    dr_look: tuple[datetime, str] | None = None  # ... its DR copies part at scenario.DR_LOOK_AT
     events: list[tuple[datetime, str]] = field(default_factory=list)  # what the scenario did, when
     foreign_before: set[str] = field(default_factory=set)  # snapshots not ours (hand-made, automated) at the start
     foreign_after: set[str] = field(default_factory=set)  # ... and at the end: the service must touch none
+    foreign_copies: dict[str, tuple[set[str], set[str]]] = field(default_factory=dict)  # DR region -> others'
+    # snapshots there (a teammate's copies) when they were made and at the end: the service must touch none
     calls: dict[str, int] = field(default_factory=dict)  # RDS calls the layer answered, by operation
+    dr_calls: dict[str, dict[str, int]] = field(default_factory=dict)  # ... in each DR region
     throttled: int = 0
     seconds: float = 0.0
 
@@ -59,10 +65,11 @@ def simulate(endpoint: str, progress: Progress | None = None) -> Results:
     first = scenario.START
     results = Results(endpoint=endpoint, start=first, end=first + (hours - 1) * scenario.RUN_EVERY)
     with _environment(scenario.aws_environment(endpoint)):
-        # Every change goes through the layer (or is followed by refresh()), so it need not re-read moto over
-        # HTTP at each run: a month of runs takes seconds.
-        fidelity = RdsFidelity(
-            clock=SimClock(first - timedelta(hours=1)),
+        # Every change goes through the layers (or is followed by refresh()), so they need not re-read moto
+        # over HTTP at each run: a month of runs takes seconds.
+        regions = Regions(SimClock(first - timedelta(hours=1)))
+        fidelity = regions.layer(
+            scenario.REGION,
             quota=scenario.QUOTA,
             bucket=TokenBucket(),  # RDS's own: 300 burst, 12 per second
             latency=scenario.API_LATENCY,
@@ -71,30 +78,54 @@ def simulate(endpoint: str, progress: Progress | None = None) -> Results:
             seed=7,
             reread_each_sweep=False,
         )
+        dr_layers = {
+            target["region"]: regions.layer(
+                target["region"],
+                quota=scenario.QUOTA,
+                bucket=TokenBucket(),  # each region has its own
+                latency=scenario.API_LATENCY,
+                copying_for=scenario.DR_COPYING_FOR,
+                reread_each_sweep=False,
+            )
+            for target in scenario.DR_TARGETS.values()
+        }
         operator = rds_client(fidelity, endpoint_url=endpoint)  # what "someone at a terminal" uses
+        operators = {
+            region: rds_client(layer, region=region, endpoint_url=endpoint) for region, layer in dr_layers.items()
+        }
         _build_fleet(fidelity)
         results.foreign_before = _foreign(fidelity)
         with scheduled_lambda(fidelity, env=scenario.function_environment()) as handler, _capture_lines(results.stdout):
-            events = _Events(fidelity, operator, results)
+            events = _Events(fidelity, operator, operators, results)
+            look: datetime | None = scenario.DR_LOOK_AT
             for n in range(hours):
                 at = first + n * scenario.RUN_EVERY
+                if look is not None and look <= at:
+                    regions.clock.advance_to(look)  # type: ignore[attr-defined]
+                    results.dr_look, look = (look, _cli_status(look).partition("\nDR copies (")[2]), None
                 events.apply_until(at)
                 results.runs.append(handler.run(at))
                 if progress is not None:
                     progress(n + 1, hours)
             settings = Settings.from_env()
-            results.plan = service.discover(settings, RdsAdapter(operator), results.end).plan
+            adapters = {region: RdsAdapter(client) for region, client in operators.items()}
+            discovery = service.discover(settings, RdsAdapter(operator), results.end, regions=adapters)
+            results.plan, results.dr_plan = discovery.plan, discovery.dr
             results.status_table = _cli_status(results.end)
         results.foreign_after = _foreign(fidelity)
+        for region, layer in dr_layers.items():
+            made = events.teammate_copies.get(region, set())
+            results.foreign_copies[region] = (made, made & {view.id for view in layer.snapshots()})
         results.calls = dict(fidelity.calls)
-        results.throttled = sum(fidelity.throttled.values())
+        results.dr_calls = {region: dict(layer.calls) for region, layer in dr_layers.items()}
+        results.throttled = sum(sum(layer.throttled.values()) for layer in regions)
     results.seconds = time.monotonic() - started
     return results
 
 
 def _build_fleet(fidelity: RdsFidelity) -> None:
     for cluster in scenario.FLEET:
-        fidelity.create_cluster(cluster.id, engine=cluster.engine, tags=cluster.all_tags())
+        fidelity.create_cluster(cluster.id, engine=cluster.engine, tags=cluster.all_tags(), encrypted=cluster.encrypted)
     for n in range(scenario.HAND_MADE):
         fidelity.seed_snapshot(
             "scratch",
@@ -113,9 +144,12 @@ def _foreign(fidelity: RdsFidelity) -> set[str]:
 class _Events:
     """Applies the scenario's busy spells and holds as simulated time reaches them."""
 
-    def __init__(self, fidelity: RdsFidelity, operator: Any, results: Results) -> None:
+    def __init__(self, fidelity: RdsFidelity, operator: Any, operators: Mapping[str, Any], results: Results) -> None:
         self._fidelity = fidelity
         self._operator = operator
+        self._operators = operators  # the operator's clients of the DR regions
+        self._copies = sorted(scenario.TEAMMATE_COPIES, key=lambda c: c.at)
+        self.teammate_copies: dict[str, set[str]] = {}  # region -> identifiers
         self._results = results
         self._busy = sorted(scenario.BUSY, key=lambda b: b.at)
         self._holds = sorted(scenario.HOLDS, key=lambda h: h.at)
@@ -146,6 +180,13 @@ class _Events:
             self._results.events.append(
                 (made.at, f"{len(taken)} hand-made snapshots of {made.cluster} taken ({made.story})")
             )
+        while self._copies and self._copies[0].at <= at:
+            copies = self._copies.pop(0)
+            copied = self._copy_by_hand(copies)
+            self.teammate_copies.setdefault(copies.region, set()).update(copied)
+            self._results.events.append(
+                (copies.at, f"{len(copied)} copies of scratch's snapshots started to {copies.region} ({copies.story})")
+            )
         for removal in [r for r in self._removals if r[0] <= at]:
             self._removals.remove(removal)
             when, made, taken = removal
@@ -167,6 +208,24 @@ class _Events:
                 break
             taken.append(identifier)
         return taken
+
+    def _copy_by_hand(self, copies: scenario.TeammateCopies) -> list[str]:
+        """Through the DR region's layer: they copy for as long as ours and count among its 5 in flight."""
+        self._fidelity.clock.advance_to(copies.at)  # type: ignore[attr-defined]
+        answer = self._operator.describe_db_cluster_snapshots(DBClusterIdentifier="scratch", SnapshotType="manual")
+        sources = sorted(
+            (s["DBClusterSnapshotIdentifier"], s["DBClusterSnapshotArn"]) for s in answer["DBClusterSnapshots"]
+        )
+        made = []
+        for identifier, arn in sources[: copies.count]:
+            target = f"{identifier}-copy"
+            self._operators[copies.region].copy_db_cluster_snapshot(
+                SourceDBClusterSnapshotIdentifier=arn,
+                TargetDBClusterSnapshotIdentifier=target,
+                SourceRegion=scenario.REGION,
+            )
+            made.append(target)
+        return made
 
     def _hold(self, identifier: str) -> None:
         answer = self._operator.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=identifier)
