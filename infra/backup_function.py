@@ -119,13 +119,7 @@ def function_environment(settings: Settings, deployment: str) -> dict[str, str]:
         contract.ENV_SERVICE_NAME: contract.SERVICE_NAME,
         contract.ENV_METRICS_NAMESPACE: settings.metric_namespace,
         contract.ENV_LOG_LEVEL: settings.log_level,
-        contract.ENV_DR_TARGETS: json.dumps(
-            {
-                t.name: {"region": t.region, **({"kmsKey": t.kms_key} if t.kms_key else {})}
-                for t in settings.dr_targets.values()
-            },
-            sort_keys=True,
-        ),
+        contract.ENV_DR_TARGETS: json.dumps({t.name: t.spec() for t in settings.dr_targets.values()}, sort_keys=True),
         contract.ENV_DR_TAG_KEY: settings.dr_tag_key,
         contract.ENV_DR_COPY_LIMIT: str(settings.dr_copy_limit),
         contract.ENV_DR_STUCK_HOURS: str(settings.dr_stuck_hours),

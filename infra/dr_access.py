@@ -7,6 +7,8 @@
   cover the destination regions' ARNs too.
 - kms:DescribeKey, and kms:CreateGrant only for grants to AWS resources (RDS), on the configured keys only:
   by ARN, or for an alias, on the region's keys that carry that alias (kms:ResourceAliases).
+- A retired target's region keeps only the delete (its copies are still pruned) and the hold denies: no copy,
+  no tagging, no KMS there.
 Nothing here is granted when no DR target is configured.
 """
 
@@ -37,7 +39,25 @@ def grant_dr_copies(role: iam.Role, *, targets: Mapping[str, DrTarget], deployme
         return
     stack = Stack.of(role)
     regions = sorted({target.region for target in targets.values()})
-    copies = [dr_snapshot_arn(stack, region) for region in regions]
+    active = sorted((target for target in targets.values() if not target.retired), key=lambda t: t.name)
+    if active:
+        copy_regions = sorted({target.region for target in active})
+        _grant_copy(role, stack, [dr_snapshot_arn(stack, region) for region in copy_regions], deployment)
+    role.add_to_policy(
+        iam.PolicyStatement(
+            sid="DrDeleteOnlyOurCopies",
+            actions=[contract.RDS_DELETE_SNAPSHOT],
+            resources=[dr_snapshot_arn(stack, region) for region in regions],
+            conditions={"StringEquals": {f"rds:cluster-snapshot-tag/{contract.DR_MARKER_TAG}": deployment}},
+        )
+    )
+    for index, target in enumerate(active):
+        if target.kms_key:
+            _grant_key(role, stack, index, target)
+    _acknowledge(role, stack, regions)
+
+
+def _grant_copy(role: iam.Role, stack: Stack, copies: list[str], deployment: str) -> None:
     # Sources are always snapshots of ours, named <cluster>-YYYYMMDD-HHMM in this region.
     own = stack.format_arn(
         service="rds",
@@ -61,18 +81,6 @@ def grant_dr_copies(role: iam.Role, *, targets: Mapping[str, DrTarget], deployme
             conditions={"StringEquals": {f"aws:RequestTag/{contract.DR_MARKER_TAG}": deployment}},
         )
     )
-    role.add_to_policy(
-        iam.PolicyStatement(
-            sid="DrDeleteOnlyOurCopies",
-            actions=[contract.RDS_DELETE_SNAPSHOT],
-            resources=copies,
-            conditions={"StringEquals": {f"rds:cluster-snapshot-tag/{contract.DR_MARKER_TAG}": deployment}},
-        )
-    )
-    for index, target in enumerate(sorted(targets.values(), key=lambda t: t.name)):
-        if target.kms_key:
-            _grant_key(role, stack, index, target)
-    _acknowledge(role, stack, regions)
 
 
 def _grant_key(role: iam.Role, stack: Stack, index: int, target: DrTarget) -> None:

@@ -5,7 +5,8 @@ Input is the source region's clusters and snapshots, the run's own plan, and one
 region; output is a DrPlan. No boto3, no clock: the service acts on it after the cluster's own snapshots.
 Every safety rule of the source side holds for copies: only copies carrying our DR marker and every proof
 of ownership take part, never a held or non-available copy is deleted, the newest copy is always kept,
-copies of clusters that left DR are pruned by the DR policy recorded on their newest copy, never below one.
+copies of clusters that left DR, and every copy in a retired target's region (no new copy goes there), are
+pruned by the DR policy recorded on their newest copy, never below one.
 """
 
 from __future__ import annotations
@@ -41,24 +42,38 @@ class DrPolicyError(PolicyError):
 @dataclass(frozen=True)
 class DrTarget:
     """Where copies go: a region of this account (the vault of issue 11 will add an account) and, for
-    encrypted snapshots, a KMS key of that region (alias or ARN)."""
+    encrypted snapshots, a KMS key of that region (alias or ARN). A retired target gets no new copies; its
+    region is still swept and its copies pruned by the DR policy recorded on them, never below one."""
 
     name: str
     region: str
     kms_key: str | None = None
+    retired: bool = False
+
+    def spec(self) -> dict[str, str | bool]:
+        """The target as drTargets writes it (what parse_dr_targets reads back), without defaults."""
+        spec: dict[str, str | bool] = {"region": self.region}
+        if self.kms_key:
+            spec["kmsKey"] = self.kms_key
+        if self.retired:
+            spec["retired"] = True
+        return spec
 
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
 KMS_KEY = re.compile(
     r"^(alias/[A-Za-z0-9/_-]+|(mrk-)?[0-9a-f-]{32,36}|arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):[0-9]{12}:(key|alias)/.+)$"
 )
+# The keys of a target in drTargets and the JSON type of each value.
+TARGET_FIELDS: Mapping[str, type] = {"region": str, "kmsKey": str, "retired": bool}
+_EXAMPLE = '{"region": "us-west-2", "kmsKey": "alias/...", "retired": false}'
 
 
 def parse_dr_targets(loaded: object) -> dict[str, DrTarget]:
     """drTargets as JSON loads it: {"dr-west": {"region": "us-west-2", "kmsKey": "alias/snapshot-dr"}}.
     Raises ValueError naming the target, the value and what is allowed."""
     if not isinstance(loaded, dict):
-        raise ValueError('expected an object of target name to {"region": ..., "kmsKey": ...}')
+        raise ValueError(f"expected an object of target name to {_EXAMPLE}")
     targets: dict[str, DrTarget] = {}
     regions: dict[str, str] = {}
     for name, spec in loaded.items():
@@ -66,28 +81,40 @@ def parse_dr_targets(loaded: object) -> dict[str, DrTarget]:
             raise ValueError(f"target name {name!r}: allowed a letter, then letters, digits, _ . - (at most 64)")
         if name.lower() in {known.lower() for known in targets}:
             raise ValueError(f"target names differ only in case: {name!r}")
-        if not isinstance(spec, dict) or not all(isinstance(v, str) for v in spec.values()):
-            raise ValueError(f'target {name!r}: expected {{"region": "us-west-2", "kmsKey": "alias/..."}}')
-        unknown = sorted(set(spec) - {"region", "kmsKey"})
-        if unknown:
-            raise ValueError(f"target {name!r}: unknown key {unknown[0]!r}; allowed: region, kmsKey")
-        region, key = spec.get("region", ""), spec.get("kmsKey")
-        if not _REGION.match(region):
-            raise ValueError(f"target {name!r}: region {region!r} is not a region name such as us-west-2")
-        if region in regions:
+        target = _parse_target(name, spec)
+        if target.region in regions:
             raise ValueError(
-                f"targets {regions[region]!r} and {name!r} both name region {region}: one target per region"
+                f"targets {regions[target.region]!r} and {name!r} both name region {target.region}: "
+                "one target per region"
             )
-        regions[region] = name
-        if key is not None:
-            match = KMS_KEY.match(key)
-            if match is None or (match.group("region") or region) != region:
-                raise ValueError(
-                    f"target {name!r}: kmsKey {key!r} is not a KMS key of {region}; allowed: alias/name, a key id, "
-                    f"or a key or alias ARN in {region}"
-                )
-        targets[name] = DrTarget(name, region, key)
+        regions[target.region] = name
+        targets[name] = target
     return targets
+
+
+def _parse_target(name: str, spec: object) -> DrTarget:
+    if not isinstance(spec, dict):
+        raise ValueError(f"target {name!r}: expected {_EXAMPLE}")
+    unknown = sorted(set(spec) - set(TARGET_FIELDS))
+    if unknown:
+        raise ValueError(f"target {name!r}: unknown key {unknown[0]!r}; allowed: {', '.join(TARGET_FIELDS)}")
+    for field_name, kind in TARGET_FIELDS.items():
+        value = spec.get(field_name)
+        if field_name in spec and type(value) is not kind:  # exactly: a bool is no str, and "false" no bool
+            allowed = "true or false" if kind is bool else "text"
+            raise ValueError(f"target {name!r}: {field_name} {value!r} is not {allowed}")
+    region: str = spec.get("region", "")
+    key: str | None = spec.get("kmsKey")
+    if not _REGION.match(region):
+        raise ValueError(f"target {name!r}: region {region!r} is not a region name such as us-west-2")
+    if key is not None:
+        match = KMS_KEY.match(key)
+        if match is None or (match.group("region") or region) != region:
+            raise ValueError(
+                f"target {name!r}: kmsKey {key!r} is not a KMS key of {region}; allowed: alias/name, a key id, "
+                f"or a key or alias ARN in {region}"
+            )
+    return DrTarget(name, region, key, retired=bool(spec.get("retired", False)))
 
 
 @dataclass(frozen=True)
@@ -307,6 +334,7 @@ def plan_dr(
     plans: list[TargetPlan] = []
     errors: list[DrError] = []
     frozen: set[str] = set()  # clusters whose DR tag is unusable: none of their copies is deleted
+    retiring: dict[tuple[str, str], DrTarget] = {}  # (region, cluster) -> a retired target its DR tag names
     by_id = {region: {s.id: s for s in sweep} for region, sweep in destinations.items()}
     for cluster in sorted(clusters, key=lambda c: c.id):
         text = cluster.tags.get(context.tag_key)
@@ -320,15 +348,20 @@ def plan_dr(
             continue
         for name in policy.targets:
             target = context.targets[_folded(context.targets, name)]
+            if target.retired:  # no new copy; its copies there are pruned with the orphans below
+                retiring[(target.region, cluster.id)] = target
+                continue
             mine = copies.pop((target.region, cluster.id), [])
             dest = by_id.get(target.region, {})
             plans.append(_plan_target(context, cluster, policy, target, mine, sources[cluster.id], dest, at, now))
+    retired = {target.region: target for target in context.targets.values() if target.retired}
     for (region, cluster_id), orphaned in sorted(copies.items()):
         if cluster_id in frozen:
             kept = tuple(Kept(s, ("DR tag is invalid",)) for s in orphaned)
-            plans.append(TargetPlan(cluster_id, region, None, None, kept=kept))
+            plans.append(TargetPlan(cluster_id, region, retired.get(region), None, kept=kept))
         else:
-            plans.append(_plan_orphans(context, cluster_id, region, orphaned, now))
+            plans.append(_plan_orphans(context, cluster_id, region, orphaned, now, retired.get(region)))
+    plans = _named_retired(plans, retiring)
     plans = _budget(context, plans, destinations, quotas or {})
     return DrPlan(tuple(plans), tuple(errors), _protected(context, plans, destinations), quotas=dict(quotas or {}))
 
@@ -457,11 +490,16 @@ def _retained(  # noqa: PLR0917
     )
 
 
-def _plan_orphans(
-    context: DrContext, cluster_id: str, region: str, copies: list[Snapshot], now: datetime
+def _plan_orphans(  # noqa: PLR0917
+    context: DrContext,
+    cluster_id: str,
+    region: str,
+    copies: list[Snapshot],
+    now: datetime,
+    retired: DrTarget | None = None,
 ) -> TargetPlan:
-    """Copies of a cluster that left DR (deleted, untagged, target dropped): pruned by the DR policy
-    recorded on the newest, never below one."""
+    """Copies of a cluster that left DR (deleted, untagged, target dropped from to=) or in a `retired`
+    target's region: pruned by the DR policy recorded on the newest, never below one."""
     newest = max(copies, key=lambda s: s.time or NEVER)
     recorded = newest.tags.get(tags.DR_POLICY, "")
     try:
@@ -469,8 +507,25 @@ def _plan_orphans(
     except PolicyError as error:
         reason = f"the DR policy recorded on copy {newest.id}, {recorded!r}, is unreadable ({error})"
         kept = tuple(Kept(s, ("recorded DR policy unreadable",)) for s in copies)
-        return TargetPlan(cluster_id, region, None, None, kept=kept, skip=(Reason.POLICY_ERROR, reason))
-    return _retained(context, cluster_id, region, None, policy, copies, now)
+        return TargetPlan(cluster_id, region, retired, None, kept=kept, skip=(Reason.POLICY_ERROR, reason))
+    return _retained(context, cluster_id, region, retired, policy, copies, now)
+
+
+def _named_retired(plans: list[TargetPlan], retiring: Mapping[tuple[str, str], DrTarget]) -> list[TargetPlan]:
+    """A DR tag that still names a retired target: reported skipped on the plan of its copies there (made
+    above, by their recorded policy), or on a plan of its own when it has none."""
+
+    def skipped(plan: TargetPlan, target: DrTarget) -> TargetPlan:
+        reason = (
+            f"target {target.name} (region {target.region}) is retired: no copy is started there, and the copies "
+            "there are pruned by the DR policy recorded on the newest, never below one; remove "
+            f"{target.name} from the cluster's to= (or un-retire the target)"
+        )
+        return replace(plan, target=target, skip=plan.skip or (Reason.TARGET_RETIRED, reason))
+
+    left = dict(retiring)
+    named = [skipped(p, left.pop((p.region, p.cluster_id))) if (p.region, p.cluster_id) in left else p for p in plans]
+    return named + [skipped(TargetPlan(c, r, t, None), t) for (r, c), t in sorted(left.items())]
 
 
 def _budget(

@@ -165,6 +165,7 @@ class Reason(StrEnum):
     OFF = "off"
     COPY_LIMIT = "copy-limit"  # at most 5 copies in progress per destination region
     KMS = "kms"  # an encrypted snapshot and a DR target without a usable key
+    TARGET_RETIRED = "target-retired"  # a DR tag names a target drTargets marks retired: no new copy there
 
 
 @dataclass

@@ -128,11 +128,14 @@ def engines(names: Iterable[str]) -> tuple[str, ...]:
 
 
 def dr_targets(value: object) -> dict[str, DrTarget]:
-    """drTargets: {"dr-west": {"region": "us-west-2", "kmsKey": "alias/snapshot-dr"}}, one target per region."""
+    """drTargets: {"dr-west": {"region": "us-west-2", "kmsKey": "alias/snapshot-dr"}}, one target per region;
+    "retired": true stops new copies to a target whose copies are still pruned."""
     try:
         return parse_dr_targets(value)
     except ValueError as error:
-        raise RuleError(f'an object of target name to {{"region": ..., "kmsKey": ...}}: {error}') from error
+        raise RuleError(
+            f'an object of target name to {{"region": ..., "kmsKey": ..., "retired": ...}}: {error}'
+        ) from error
 
 
 def vault(value: object, *, at: str, tz: str) -> Vault:

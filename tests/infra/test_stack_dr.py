@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,8 @@ from snapshot_scheduler.adapters import rds
 
 from infra import contract
 from infra.config import ConfigError, Settings
+from tests.infra import iam_model, service_authorization
+from tests.infra.service_authorization import PSEUDO
 from tests.infra.synthesis import Synthesized, synth
 from tests.infra.test_stack_iam import actions, function_statements
 
@@ -252,3 +255,82 @@ def test_the_dr_quota_alarm_fires_at_the_own_quota_alarms_threshold(dr_synth: Sy
     )
     description = json.dumps(dr["AlarmDescription"])
     assert "(eu-west-1, us-west-2;" in description and "dr.quotas" in description
+
+
+# ------------------------------------------------------------------------------------- a retired target
+
+RETIRED_TARGETS = {
+    "dr-west": {"region": "us-west-2", "kmsKey": "alias/snapshot-dr"},
+    "dr-eu": {**TARGETS["dr-eu"], "retired": True},
+}
+PSEUDO_ACCOUNT = PSEUDO["AWS::AccountId"]  # the account iam_model renders the template's ARNs with
+
+
+@pytest.fixture(scope="module")
+def retired_synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return synth({"drTargets": RETIRED_TARGETS, "deployment": "prod"}, outdir=tmp_path_factory.mktemp("retired"))
+
+
+def model_arn(region: str, name: str) -> str:
+    return f"arn:aws:rds:{region}:{PSEUDO_ACCOUNT}:cluster-snapshot:{name}"
+
+
+def test_a_retired_target_reaches_the_function_as_retired(retired_synth: Synthesized) -> None:
+    (function,) = [
+        f for i, f in retired_synth.resources("AWS::Lambda::Function").items() if i.startswith("BackupFunction")
+    ]
+    settings = engine_config.Settings.from_env(function["Properties"]["Environment"]["Variables"])
+    assert {t.name: t.retired for t in settings.dr_targets.values()} == {"dr-west": False, "dr-eu": True}
+
+
+@pytest.mark.parametrize("fold_case", [False, True])
+def test_into_a_retired_targets_region_the_role_cannot_copy_and_deletes_only_our_un_held_copies(
+    retired_synth: Synthesized, fold_case: bool
+) -> None:
+    statements = function_statements(retired_synth)
+    eu_copy, west_copy = (model_arn(r, "orders-20260310-0300-dr-useast1") for r in ("eu-west-1", "us-west-2"))
+
+    def may(
+        action: str, arn: str, *, resource: dict[str, str] | None = None, request: dict[str, str] | None = None
+    ) -> bool:
+        call = iam_model.Request(action, arn, resource_tags=resource or {}, request_tags=request or {})
+        return iam_model.allowed(statements, call, fold_case=fold_case)
+
+    # no copy into it, not even one carrying our DR marker; the active target still takes them
+    assert not may("rds:CopyDBClusterSnapshot", eu_copy, request=OUR_COPY_TAGS)
+    assert not may("rds:AddTagsToResource", eu_copy, request=OUR_COPY_TAGS)
+    assert may("rds:CopyDBClusterSnapshot", west_copy, request=OUR_COPY_TAGS)
+    # its copies are still pruned: ours only, never a held one
+    assert may("rds:DeleteDBClusterSnapshot", eu_copy, resource=OUR_COPY_TAGS)
+    assert not may("rds:DeleteDBClusterSnapshot", eu_copy, resource={**OUR_COPY_TAGS, "snapshot-hold": "yes"})
+    assert not may("rds:DeleteDBClusterSnapshot", eu_copy, resource={tags.DR_MARKER: "other"})
+    assert not may("rds:DeleteDBClusterSnapshot", eu_copy, resource={"snapshot-scheduler:deployment": "prod"})
+    # and no KMS there: neither its key nor any key of its region
+    kms = [s for s in statements if any(a.startswith("kms:") for a in actions(s))]
+    assert kms and "eu-west-1" not in json.dumps(kms) and "1234abcd" not in json.dumps(kms)
+
+
+def test_with_every_target_retired_nothing_can_be_copied_and_no_key_is_used(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    context = {"drTargets": {name: {**spec, "retired": True} for name, spec in TARGETS.items()}, "deployment": "prod"}
+    statements = function_statements(synth(context, outdir=tmp_path_factory.mktemp("all-retired")))
+    granted = {a for s in statements if s["Effect"] == "Allow" for a in actions(s)}
+
+    assert contract.RDS_COPY_SNAPSHOT not in granted and not any(a.startswith("kms:") for a in granted)
+    for region in ("us-west-2", "eu-west-1"):
+        copy = model_arn(region, "orders-20260310-0300-dr-useast1")
+        request = iam_model.Request("rds:DeleteDBClusterSnapshot", copy, resource_tags=OUR_COPY_TAGS)
+        assert iam_model.allowed(statements, request, fold_case=False)
+
+
+def test_dr_templates_agree_with_the_service_authorization_reference(
+    dr_synth: Synthesized, retired_synth: Synthesized
+) -> None:
+    for synthesized in (dr_synth, retired_synth):
+        template = synthesized.template_json()
+        assert [str(finding) for finding in service_authorization.check_template(template)] == []
+
+
+def test_a_dr_stack_with_a_retired_target_passes_cdk_nag_and_cdk_validation(tmp_path: Path) -> None:
+    synth({"drTargets": RETIRED_TARGETS, "deployment": "prod"}, outdir=tmp_path, nag=True, validation=True)

@@ -342,3 +342,87 @@ def test_each_dr_regions_quota_is_reported_and_the_fullest_one_is_the_metric(
     assert copied["dr"]["quotas"] == {EU: {"used": 3, "max": 4}, WEST: {"used": 0, "max": 10}}  # read before copies
     assert [m["DrQuotaUtilization"] for m in metrics] == [75.0, 75.0]  # the fullest region, not a sum or mean
     assert {e["region"] for e in dr(copied, "started")} == {EU, WEST}
+
+
+RETIRED = {"dr-west": {**TARGETS["dr-west"], "retired": True}}
+WEST_DAILY = "to=dr-west every=1d at=03:00 tz=UTC"
+
+
+def seed_copies(world: World, cluster: str, recorded: Mapping[int, str]) -> None:
+    """Finished copies of ours in the DR region, of the slots `days` before SLOT, each recording its DR
+    policy, as earlier runs made them (tags written out by hand)."""
+    world.west.create_cluster(cluster, created=START - timedelta(days=90))  # moto needs one to seed from
+    for days, policy in recorded.items():
+        slot = SLOT - timedelta(days=days)
+        source = f"arn:aws:rds:{SOURCE}:123456789012:cluster-snapshot:{cluster}-{slot:%Y%m%d-%H%M}"
+        world.west.seed_snapshot(
+            cluster,
+            copy_name(cluster, slot),
+            created=slot + timedelta(hours=1),
+            copy_of=source,
+            tags={
+                DR_MARKER: "test-deployment",
+                "snapshot-scheduler:dr-policy": policy,
+                "snapshot-scheduler:dr-target": "dr-west",
+                "snapshot-scheduler:dr-source": source,
+                "snapshot-scheduler:dr-source-region": SOURCE,
+                "snapshot-scheduler:cluster": cluster,
+                "snapshot-scheduler:slot": slot.isoformat(),
+            },
+        )
+    world.west.delete_cluster(cluster)
+
+
+def test_a_retired_target_gets_no_copy_and_its_copies_are_pruned_by_their_recorded_policy_never_below_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    world = World(copying_for=timedelta(minutes=30))
+    world.cluster("orders", dr="to=dr-west keep-daily=10")  # still tagged to the retired target, asking for more
+    world.east.create_cluster("gone", tags={"snapshot-policy": OWN})  # left DR long ago
+    # the newest copy of each records the policy that prunes them (the tag changed after the older ones)
+    seed_copies(
+        world, "orders", {1: f"{WEST_DAILY} keep-last=2", **{d: f"{WEST_DAILY} keep-last=9" for d in (2, 3, 4)}}
+    )
+    seed_copies(world, "gone", {d: f"{WEST_DAILY} keep-daily=1" for d in (1, 2, 3, 4)})
+    with world.handler(RETIRED) as handler:
+        capsys.readouterr()
+        reports = [r for d in range(3) for r in day(handler, d)]
+    metrics = metric_values(capsys)
+
+    assert set(world.copies()) == {
+        copy_name("orders", SLOT - timedelta(days=1)),
+        copy_name("orders", SLOT - timedelta(days=2)),
+        copy_name("gone", SLOT - timedelta(days=1)),
+    }
+    deleted = sorted((e["target"], e["snapshot"]) for e in dr(reports[0], "deleted"))
+    assert deleted == [
+        ("dr-west", copy_name(c, SLOT - timedelta(days=d)))
+        for c, d in [("gone", 4), ("gone", 3), ("gone", 2), ("orders", 4), ("orders", 3)]
+    ]
+    assert all(dr(r, "deleted") == [] for r in reports[1:])  # pruned once, then left alone
+    assert all(dr(r, "started") == [] for r in reports) and world.west.calls["CopyDBClusterSnapshot"] == 0
+    for report in reports:  # every run tells the tag's owner, and nothing is alarmed
+        (skip,) = dr(report, "skipped")
+        assert (skip["cluster"], skip["target"], skip["code"]) == ("orders", "dr-west", "target-retired")
+        assert report["dr"]["errors"] == [] and report["dr"]["out_of_policy"] == []
+    assert {e["cluster"] for r in reports for e in r["created"]} == {"orders", "gone"}  # own snapshots go on
+    assert all(m["PolicyErrors"] == 0 and m["DrTargetsOutOfPolicy"] == 0 for m in metrics)
+
+
+def test_a_dr_tag_naming_a_retired_and_an_active_target_copies_to_the_active_one_and_keeps_the_retired_copies() -> None:
+    world = World(copying_for=timedelta(minutes=30))
+    eu = world.regions.layer(EU, bucket=TokenBucket(), copying_for=timedelta(minutes=30))
+    rds_client(eu, region=EU)
+    world.cluster("orders", dr="to=dr-west+dr-eu keep-last=3")
+    world.cluster("broken", dr="to=dr-west")  # invalid: names no keep- word
+    seed_copies(world, "orders", {d: "to=dr-west+dr-eu every=1d at=03:00 tz=UTC keep-last=3" for d in (1, 2, 3, 4)})
+    seed_copies(world, "broken", {d: f"{WEST_DAILY} keep-last=1" for d in (1, 2, 3, 4)})
+    with world.handler({**RETIRED, "dr-eu": {"region": EU}}) as handler:
+        own, copied = day(handler, 0)
+
+    assert [(e["cluster"], e["region"]) for e in dr(copied, "started")] == [("orders", EU)]
+    orders_west = {c for c in world.copies() if c.startswith("orders")}
+    assert orders_west == {copy_name("orders", SLOT - timedelta(days=d)) for d in (1, 2, 3)}
+    assert len([c for c in world.copies() if c.startswith("broken")]) == 4  # a bad DR tag: none of its copies goes
+    assert [e["cluster"] for e in own["dr"]["errors"]] == ["broken"]
+    assert [(e["cluster"], e["code"]) for e in dr(copied, "skipped")] == [("orders", "target-retired")]

@@ -284,6 +284,19 @@ def test_dr_targets_are_read_with_their_region_and_key() -> None:
     west, eu = settings.dr_targets["dr-west"], settings.dr_targets["dr-eu"]
     assert (west.region, west.kms_key, eu.region, eu.kms_key) == ("us-west-2", "alias/snapshot-dr", "eu-west-1", None)
     assert settings.dr_copy_limit == 3
+    assert not west.retired and not eu.retired
+
+
+def test_a_retired_dr_target_is_read_as_retired() -> None:
+    targets = {"dr-west": {"region": "us-west-2", "retired": True}, "dr-eu": {"region": "eu-west-1", "retired": False}}
+
+    settings = Settings.from_env({**VALID, "SNAPSHOT_DR_TARGETS": json.dumps(targets)})
+
+    assert (settings.dr_targets["dr-west"].retired, settings.dr_targets["dr-eu"].retired) == (True, False)
+    assert {name: t.spec() for name, t in settings.dr_targets.items()} == {
+        "dr-west": {"region": "us-west-2", "retired": True},
+        "dr-eu": {"region": "eu-west-1"},
+    }
 
 
 @pytest.mark.parametrize(
@@ -297,6 +310,10 @@ def test_dr_targets_are_read_with_their_region_and_key() -> None:
         ),
         ('{"dr-west": {"region": "us-west-2", "account": "222222222222"}}', "unknown key 'account'"),
         ('{"1bad": {"region": "us-west-2"}}', "target name '1bad'"),
+        ('{"dr-west": {"region": "us-west-2", "retired": "true"}}', "retired 'true' is not true or false"),
+        ('{"dr-west": {"region": "us-west-2", "retired": 1}}', "retired 1 is not true or false"),
+        ('{"dr-west": {"region": "us-west-2", "kmsKey": null}}', "kmsKey None is not text"),
+        ('{"dr-west": {"region": ["us-west-2"]}}', "region ['us-west-2'] is not text"),
         ('["us-west-2"]', "expected an object"),
         ("{", "JSON"),
     ],

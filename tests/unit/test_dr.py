@@ -408,6 +408,71 @@ def test_a_target_dropped_from_the_tag_leaves_its_copies_to_the_recorded_policy(
     assert orphan.cluster is None and len(orphan.kept) == 3 and len(orphan.delete) == 2
 
 
+RETIRED = DrContext(
+    tag_key="snapshot-dr",
+    deployment=DEPLOYMENT,
+    source_region=SOURCE,
+    targets={"dr-west": DrTarget("dr-west", WEST, "alias/snapshot-dr", retired=True), "dr-eu": DrTarget("dr-eu", EU)},
+)
+
+
+def test_a_retired_target_gets_no_copy_and_its_copies_are_pruned_by_their_recorded_policy() -> None:
+    # the tag now asks for more than the copies recorded: the recorded policy is what prunes them
+    recorded = "to=dr-west every=1d at=03:00 tz=UTC keep-last=2"
+    copies = [copy_of("orders", SLOT - days(n), policy=recorded) for n in range(1, 5)]
+
+    _, planned = plan(
+        [cluster("orders", dr="to=dr-west keep-last=10")],
+        [own_snapshot("orders", SLOT)],
+        {WEST: copies},
+        context=RETIRED,
+    )
+
+    west = only(planned, "orders")
+    assert west.copy is None and planned.copies() == []
+    assert [k.snapshot.id for k in west.kept] == ["orders-20260309-0300-dr-useast1", "orders-20260308-0300-dr-useast1"]
+    assert len(west.delete) == 2
+    assert west.target is not None and west.target.name == "dr-west"
+    assert west.skip is not None and west.skip[0] is Reason.TARGET_RETIRED
+    assert "dr-west" in west.skip[1] and WEST in west.skip[1] and "remove dr-west" in west.skip[1]
+    assert planned.managed == [] and planned.errors == ()  # no freshness judged there, no policy error
+
+
+def test_a_retired_target_never_goes_below_one_copy() -> None:
+    recorded = "to=dr-west every=1d at=03:00 tz=UTC keep-daily=1"
+    copies = [copy_of("gone", SLOT - days(n), policy=recorded) for n in range(1, 4)]
+
+    _, planned = plan([], [], {WEST: copies}, context=RETIRED)
+
+    gone = only(planned, "gone")
+    assert [k.snapshot.id for k in gone.kept] == ["gone-20260309-0300-dr-useast1"] and len(gone.delete) == 2
+    assert gone.skip is None  # not tagged to it: nothing to tell the cluster's owner
+
+
+def test_a_dr_tag_naming_a_retired_target_without_copies_there_is_reported_and_the_other_target_copies() -> None:
+    _, planned = plan(
+        [cluster("orders", dr="to=dr-west+dr-eu keep-daily=3")], [own_snapshot("orders", SLOT)], context=RETIRED
+    )
+
+    west, eu = only(planned, "orders"), only(planned, "orders", EU)
+    assert west.skip is not None and west.skip[0] is Reason.TARGET_RETIRED
+    assert (west.kept, west.delete, west.copy) == ((), (), None)
+    assert planned.copies() == [eu] and eu.skip is None
+
+
+def test_a_cluster_with_an_invalid_dr_tag_keeps_every_copy_in_a_retired_target() -> None:
+    copies = [
+        copy_of("orders", SLOT - days(n), policy="to=dr-west every=1d at=03:00 tz=UTC keep-last=1") for n in range(1, 4)
+    ]
+
+    _, planned = plan(
+        [cluster("orders", dr="to=dr-west")], [own_snapshot("orders", SLOT)], {WEST: copies}, context=RETIRED
+    )
+
+    west = only(planned, "orders")
+    assert west.delete == () and len(west.kept) == 3 and len(planned.errors) == 1
+
+
 # ----------------------------------------------------------------------------------- source safety
 
 
