@@ -1,6 +1,7 @@
 """The act phase's copy step: after the cluster's own snapshots, delete the copies DR retention removes
 (they free the destination's quota), then start the copies due, region by region, most overdue first,
 under the run's shared time budget. Each destination region has its own adapter (its own pacer).
+`start_copy` and `delete_copy` (the calls and what their errors mean) serve the vault's copies too.
 
 No waiting for a place among the 5 copies in flight: what does not fit is deferred to the next run.
 """
@@ -8,7 +9,10 @@ No waiting for a place among the 5 copies in flight: what does not fit is deferr
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum, auto
+from functools import partial
 
 from snapshot_scheduler.adapters.rds import (
     KmsKeyError,
@@ -78,77 +82,131 @@ class Copier:
             logger.error(message, extra=extra)  # planning never lets one through; if it did, say so loudly
             _note(self._report, "failed", target, error="RefusedDelete", message=message)
             return
-        try:
-            self._regions[target.region].delete_snapshot(copy.id)
-        except (SnapshotBusy, SnapshotNotFound) as error:
-            logger.info(f"copy not deleted now, left for the next run: {error}", extra=extra)
-            return
-        except RdsError as error:
-            logger.error(f"copy delete failed: {error}", extra=extra)
-            _note(self._report, "failed", target, error=error.code, message=error.message)
-            return
-        logger.info("copy deleted", extra=extra)
-        _note(self._report, "deleted", target, snapshot=copy.id)
+        outcome = delete_copy(self._regions[target.region], copy.id, extra)
+        if outcome.kind is Outcome.DELETED:
+            _note(self._report, "deleted", target, snapshot=copy.id)
+        elif outcome.kind is Outcome.FAILED:
+            _note(self._report, "failed", target, error=outcome.code, message=outcome.message)
 
     def _copy(self, target: TargetPlan) -> tuple[Reason, str] | None:
         """Start one copy; (code, reason) when the region can take no more copies in this run."""
         job = target.copy
         assert job is not None and target.target is not None
-        rds = self._regions[target.region]
         extra = {"cluster": target.cluster_id, "region": target.region, "snapshot": job.identifier}
-        try:
-            rds.copy_snapshot(
-                job.source.arn, job.identifier, job.tags, kms_key=job.kms_key, source_region=self._context.source_region
-            )
-        except QuotaExceeded as error:
-            full = self._full(rds, target.region, error)
+        outcome = start_copy(
+            self._regions[target.region],
+            CopyCall(job.source.arn, job.identifier, job.tags, job.kms_key, self._context.source_region),
+            partial(is_our_copy, self._context),
+            extra,
+        )
+        if outcome.kind is Outcome.FULL:
+            full = Reason(outcome.code), outcome.message
             self._defer(target, *full)
             return full
-        except KmsKeyError as error:
+        if outcome.kind is Outcome.KMS:
             reason = (
                 f"target {target.target.name} (region {target.region}) cannot use KMS key {job.kms_key!r}: "
-                f"{error.message}; give the function's role kms:CreateGrant and kms:DescribeKey in the key policy"
+                f"{outcome.message}; give the function's role kms:CreateGrant and kms:DescribeKey in the key policy"
             )
             logger.error(reason, extra=extra)
             _note(self._report, "skipped", target, code=Reason.KMS.value, reason=reason)
-            return None
-        except SnapshotExists as error:
-            self._exists(target, error)
-            return None
-        except RdsError as error:
-            logger.error(f"copy failed to start: {error}", extra=extra)
-            _note(self._report, "failed", target, error=error.code, message=error.message)
-            return None
-        logger.info("copy started", extra=extra)
-        _note(self._report, "started", target, snapshot=job.identifier, source=job.source.id)
+        elif outcome.kind is Outcome.FAILED:
+            _note(self._report, "failed", target, error=outcome.code, message=outcome.message)
+        elif outcome.kind is Outcome.STARTED:
+            _note(self._report, "started", target, snapshot=job.identifier, source=job.source.id)
         return None
-
-    def _full(self, rds: RdsAdapter, region: str, error: QuotaExceeded) -> tuple[Reason, str]:
-        """SnapshotQuotaExceeded on a copy is the in-flight limit or the destination's full quota: the
-        destination's quota read tells them apart."""
-        quota = rds.quota()
-        if quota is not None and quota.used >= quota.max:
-            return Reason.QUOTA, f"the manual snapshot quota of {region} is full ({quota.used}/{quota.max})"
-        return Reason.COPY_LIMIT, f"{region} takes no more copies now ({error.message}); the next run starts it"
-
-    def _exists(self, target: TargetPlan, error: SnapshotExists) -> None:
-        """Our identifier exists: ours after an SDK retry (started) or a concurrent run's (done); someone
-        else's is reported, never counted done."""
-        assert target.copy is not None
-        try:
-            existing = self._regions[target.region].snapshot(target.copy.identifier)
-        except RdsError as describe_error:
-            _note(self._report, "failed", target, error=describe_error.code, message=describe_error.message)
-            return
-        if existing is None or not is_our_copy(self._context, existing):
-            message = f"snapshot {target.copy.identifier} in {target.region} exists and is not a copy of ours"
-            _note(self._report, "failed", target, error="IdentifierTaken", message=message)
-        elif error.retried:
-            _note(self._report, "started", target, snapshot=target.copy.identifier, source=target.copy.source.id)
 
     def _defer(self, target: TargetPlan, code: Reason, reason: str) -> None:
         logger.info(f"copy deferred: {reason}", extra={"cluster": target.cluster_id, "region": target.region})
         _note(self._report, "deferred", target, code=code.value, reason=reason)
+
+
+class Outcome(Enum):
+    """What one copy or delete call came to."""
+
+    STARTED = auto()
+    DONE = auto()  # a concurrent run had started the same copy: done, not counted twice
+    FULL = auto()  # the region takes no more copies now: code is the Reason (quota or copy-limit)
+    KMS = auto()  # the key cannot be used
+    FAILED = auto()
+    DELETED = auto()
+    LATER = auto()  # not deletable now (busy, or already gone): the next run sees
+
+
+@dataclass(frozen=True)
+class Result:
+    kind: Outcome
+    code: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class CopyCall:
+    """CopyDBClusterSnapshot's arguments: into the adapter's region, tags set explicitly."""
+
+    source_arn: str
+    identifier: str
+    tags: Mapping[str, str]
+    kms_key: str | None
+    source_region: str
+
+
+def start_copy(
+    rds: RdsAdapter, call: CopyCall, is_ours: Callable[[Snapshot], bool], extra: Mapping[str, str]
+) -> Result:
+    """Start one copy (DR or vault) and say what came of it; logged with `extra`."""
+    try:
+        rds.copy_snapshot(
+            call.source_arn, call.identifier, call.tags, kms_key=call.kms_key, source_region=call.source_region
+        )
+    except QuotaExceeded as error:
+        code, reason = _full(rds, error)
+        return Result(Outcome.FULL, code.value, reason)
+    except KmsKeyError as error:
+        return Result(Outcome.KMS, error.code, error.message)
+    except SnapshotExists as error:
+        return _exists(rds, call.identifier, error, is_ours)
+    except RdsError as error:
+        logger.error(f"copy failed to start: {error}", extra=extra)
+        return Result(Outcome.FAILED, error.code, error.message)
+    logger.info("copy started", extra=extra)
+    return Result(Outcome.STARTED)
+
+
+def _full(rds: RdsAdapter, error: QuotaExceeded) -> tuple[Reason, str]:
+    """SnapshotQuotaExceeded on a copy is the in-flight limit or the destination's full quota: the
+    destination's quota read tells them apart."""
+    quota = rds.quota()
+    if quota is not None and quota.used >= quota.max:
+        return Reason.QUOTA, f"the manual snapshot quota of {rds.region} is full ({quota.used}/{quota.max})"
+    return Reason.COPY_LIMIT, f"{rds.region} takes no more copies now ({error.message}); the next run starts it"
+
+
+def _exists(rds: RdsAdapter, identifier: str, error: SnapshotExists, is_ours: Callable[[Snapshot], bool]) -> Result:
+    """Our identifier exists: ours after an SDK retry (started) or a concurrent run's (done); someone
+    else's is reported, never counted done."""
+    try:
+        existing = rds.snapshot(identifier)
+    except RdsError as describe_error:
+        return Result(Outcome.FAILED, describe_error.code, describe_error.message)
+    if existing is None or not is_ours(existing):
+        message = f"snapshot {identifier} in {rds.region} exists and is not a copy of ours"
+        return Result(Outcome.FAILED, "IdentifierTaken", message)
+    return Result(Outcome.STARTED if error.retried else Outcome.DONE)
+
+
+def delete_copy(rds: RdsAdapter, snapshot_id: str, extra: Mapping[str, str]) -> Result:
+    """Delete one copy (the caller's last gate has passed it) and say what came of it."""
+    try:
+        rds.delete_snapshot(snapshot_id)
+    except (SnapshotBusy, SnapshotNotFound) as error:
+        logger.info(f"copy not deleted now, left for the next run: {error}", extra=extra)
+        return Result(Outcome.LATER, error.code, error.message)
+    except RdsError as error:
+        logger.error(f"copy delete failed: {error}", extra=extra)
+        return Result(Outcome.FAILED, error.code, error.message)
+    logger.info("copy deleted", extra=extra)
+    return Result(Outcome.DELETED)
 
 
 def _note(report: DrReport, kind: str, target: TargetPlan, **fields: str) -> None:
