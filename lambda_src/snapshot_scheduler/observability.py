@@ -5,9 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from snapshot_scheduler.model import DrReport, Reason, RunReport
+from snapshot_scheduler.model import DrReport, Reason, RunReport, VaultReport
 
 logger = Logger()
 metrics = Metrics()
@@ -56,15 +56,30 @@ class Metric(StrEnum):
     DR_TARGETS_OUT_OF_POLICY = "DrTargetsOutOfPolicy"
     DR_OLDEST_RECOVERY_POINT_AGE = "DrOldestRecoveryPointAge"
     DR_QUOTA_UTILIZATION = "DrQuotaUtilization"  # the fullest DR region's, like QUOTA_UTILIZATION: no region dimension
+    # Emitted by a vault run (SNAPSHOT_VAULT), with Heartbeat, RunDuration and the quota metrics.
+    VAULT_COPIES_STARTED = "VaultCopiesStarted"
+    VAULT_COPIES_DELETED = "VaultCopiesDeleted"
+    VAULT_COPIES_DEFERRED = "VaultCopiesDeferred"
+    VAULT_COPIES_FAILED = "VaultCopiesFailed"
+    VAULT_COPIES_STUCK = "VaultCopiesStuck"
+    VAULT_SHARES_IGNORED = "VaultSharesIgnored"
+    # Per configured source, dimension SOURCE_DIMENSION besides the two above (seconds).
+    VAULT_RECOVERY_POINT_AGE = "VaultRecoveryPointAge"
+    VAULT_SOURCE_SILENCE = "VaultSourceSilence"
 
 
 DR_METRICS = frozenset(metric for metric in Metric if metric.value.startswith("Dr"))
+VAULT_METRICS = frozenset(metric for metric in Metric if metric.value.startswith("Vault"))
+SOURCE_DIMENSION = "source"  # "<account>/<region>" of a vault's source
 
 
 def publish(report: RunReport, deployment: str) -> None:
     """One EMF set per run. Counts are emitted even when zero, so alarms and graphs see every run."""
     if metrics.default_dimensions.get(DEPLOYMENT_DIMENSION) != deployment:  # once per container
         metrics.set_default_dimensions(**{DEPLOYMENT_DIMENSION: deployment})
+    if report.vault is not None:
+        _publish_vault(report, report.vault)
+        return
     count = MetricUnit.Count
     counts = {
         Metric.SNAPSHOTS_CREATED: len(report.created),
@@ -93,10 +108,7 @@ def publish(report: RunReport, deployment: str) -> None:
     }
     for name, value in counts.items():
         metrics.add_metric(name=name.value, unit=count, value=value)
-    if report.quota is not None:
-        metrics.add_metric(name=Metric.QUOTA_USED.value, unit=count, value=report.quota.used)
-        metrics.add_metric(name=Metric.QUOTA_MAX.value, unit=count, value=report.quota.max)
-        metrics.add_metric(name=Metric.QUOTA_UTILIZATION.value, unit=MetricUnit.Percent, value=report.quota.utilization)
+    _publish_quota(report)
     if report.oldest_recovery_point_age is not None:
         metrics.add_metric(
             name=Metric.OLDEST_RECOVERY_POINT_AGE.value,
@@ -126,3 +138,44 @@ def _publish_dr(dr: DrReport) -> None:
     worst = dr.worst_quota_utilization
     if worst is not None:
         metrics.add_metric(name=Metric.DR_QUOTA_UTILIZATION.value, unit=MetricUnit.Percent, value=worst)
+
+
+def _publish_quota(report: RunReport) -> None:
+    if report.quota is not None:
+        metrics.add_metric(name=Metric.QUOTA_USED.value, unit=MetricUnit.Count, value=report.quota.used)
+        metrics.add_metric(name=Metric.QUOTA_MAX.value, unit=MetricUnit.Count, value=report.quota.max)
+        metrics.add_metric(name=Metric.QUOTA_UTILIZATION.value, unit=MetricUnit.Percent, value=report.quota.utilization)
+
+
+def _publish_vault(report: RunReport, vault: VaultReport) -> None:
+    """A vault run: its counts, the heartbeat, the quota and the duration in the run's blob; each source's
+    recovery point age and silence in a blob of its own, with the source as a third dimension."""
+    counts = {
+        Metric.VAULT_COPIES_STARTED: len(vault.started),
+        Metric.VAULT_COPIES_DELETED: len(vault.deleted),
+        Metric.VAULT_COPIES_DEFERRED: len(vault.deferred),
+        Metric.VAULT_COPIES_FAILED: len(vault.failed),
+        Metric.VAULT_COPIES_STUCK: len(vault.stuck),
+        Metric.VAULT_SHARES_IGNORED: len(vault.ignored),
+        Metric.HEARTBEAT: 1,
+    }
+    for name, value in counts.items():
+        metrics.add_metric(name=name.value, unit=MetricUnit.Count, value=value)
+    _publish_quota(report)
+    metrics.add_metric(name=Metric.RUN_DURATION.value, unit=MetricUnit.Milliseconds, value=report.duration_ms)
+    for source in vault.sources:
+        for name, key in (
+            (Metric.VAULT_RECOVERY_POINT_AGE, "recovery_point_age_seconds"),
+            (Metric.VAULT_SOURCE_SILENCE, "silence_seconds"),
+        ):
+            value = source[key]
+            if value is None:
+                continue
+            with single_metric(
+                name=name.value,
+                unit=MetricUnit.Seconds,
+                value=float(value),
+                namespace=metrics.namespace,
+                default_dimensions={**metrics.default_dimensions, SERVICE_DIMENSION: str(metrics.service)},
+            ) as metric:
+                metric.add_dimension(name=SOURCE_DIMENSION, value=str(source["source"]))

@@ -80,6 +80,9 @@ class FakeRds:
     clusters_by_id: dict[str, Cluster] = field(default_factory=dict)
     snapshots_by_id: dict[str, Snapshot] = field(default_factory=dict)
     unlisted: set[str] = field(default_factory=set)  # clusters the listing misses (a direct lookup finds them)
+    region: str = "eu-west-1"
+    shared_by_arn: dict[str, Snapshot] = field(default_factory=dict)  # other accounts' snapshots shared with us
+    new_copy_status: str = "copying"
     calls: list[tuple[str, ...]] = field(default_factory=list)
     _faults: list[_Fault] = field(default_factory=list)
     _lock: threading.RLock = field(default_factory=threading.RLock)  # the service calls from several threads
@@ -127,6 +130,16 @@ class FakeRds:
         )
         self.snapshots_by_id[snapshot.id] = snapshot
         return snapshot
+
+    def share(self, snapshot: Snapshot) -> Snapshot:
+        """Another account shares `snapshot` (its ARN names the owner) with this one."""
+        self.shared_by_arn[snapshot.arn] = snapshot
+        return snapshot
+
+    def finish_copying(self, status: str = "available") -> None:
+        for snapshot in list(self.snapshots_by_id.values()):
+            if snapshot.status == "copying":
+                self.snapshots_by_id[snapshot.id] = replace(snapshot, status=status)
 
     def set_cluster_status(self, cluster_id: str, status: str) -> None:
         self.clusters_by_id[cluster_id] = replace(self.clusters_by_id[cluster_id], status=status)
@@ -210,6 +223,33 @@ class FakeRds:
             return None
         return Quota(used=self.manual_used(), max=self.quota_max)
 
+    def shared_snapshots(self) -> list[Snapshot]:
+        self._enter("shared_snapshots")
+        return list(self.shared_by_arn.values())
+
+    def copy_snapshot(
+        self, source_arn: str, target_id: str, tags: Mapping[str, str], *, kms_key: str | None, source_region: str
+    ) -> None:
+        with self._lock:
+            self._enter("copy_snapshot", source_arn, target_id, targets=(source_arn, target_id))
+            _check_identifier(target_id)
+            _check_tags(tags)
+            source = self.shared_by_arn.get(source_arn)
+            if source is None:
+                raise SnapshotNotFound("DBClusterSnapshotNotFoundFault", f"{source_arn} not found or not shared")
+            if target_id.lower() in self.snapshots_by_id:
+                raise SnapshotExists("DBClusterSnapshotAlreadyExistsFault", f"{target_id} exists.")
+            if source.encrypted and not kms_key:
+                raise RdsError(
+                    "InvalidParameterValue", "an encrypted snapshot shared from another account needs KmsKeyId"
+                )
+            if self.quota_max is not None and self.manual_used() >= self.quota_max:
+                raise QuotaExceeded(
+                    "SnapshotQuotaExceeded", f"Cannot create more than {self.quota_max} manual snapshots"
+                )
+            copy = self.add_snapshot(target_id, source.cluster_id, self.now, tags, status=self.new_copy_status)
+            self.snapshots_by_id[copy.id] = replace(copy, source_arn=source_arn, encrypted=source.encrypted)
+
     def snapshot(self, snapshot_id: str) -> Snapshot | None:
         self._enter("snapshot", snapshot_id, targets=(snapshot_id,))
         return self.snapshots_by_id.get(snapshot_id.lower())
@@ -246,7 +286,7 @@ class FakeRds:
         snapshot = self.snapshots_by_id.get(snapshot_id.lower())
         if snapshot is None:
             raise SnapshotNotFound("DBClusterSnapshotNotFoundFault", f"{snapshot_id} not found.")
-        if snapshot.status != "available":
+        if snapshot.status not in ("available", "failed"):
             raise SnapshotBusy("InvalidDBClusterSnapshotStateFault", f"{snapshot_id} is {snapshot.status}.")
         del self.snapshots_by_id[snapshot.id]
 
@@ -335,3 +375,17 @@ class LambdaClock:
 
     def budget(self, margin: float = 30.0) -> service.Budget:
         return service.Budget(remaining=lambda: self.remaining, sleep=self.sleep, margin=margin)
+
+
+@dataclass
+class FakeContext:
+    """What Powertools and the handler read from the Lambda context."""
+
+    clock: LambdaClock
+    function_name: str = "snapshot-scheduler"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:snapshot-scheduler"
+    aws_request_id: str = "c0ffee00-0000-4000-8000-000000000000"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.clock.remaining_ms()

@@ -226,3 +226,40 @@ def test_a_key_the_copy_cannot_use_is_a_kms_key_error(client: Any) -> None:
         stub.add_client_error("copy_db_cluster_snapshot", service_error_code="KMSKeyNotAccessibleFault")
         with pytest.raises(KmsKeyError):
             copy(client, "alias/nobody")
+
+
+def test_a_copy_from_the_vaults_own_region_sends_no_source_region(client: Any) -> None:
+    shared = "arn:aws:rds:eu-west-1:111111111111:cluster-snapshot:orders-20260310-0300"
+    expected = {
+        "SourceDBClusterSnapshotIdentifier": shared,
+        "TargetDBClusterSnapshotIdentifier": "orders-20260310-0300-v0a1b2c3d",
+        "Tags": [{"Key": "k", "Value": "v"}],
+        "KmsKeyId": "alias/snapshot-vault",
+    }
+    with Stubber(client) as stub:
+        stub.add_response("copy_db_cluster_snapshot", {}, expected)
+        RdsAdapter(client).copy_snapshot(
+            shared,
+            "orders-20260310-0300-v0a1b2c3d",
+            {"k": "v"},
+            kms_key="alias/snapshot-vault",
+            source_region="eu-west-1",
+        )
+        stub.assert_no_pending_responses()
+
+
+def test_the_shared_listing_asks_for_shared_snapshots_included_page_by_page(client: Any) -> None:
+    arn = "arn:aws:rds:eu-west-1:111111111111:cluster-snapshot:orders-20260310-0300"
+    page = {
+        "DBClusterSnapshots": [
+            {"DBClusterSnapshotIdentifier": arn, "DBClusterSnapshotArn": arn, "DBClusterIdentifier": "orders"}
+        ]
+    }
+    with Stubber(client) as stub:
+        asked = {"SnapshotType": "shared", "IncludeShared": True, "MaxRecords": 100}
+        stub.add_response("describe_db_cluster_snapshots", {**page, "Marker": "m2"}, asked)
+        stub.add_response("describe_db_cluster_snapshots", page, {**asked, "Marker": "m2"})
+        shared = RdsAdapter(client).shared_snapshots()
+        stub.assert_no_pending_responses()
+
+    assert [(s.arn, s.cluster_id) for s in shared] == [(arn, "orders")] * 2

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -17,10 +16,10 @@ from snapshot_scheduler import observability
 from snapshot_scheduler.adapters.rds import ClusterBusy, QuotaExceeded, RdsAdapter, RdsError
 from snapshot_scheduler.config import Settings
 from snapshot_scheduler.handlers import backup
-from snapshot_scheduler.observability import DR_METRICS, Metric
+from snapshot_scheduler.observability import DR_METRICS, VAULT_METRICS, Metric
 
 from tests.support.emf import emf_blobs
-from tests.support.fake_rds import FakeRds, LambdaClock, managed_snapshot, settings
+from tests.support.fake_rds import FakeContext, FakeRds, LambdaClock, managed_snapshot, settings
 
 NAMESPACE = "SnapshotScheduler-UnitTests"
 SERVICE = "snapshot-scheduler"
@@ -38,20 +37,6 @@ UNITS = {
     Metric.OLDEST_RECOVERY_POINT_AGE: "Seconds",
     Metric.RUN_DURATION: "Milliseconds",
 }
-
-
-@dataclass
-class FakeContext:
-    """What Powertools and the handler read from the Lambda context."""
-
-    clock: LambdaClock
-    function_name: str = "snapshot-scheduler"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:snapshot-scheduler"
-    aws_request_id: str = "c0ffee00-0000-4000-8000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.clock.remaining_ms()
 
 
 @pytest.fixture(autouse=True)
@@ -198,7 +183,7 @@ def test_one_run_emits_one_blob_with_every_metric_and_its_value(
         Metric.OLDEST_RECOVERY_POINT_AGE: (AT - (SLOT - timedelta(days=6) + timedelta(minutes=2))).total_seconds(),
         Metric.HEARTBEAT: 1,
     }
-    assert set(values) == {m.value for m in Metric if m not in DR_METRICS}  # no DR target configured
+    assert set(values) == {m.value for m in Metric if m not in DR_METRICS | VAULT_METRICS}  # no DR target, no vault
     assert {name: values[name.value] for name in expected} == expected
     assert 0 <= values[Metric.RUN_DURATION] < 60_000
     # the answer agrees with the metrics
@@ -227,7 +212,7 @@ def test_every_metric_has_its_contracted_unit(
     invoke(monkeypatch, rds, clock=LambdaClock(rds, remaining=120))
 
     units = metric_units(one_blob(capsys))
-    assert units == {m.value: UNITS.get(m, "Count") for m in Metric if m not in DR_METRICS}
+    assert units == {m.value: UNITS.get(m, "Count") for m in Metric if m not in DR_METRICS | VAULT_METRICS}
 
 
 def test_quiet_run_still_emits_every_count_as_zero_and_a_heartbeat(
@@ -240,7 +225,7 @@ def test_quiet_run_still_emits_every_count_as_zero_and_a_heartbeat(
     invoke(monkeypatch, rds)
 
     values = metric_values(one_blob(capsys))
-    counts = {m.value for m in Metric if m not in DR_METRICS} - {
+    counts = {m.value for m in Metric if m not in DR_METRICS | VAULT_METRICS} - {
         Metric.QUOTA_USED,
         Metric.QUOTA_MAX,
         Metric.QUOTA_UTILIZATION,

@@ -46,6 +46,15 @@ IAM_ACTIONS = (
 # Called in each destination region when DR targets are configured (with the describes, tags and delete
 # above, there); the stack grants it once it configures DR targets.
 DR_IAM_ACTIONS = ("rds:CopyDBClusterSnapshot",)
+# Called by a vault run (SNAPSHOT_VAULT), in its own region only: the shared listing and its own sweep, its
+# quota, copies of shared snapshots with their tags, deletes of its copies. It creates no snapshot.
+VAULT_IAM_ACTIONS = (
+    "rds:DescribeDBClusterSnapshots",
+    "rds:DescribeAccountAttributes",
+    "rds:CopyDBClusterSnapshot",
+    "rds:AddTagsToResource",
+    "rds:DeleteDBClusterSnapshot",
+)
 
 _NETWORK_ERRORS = (EndpointError, HTTPClientError)  # connection failures and timeouts
 THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded"})
@@ -204,6 +213,14 @@ class RdsAdapter:
         )
         return [_snapshot(raw) for raw in pages]
 
+    def shared_snapshots(self) -> list[Snapshot]:
+        """Every cluster snapshot other accounts share with this one (one paginated sweep): SnapshotType shared
+        lists them only with IncludeShared. Their ARN names the owner; their tags are not readable here."""
+        pages = self._pages(
+            "describe_db_cluster_snapshots", "DBClusterSnapshots", SnapshotType="shared", IncludeShared=True
+        )
+        return [_snapshot(raw) for raw in pages]
+
     def quota(self) -> Quota | None:
         """The manual cluster snapshot quota, or None when RDS will not say (the run carries on)."""
         try:
@@ -228,14 +245,15 @@ class RdsAdapter:
     def copy_snapshot(
         self, source_arn: str, target_id: str, tags: Mapping[str, str], *, kms_key: str | None, source_region: str
     ) -> None:
-        """Start a copy into this adapter's region, tags set explicitly (never CopyTags); boto3 signs the
-        PreSignedUrl for `source_region`."""
+        """Start a copy into this adapter's region, tags set explicitly (never CopyTags); from another region,
+        boto3 signs the PreSignedUrl for `source_region`."""
         params: dict[str, Any] = {
             "SourceDBClusterSnapshotIdentifier": source_arn,
             "TargetDBClusterSnapshotIdentifier": target_id,
             "Tags": [{"Key": key, "Value": value} for key, value in tags.items()],
-            "SourceRegion": source_region,
         }
+        if source_region != self.region:
+            params["SourceRegion"] = source_region
         if kms_key:
             params["KmsKeyId"] = kms_key
         self._call("copy_db_cluster_snapshot", **params)

@@ -1,4 +1,5 @@
-"""The scheduled Lambda: event -> scheduled time and dry-run; context -> time budget; then one run."""
+"""The scheduled Lambda: event -> scheduled time and dry-run; context -> time budget; then one run (a vault's
+run when SNAPSHOT_VAULT is set)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from snapshot_scheduler import service
+from snapshot_scheduler import service, vault_service
 from snapshot_scheduler.adapters.rds import Pacer, RdsAdapter, build_client
 from snapshot_scheduler.config import DR_TARGETS, Settings
 from snapshot_scheduler.errors import ConfigError
@@ -44,7 +45,8 @@ def runtime() -> Runtime:
 def adapters(
     settings: Settings, build: Callable[[str | None], RDSClient] | None = None
 ) -> tuple[RdsAdapter, dict[str, RdsAdapter]]:
-    """The function's own region's adapter and one per DR target region, each with its own pacer: every
+    """The function's own region's adapter and one per DR target region (a vault: per source region), each
+    with its own pacer: every
     region has its own RDS token bucket. `build` makes a region's client (None: the default region); the
     CLI passes its own, with the operator's profile."""
     client = build or build_client
@@ -57,6 +59,9 @@ def adapters(
                 "a DR target must be another region"
             )
         regions[target.region] = RdsAdapter(client(target.region), Pacer(settings.api_rate, settings.api_burst))
+    for region in sorted({region for _, region in settings.vault.source_keys} if settings.vault else ()):
+        if region != rds.region:  # a vault lists what is shared with it in each source region, there
+            regions[region] = RdsAdapter(client(region), Pacer(settings.api_rate, settings.api_burst))
     return rds, regions
 
 
@@ -95,9 +100,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     at = scheduled_time(event)
     dry_run = deps.settings.dry_run or event_dry_run(event)
     budget = service.Budget(remaining=lambda: context.get_remaining_time_in_millis() / 1000, sleep=deps.sleep)
-    report = service.run(
-        deps.settings, deps.rds, at, now=deps.now(), dry_run=dry_run, budget=budget, regions=deps.regions
-    )
+    if deps.settings.vault is not None:  # a vault: copies what its sources share, snapshots nothing
+        report = vault_service.run(
+            deps.settings, deps.rds, at, now=deps.now(), dry_run=dry_run, budget=budget, regions=deps.regions
+        )
+    else:
+        report = service.run(
+            deps.settings, deps.rds, at, now=deps.now(), dry_run=dry_run, budget=budget, regions=deps.regions
+        )
     publish(report, deps.settings.deployment)
     answer = report.to_dict()
     logger.info("run finished", extra={"report": answer})
