@@ -160,13 +160,16 @@ def test_metric_names_and_dimensions_are_the_ones_the_code_emits() -> None:
         contract.DR_TARGETS_OUT_OF_POLICY,
         contract.DR_OLDEST_RECOVERY_POINT_AGE,
         contract.DR_QUOTA_UTILIZATION,
+        *contract.VAULT_METRICS,
     }
     assert referenced <= emitted
     assert named == referenced
-    assert (contract.DIMENSION_SERVICE, contract.DIMENSION_DEPLOYMENT) == (
+    assert (contract.DIMENSION_SERVICE, contract.DIMENSION_DEPLOYMENT, contract.DIMENSION_SOURCE) == (
         observability.SERVICE_DIMENSION,
         observability.DEPLOYMENT_DIMENSION,
+        observability.SOURCE_DIMENSION,
     )
+    assert set(contract.VAULT_METRICS) == set(observability.VAULT_METRICS)
 
 
 def test_handler_path_names_the_lambda_handler(default_synth: Synthesized) -> None:
