@@ -301,8 +301,9 @@ class RunReport:
 
     @property
     def complete(self) -> bool:
-        """Nothing failed and nothing was put off."""
-        return not self.failed and not self.deferred
+        """Nothing failed and nothing was put off, copies to DR regions included."""
+        copies = self.dr is not None and bool(self.dr.failed or self.dr.deferred)
+        return not self.failed and not self.deferred and not copies
 
     def to_dict(self) -> dict[str, Any]:
         return {

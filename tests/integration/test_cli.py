@@ -437,6 +437,7 @@ def dr_regions(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def dr_cli(capsys: pytest.CaptureFixture[str], world: World, at: datetime, *argv: str) -> tuple[int, str]:
     """The CLI at `at` (the layer's clock moved there), through the same layers as the handler."""
     world.clock.advance_to(at)  # type: ignore[attr-defined]
+    _CLOCK[0] = at  # `run` checks its time against the clock, as the Lambda does
     capsys.readouterr()  # the handler's own output so far
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(cli, "build_client", rds_adapter.build_client)  # the harness's: layer attached
@@ -550,3 +551,28 @@ def test_plan_orders_copies_most_overdue_first_and_lists_failed_and_pruned_copie
     ]
     assert plans["orders"]["keep"][0]["snapshot"] == dr_copy_name("orders", DR_SLOT + timedelta(days=1))
     assert f"delete {dr_copy_name('orders')} (2026-03-10 03:00 UTC): not kept by the DR policy" in squeezed(plan_text)
+
+
+def test_run_copies_to_the_dr_regions_as_the_function_does_and_lists_the_copies(
+    dr_regions: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given two DR-tagged clusters whose own snapshots the scheduled function took at 03:05
+    world = World(copying_for=timedelta(hours=1))
+    world.cluster("orders")
+    world.cluster("secret", encrypted=True)  # alias/snapshot-dr was never made in the DR region
+    with world.handler() as handler:
+        handler.run(DR_START)
+
+        # When an operator runs the CLI at 04:05 (text), then again at 06:05 (JSON)
+        code, text = dr_cli(capsys, world, DR_START + timedelta(hours=1), "run")
+        _, again = dr_cli(capsys, world, DR_START + timedelta(hours=3), "run", "--json")
+
+    # Then the first run copied orders to us-west-2 and skipped secret for its key, saying so; the second
+    # found the copy available and copied nothing twice
+    assert code == 0  # a skip is reported, as a skipped cluster is: the run is complete
+    assert world.copies() == {dr_copy_name("orders"): "available"}
+    text = squeezed(text)
+    assert f"copy started orders {dr_copy_name('orders')} to dr-west (us-west-2) from orders-20260310-0300" in text
+    assert "copy skipped secret dr-west (us-west-2): kms: target dr-west (region us-west-2) cannot use KMS key" in text
+    report = json.loads(again)["dr"]
+    assert report["started"] == [] and report["targets_managed"] == 2

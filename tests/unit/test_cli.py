@@ -466,6 +466,7 @@ def test_the_run_report_lists_the_copies_started_deferred_and_skipped() -> None:
     )
     assert "copy deferred billing dr-west (us-west-2): copy-limit: 5 copies are in progress" in text
     assert "copy skipped secret dr-west (us-west-2): kms: no key" in text
+    assert "Not complete" in text  # a deferred copy is put off, as a deferred snapshot is: exit status 1
 
 
 def test_status_flags_a_target_with_no_copy_even_when_a_run_would_start_one() -> None:
