@@ -51,10 +51,8 @@ def grant_dr_copies(role: iam.Role, *, targets: Mapping[str, DrTarget], deployme
             conditions={"StringEquals": {f"rds:cluster-snapshot-tag/{contract.DR_MARKER_TAG}": deployment}},
         )
     )
-    for index, target in enumerate(active):
-        if target.kms_key:
-            _grant_key(role, stack, index, target)
-    _acknowledge(role, stack, regions)
+    by_alias = [target.region for index, target in enumerate(active) if _grant_key(role, stack, index, target)]
+    _acknowledge(role, stack, regions, key_regions=by_alias)
 
 
 def _grant_copy(role: iam.Role, stack: Stack, copies: list[str], deployment: str) -> None:
@@ -83,10 +81,13 @@ def _grant_copy(role: iam.Role, stack: Stack, copies: list[str], deployment: str
     )
 
 
-def _grant_key(role: iam.Role, stack: Stack, index: int, target: DrTarget) -> None:
-    assert target.kms_key is not None
+def _grant_key(role: iam.Role, stack: Stack, index: int, target: DrTarget) -> bool:
+    """The target's key, when it has one; True when given by alias (granted on the region's keys carrying it)."""
+    if not target.kms_key:
+        return False
     resource, alias = key_resource(stack, target.region, target.kms_key)
     grant_copy_key(role, (f"DrDescribeTargetKey{index}", f"DrGrantTargetKeyToRds{index}"), resource, alias)
+    return alias is not None
 
 
 def grant_copy_key(role: iam.Role, sids: tuple[str, str], resource: str, alias: str | None) -> None:
@@ -137,7 +138,10 @@ def keys_of(stack: Stack, region: str, account: str | None = None) -> str:
     )
 
 
-def _acknowledge(role: iam.Role, stack: Stack, regions: list[str]) -> None:
+def _acknowledge(role: iam.Role, stack: Stack, regions: list[str], *, key_regions: list[str]) -> None:
+    """cdk-nag's wildcard findings, each where it arises: copies in every target region, keys (by alias) only
+    in the regions of active targets whose key is an alias."""
+
     def spelled(value: str, pseudo: str) -> str:
         return f"<AWS::{pseudo}>" if Token.is_unresolved(value) else value
 
@@ -147,11 +151,12 @@ def _acknowledge(role: iam.Role, stack: Stack, regions: list[str]) -> None:
         findings.append(
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::arn:{partition}:rds:{region}:{account}:cluster-snapshot:*]",
-                reason=f"DR copies in {region} are named at run time; IAM allows copying and tagging only with "
-                f"this deployment's {contract.DR_MARKER_TAG} request tag and deleting only copies carrying it, "
-                "never a held one.",
+                reason=f"DR copies in {region} are named at run time; IAM allows copying and tagging (not into a "
+                f"retired target's region) only with this deployment's {contract.DR_MARKER_TAG} request tag and "
+                "deleting only copies carrying it, never a held one.",
             )
         )
+    for region in key_regions:
         findings.append(
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::arn:{partition}:kms:{region}:{account}:key/*]",

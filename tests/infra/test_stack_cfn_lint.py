@@ -1,6 +1,6 @@
 """cfn-lint passes on every synthesized template: the default, a two-environment fleet, one with every
-optional resource, and a vault. (The one ignored rule, W3005 on the function, is set on that resource in
-infra/backup_function.py with its reason.)"""
+optional resource, a vault, and DR targets (one retired). (The one ignored rule, W3005 on the function, is
+set on that resource in infra/backup_function.py with its reason.)"""
 
 from __future__ import annotations
 
@@ -32,6 +32,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
             "sources": [{"account": "111111111111", "regions": ["eu-west-1", "us-east-1"]}],
             "policy": "gfs",
             "kmsKey": "alias/snapshot-vault",
+        },
+    },
+    "dr": {
+        "drTargets": {
+            "dr-west": {"region": "us-west-2", "kmsKey": "alias/snapshot-dr"},
+            "dr-eu": {"region": "eu-west-1", "retired": True},
         },
     },
 }

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -330,7 +329,3 @@ def test_dr_templates_agree_with_the_service_authorization_reference(
     for synthesized in (dr_synth, retired_synth):
         template = synthesized.template_json()
         assert [str(finding) for finding in service_authorization.check_template(template)] == []
-
-
-def test_a_dr_stack_with_a_retired_target_passes_cdk_nag_and_cdk_validation(tmp_path: Path) -> None:
-    synth({"drTargets": RETIRED_TARGETS, "deployment": "prod"}, outdir=tmp_path, nag=True, validation=True)

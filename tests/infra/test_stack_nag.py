@@ -26,7 +26,16 @@ VAULT = {
         "kmsKey": "alias/snapshot-vault",
     },
 }
-CONTEXTS = pytest.mark.parametrize("context", [CONTEXT, VAULT], ids=["source", "vault"])
+# DR targets: a key by alias, a key by ARN on a retired target (no copy, no KMS there), one without a key.
+DR = {
+    **CONTEXT,
+    "drTargets": {
+        "dr-west": {"region": "us-west-2", "kmsKey": "alias/snapshot-dr"},
+        "dr-eu": {"region": "eu-west-1", "kmsKey": "arn:aws:kms:eu-west-1:111111111111:key/1234abcd", "retired": True},
+        "dr-ap": {"region": "ap-southeast-2"},
+    },
+}
+CONTEXTS = pytest.mark.parametrize("context", [CONTEXT, VAULT, DR], ids=["source", "vault", "dr"])
 
 
 def violations(outdir: Path) -> set[tuple[str, str]]:
