@@ -270,22 +270,24 @@ class Monitoring(Construct):
         self._alarm(
             "DeletionsPending",
             metric=self.run_metric(contract.DELETIONS_PENDING, "Maximum"),
-            description="A CLUSTER'S POLICY TAG CHANGED to one that keeps fewer snapshots: the snapshots only the "
-            "earlier policy keeps will be deleted once the new policy has stood for policyChangeGraceHours "
-            "(default 24) from its first snapshot. Read the run report's 'pending' entries: they name the "
-            "cluster, each snapshot, the policy that deletes it, the one that keeps it and when it becomes deletable "
-            "('snapshot-scheduler plan' shows them too). If the change was intended, nothing to do: the alarm "
-            "clears when they are deleted. If not, restore the policy tag (or tag the snapshots "
-            "snapshot-hold=true) before then. Check who changed the tag in CloudTrail (AddTagsToResource)." + logs_hint,
+            description="A CLUSTER'S POLICY TAG (OR DR TAG) CHANGED to one that keeps fewer snapshots (or DR "
+            "copies): those only the earlier policy keeps will be deleted once the new policy has stood for "
+            "policyChangeGraceHours (default 24) from its first snapshot (copy). Read the run report's 'pending' "
+            "and 'dr.pending' entries: they name the cluster (and the copy's region), each snapshot, the policy that "
+            "deletes it, the one that keeps it and when it becomes deletable ('snapshot-scheduler plan' shows them "
+            "too). If the change was intended, nothing to do: the alarm clears when they are deleted. If not, "
+            "restore the tag (or tag the snapshots or copies snapshot-hold=true) before then. Check who changed "
+            "the tag in CloudTrail (AddTagsToResource)." + logs_hint,
         )
         self._alarm(
             "MassDeletion",
             metric=self.run_metric(contract.MASS_DELETIONS, "Maximum"),
-            description="A run deleted at least 3 snapshots of one cluster, and at least a third of those it "
-            "had (ordinary retention deletes one or two at a time). Expected once a policy change's grace ends "
-            "(a DeletionsPending alarm came first) or after holds are released. Find the cluster in the run "
-            "report's stats.mass_deletions and its 'deleted' entries; if nobody meant it, check who changed its "
-            "policy tag or the deployment's namedPolicies, and hold what must stay (snapshot-hold=true)." + logs_hint,
+            description="A run deleted at least 3 snapshots of one cluster (or DR copies of one cluster in one "
+            "region), and at least a third of those it had (ordinary retention deletes one or two at a time). "
+            "Expected once a policy change's grace ends (a DeletionsPending alarm came first) or after holds are "
+            "released. Find the cluster in the run report's stats.mass_deletions (copies: dr.mass_deletions, "
+            "cluster/region) and its 'deleted' entries; if nobody meant it, check who changed its policy or DR tag "
+            "or the deployment's named policies, and hold what must stay (snapshot-hold=true)." + logs_hint,
         )
 
     def _account_alarms(self) -> None:

@@ -45,6 +45,7 @@ from snapshot_scheduler.model import AVAILABLE, CREATING, Cluster, DrReport, Quo
 from snapshot_scheduler.observability import logger
 from snapshot_scheduler.planning import ClusterPlan, ForeignMarked, Kept, out_of_policy, plan_run, recovery_point_age
 from snapshot_scheduler.policy import Policy, PolicyError, describe_retention, describe_schedule, is_off
+from snapshot_scheduler.policy_change import Pending
 from snapshot_scheduler.schedule import next_slot
 
 if TYPE_CHECKING:
@@ -579,7 +580,7 @@ def cluster_status(
         problem = plan.defer[1]
     if plan.pending:  # someone should see this before the grace ends
         attention = True
-        problem = problem or pending_problem(plan)
+        problem = problem or pending_problem(plan.pending)
     age = recovery_point_age(plan, at) if plan.cluster is not None else None
     if plan.cluster is None and newest is not None:
         age = at - (newest.created or newest.time or at)
@@ -604,11 +605,15 @@ def cluster_status(
     )
 
 
-def pending_problem(plan: ClusterPlan) -> str:
-    first = plan.pending[0]
+def pending_problem(pending: Sequence[Pending], *, copies: bool = False) -> str:
+    """What a change of policy (of DR policy, for `copies`) will delete when its grace ends, and how to stop it."""
+    first, count = pending[0], len(pending)
+    what = (
+        (f"{count} {'copy' if count == 1 else 'copies'}", "DR tag") if copies else (_plural(count, "snapshot"), "tag")
+    )
     return (
-        f"policy changed: {_plural(len(plan.pending), 'snapshot')} that {first.kept_by!r} keeps will be deleted "
-        f"from {_when(first.deletable_after)} at the earliest; restore the tag or hold them to keep them"
+        f"{'DR ' if copies else ''}policy changed: {what[0]} that {first.kept_by!r} keeps will be deleted "
+        f"from {_when(first.deletable_after)} at the earliest; restore the {what[1]} or hold them to keep them"
     )
 
 
@@ -639,19 +644,14 @@ def plan_to_dict(plan: ClusterPlan) -> dict[str, Any]:
         "defer": _reason_dict(plan.defer),
         "fail": None if plan.fail is None else {"error": plan.fail[0], "message": plan.fail[1]},
         "delete": [{"snapshot": s.id, "time": _iso(s.time)} for s in plan.delete],
-        "pending": [
-            {
-                "snapshot": p.snapshot.id,
-                "time": _iso(p.snapshot.time),
-                "policy": p.policy,
-                "kept_by": p.kept_by,
-                "since": _iso(p.since),
-                "deletable_after": _iso(p.deletable_after),
-            }
-            for p in plan.pending
-        ],
+        "pending": _pending_dicts(plan.pending),
         "keep": _kept_dicts(plan.kept),
     }
+
+
+def _pending_dicts(pending: Sequence[Pending], policy: str | None = None) -> list[dict[str, Any]]:
+    """`policy`: the current policy as the user writes it, when it is more than the retention (a DR tag's)."""
+    return [p.entry() | {"time": _iso(p.snapshot.time), "policy": policy or p.policy} for p in pending]
 
 
 def _kept_dicts(kept: Sequence[Kept]) -> list[dict[str, Any]]:
@@ -743,6 +743,11 @@ def render_report(report: RunReport) -> str:
             f"{_plural(len(report.pending), 'deletion')} caused by a policy change wait for the grace "
             "(restore the policy tag, or hold the snapshots, to keep them)."
         )
+    if report.dr is not None and report.dr.pending:
+        lines.append(
+            f"{_plural(len(report.dr.pending), 'copy deletion')} caused by a DR policy change wait for the grace "
+            "(restore the DR tag, or hold the copies, to keep them)."
+        )
     if not report.complete:
         lines.append("Not complete: what was deferred or failed is retried by the next run (exit status 1).")
     return "\n".join(lines)
@@ -758,6 +763,14 @@ def _dr_report_rows(dr: DrReport | None) -> list[tuple[str, str, str]]:
     rows += [("copy failed", e["cluster"], f"{_where(e)}: {e['error']}: {e['message']}") for e in dr.failed]
     rows += [("copy stuck", e["cluster"], f"{e['snapshot']} in {_where(e)}: {e['reason']}") for e in dr.stuck]
     rows += [("dr policy error", e["cluster"], e["reason"]) for e in dr.errors]
+    rows += [
+        (
+            "copy pending",
+            str(e["cluster"]),
+            f"{e['snapshot']} in {e['region']}: kept by {e['kept_by']!r} until {e['deletable_after']}",
+        )
+        for e in dr.pending
+    ]
     return rows
 
 
@@ -796,7 +809,7 @@ def render_plan(plans: Sequence[ClusterPlan], at: datetime, run_interval: timede
         for snapshot in sorted(plan.delete, key=lambda s: s.time or at, reverse=True):
             pairs.append(("delete", f"{snapshot.id}  ({_when(snapshot.time)})"))
         if plan.pending:
-            pairs.append(("pending", pending_problem(plan)))
+            pairs.append(("pending", pending_problem(plan.pending)))
         for kept in _kept_newest_first(plan.kept):
             pairs.append(("keep", f"{kept.snapshot.id}  ({_when(kept.snapshot.time)}): {', '.join(kept.reasons)}"))
         lines.append(render_pairs(pairs))
@@ -939,6 +952,8 @@ class CopyStatus:
     stuck: tuple[Snapshot, ...]
     failed: tuple[Snapshot, ...]
     problems: tuple[str, ...]
+    pending: int = 0  # deletions a change of DR policy caused, waiting for the grace
+    pending_until: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -954,6 +969,8 @@ class CopyStatus:
             "in_flight": [_copying_dict(s) for s in self.in_flight],
             "stuck": [_copying_dict(s) for s in self.stuck],
             "failed": [s.id for s in self.failed],
+            "pending": self.pending,
+            "pending_deletable_after": _iso(self.pending_until),
             "problems": list(self.problems),
         }
 
@@ -1021,12 +1038,14 @@ def copy_status(plan: TargetPlan, at: datetime, grace: timedelta, allowance: tim
         f"copy {s.id} still copying since {_when(s.created)}; RDS may be slow, never cancelled" for s in plan.stuck
     ]
     problems += [f"copy {s.id} ended failed: the next run deletes it and copies the slot again" for s in plan.failed]
+    if plan.pending:  # someone should see this before the grace ends
+        problems.append(pending_problem(plan.pending, copies=True))
     return CopyStatus(
         cluster=plan.cluster_id,
         target=plan.target.name if plan.target is not None else None,
         region=plan.region,
         state=state,
-        attention=attention or bool(plan.stuck or plan.failed),
+        attention=attention or bool(plan.stuck or plan.failed or plan.pending),
         newest=newest.id if newest else None,
         newest_slot=newest.time if newest else None,
         age=copy_age(plan, at),
@@ -1035,6 +1054,8 @@ def copy_status(plan: TargetPlan, at: datetime, grace: timedelta, allowance: tim
         stuck=plan.stuck,
         failed=plan.failed,
         problems=tuple(problems),
+        pending=len(plan.pending),
+        pending_until=plan.pending[0].deletable_after if plan.pending else None,
     )
 
 
@@ -1078,7 +1099,7 @@ def render_dr_status(status: DrStatus) -> str:
                 row.state,
                 row.newest or "-",
                 age_text(row.age) if row.age is not None else "-",
-                str(row.copies),
+                str(row.copies) + (f" ({row.pending} pending)" if row.pending else ""),
                 ", ".join(_copying_text(s) for s in row.in_flight) or "-",
             )
             for row in status.targets
@@ -1129,6 +1150,7 @@ def _target_plan_dict(plan: TargetPlan, order: Mapping[int, tuple[int, int]]) ->
         "fail": None if plan.fail is None else {"error": plan.fail[0], "message": plan.fail[1]},
         "waiting": plan.waiting,
         "delete": [{"snapshot": s.id, "time": _iso(s.time), "reason": _delete_reason(plan, s)} for s in plan.delete],
+        "pending": _pending_dicts(plan.pending, plan.policy.spec() if plan.policy else None),
         "keep": _kept_dicts(plan.kept),
         "in_flight": [_copying_dict(s) for s in plan.in_flight],
         "stuck": [_copying_dict(s) for s in plan.stuck],
@@ -1218,6 +1240,8 @@ def _target_pairs(plan: TargetPlan, order: Mapping[int, tuple[int, int]]) -> lis
     elif plan.cluster is not None:
         pairs.append(("copy", "nothing: this DR slot's copy exists or is copying"))
     pairs += [("delete", f"{s.id}  ({_when(s.time)}): {_delete_reason(plan, s)}") for s in plan.delete]
+    if plan.pending:
+        pairs.append(("pending", pending_problem(plan.pending, copies=True)))
     for kept in _kept_newest_first(plan.kept):
         reasons = ", ".join(kept.reasons) + _in_flight_text(plan, kept.snapshot)
         pairs.append(("keep", f"{kept.snapshot.id}  ({_when(kept.snapshot.time)}): {reasons}"))

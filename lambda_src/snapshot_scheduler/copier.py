@@ -8,6 +8,7 @@ No waiting for a place among the 5 copies in flight: what does not fit is deferr
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -236,6 +237,39 @@ def report_plan(plan: DrPlan, report: DrReport) -> None:
         for copy in target.stuck:
             since = copy.created.isoformat() if copy.created else "unknown"
             _note(report, "stuck", target, snapshot=copy.id, reason=f"still copying since {since}")
+        _report_pending(target, report)
+
+
+def _report_pending(target: TargetPlan, report: DrReport) -> None:
+    """Deletions a change of DR policy caused, waiting for the grace: loudly, so someone can stop them."""
+    if not target.pending or target.policy is None:
+        return
+    where = {"cluster": target.cluster_id, "region": target.region}
+    named = {"target": target.target.name} if target.target is not None else {}
+    spec = target.policy.spec()  # the DR policy, `to=` included: the words to compare with the DR tag
+    report.pending += [{**where, **named, **pending.entry(), "policy": spec} for pending in target.pending]
+    first = target.pending[0]
+    logger.warning(
+        f"DR policy change: {len(target.pending)} copies in {target.region} that {first.kept_by!r} keeps would be "
+        f"deleted by {spec!r}; they wait until {first.deletable_after.isoformat()} at the earliest. Restore the "
+        "DR tag, or hold the copies, to keep them",
+        extra={**where, "pending": [p.snapshot.id for p in target.pending]},
+    )
+
+
+def report_mass_deletions(plan: DrPlan, report: DrReport, least: int) -> None:
+    """A run that deleted at least `least` of one cluster's copies in one region, and at least a third of
+    them (copies that ended failed are not history, and not counted), is a mass deletion, as for snapshots."""
+    deleted = Counter((entry["cluster"], entry["region"]) for entry in report.deleted)
+    for target in plan.targets:
+        count = deleted[(target.cluster_id, target.region)] - len(target.failed)
+        total = len(target.kept) + len(target.delete) - len(target.failed)
+        if count >= least and 3 * count >= total:
+            report.mass_deletions.append(f"{target.cluster_id}/{target.region}")
+            logger.warning(
+                f"mass deletion: {count} of {total} copies in {target.region} deleted",
+                extra={"cluster": target.cluster_id, "region": target.region},
+            )
 
 
 def report_freshness(plan: DrPlan, report: DrReport, at: datetime, grace: timedelta, allowance: timedelta) -> None:

@@ -20,8 +20,9 @@ from datetime import datetime, timedelta
 from snapshot_scheduler import tags
 from snapshot_scheduler.model import AVAILABLE, Cluster, Quota, Reason, Snapshot
 from snapshot_scheduler.naming import copy_id, parse_snapshot_arn
-from snapshot_scheduler.planning import NEVER, ClusterPlan, Kept, RunPlan, retain
+from snapshot_scheduler.planning import NEVER, ClusterPlan, Kept, RunPlan, retain_after_grace
 from snapshot_scheduler.policy import Policy, PolicyError, is_off, parse_policy
+from snapshot_scheduler.policy_change import DEFAULT_GRACE, Pending, Record
 from snapshot_scheduler.schedule import current_slot
 
 COPYING = "copying"
@@ -131,6 +132,15 @@ class DrPolicy:
         return f"copies to {', '.join(self.targets)}: {self.policy.describe()}"
 
 
+def _dr_retention(text: str) -> Policy:
+    return parse_dr_policy(text).policy
+
+
+# Copies record their DR policy: a change of its keep- words waits the policy-change grace as a change of the
+# policy tag does (policy_change); `to=` is not retention, so naming another target is no change.
+DR_RECORD = Record(tags.DR_POLICY, _dr_retention)
+
+
 def parse_dr_policy(
     text: str, named: Mapping[str, str] | None = None, *, at: str = "03:00", tz: str = "UTC"
 ) -> DrPolicy:
@@ -209,6 +219,7 @@ class DrContext:
     default_tz: str = "UTC"
     copy_limit: int = COPY_LIMIT
     stuck_after: timedelta = timedelta(hours=24)
+    change_grace: timedelta = DEFAULT_GRACE  # deletions a change of DR policy caused wait this long
 
     def parse(self, text: str) -> DrPolicy:
         return parse_dr_policy(text, self.named, at=self.default_at, tz=self.default_tz)
@@ -244,6 +255,7 @@ class TargetPlan:
     kept: tuple[Kept, ...] = ()
     delete: tuple[Snapshot, ...] = ()
     failed: tuple[Snapshot, ...] = ()  # copies that ended `failed`: deleted (they are ours) and reported
+    pending: tuple[Pending, ...] = ()  # deletions a change of DR policy caused, waiting for the grace (also kept)
     stuck: tuple[Snapshot, ...] = ()  # still copying after stuck_after: reported, never cancelled
     in_flight: tuple[Snapshot, ...] = ()
     slot: datetime | None = None
@@ -360,7 +372,9 @@ def plan_dr(
             kept = tuple(Kept(s, ("DR tag is invalid",)) for s in orphaned)
             plans.append(TargetPlan(cluster_id, region, retired.get(region), None, kept=kept))
         else:
-            plans.append(_plan_orphans(context, cluster_id, region, orphaned, now, retired.get(region)))
+            plans.append(
+                _plan_orphans(context, cluster_id, region, orphaned, at=at, now=now, retired=retired.get(region))
+            )
     plans = _named_retired(plans, retiring)
     plans = _budget(context, plans, destinations, quotas or {})
     return DrPlan(tuple(plans), tuple(errors), _protected(context, plans, destinations), quotas=dict(quotas or {}))
@@ -399,7 +413,7 @@ def _plan_target(  # noqa: PLR0917 - one call site
     at: datetime,
     now: datetime,
 ) -> TargetPlan:
-    base = _retained(context, cluster.id, target.region, target, policy, copies, now)
+    base = _retained(context, cluster.id, target.region, target, policy, copies, at=at, now=now)
     slot = current_slot(policy.policy, at)
     base = replace(base, cluster=cluster, slot=slot)
     identifier = copy_id(cluster.id, slot, context.source_region)
@@ -467,12 +481,15 @@ def _retained(  # noqa: PLR0917
     target: DrTarget | None,
     policy: DrPolicy,
     copies: list[Snapshot],
+    *,
+    at: datetime,
     now: datetime,
 ) -> TargetPlan:
-    """Retention of one cluster's copies in one region; failed copies are deleted, stuck ones reported."""
+    """Retention of one cluster's copies in one region, what a change of DR policy caused waiting for the
+    grace; failed copies are deleted, stuck ones reported."""
     failed = tuple(c for c in copies if c.status == FAILED)
     live = [c for c in copies if c.status != FAILED]
-    kept, delete = retain(policy.policy, live)
+    kept, delete, pending = retain_after_grace(policy.policy, live, at, context.change_grace, DR_RECORD)
     in_flight = tuple(c for c in live if c.status == COPYING)
     stuck = tuple(c for c in in_flight if c.created is not None and now - c.created > context.stuck_after)
     newest = max((c.time for c in live if c.status == AVAILABLE and c.time is not None), default=None)
@@ -484,22 +501,26 @@ def _retained(  # noqa: PLR0917
         kept=kept,
         delete=delete + failed,
         failed=failed,
+        pending=pending,
         stuck=stuck,
         in_flight=in_flight,
         newest_available=newest,
     )
 
 
-def _plan_orphans(  # noqa: PLR0917
+def _plan_orphans(
     context: DrContext,
     cluster_id: str,
     region: str,
     copies: list[Snapshot],
+    *,
+    at: datetime,
     now: datetime,
     retired: DrTarget | None = None,
 ) -> TargetPlan:
     """Copies of a cluster that left DR (deleted, untagged, target dropped from to=) or in a `retired`
-    target's region: pruned by the DR policy recorded on the newest, never below one."""
+    target's region: pruned by the DR policy recorded on the newest, never below one (and, when that policy
+    is itself a recent change, after the grace, as any change of DR policy)."""
     newest = max(copies, key=lambda s: s.time or NEVER)
     recorded = newest.tags.get(tags.DR_POLICY, "")
     try:
@@ -508,7 +529,7 @@ def _plan_orphans(  # noqa: PLR0917
         reason = f"the DR policy recorded on copy {newest.id}, {recorded!r}, is unreadable ({error})"
         kept = tuple(Kept(s, ("recorded DR policy unreadable",)) for s in copies)
         return TargetPlan(cluster_id, region, retired, None, kept=kept, skip=(Reason.POLICY_ERROR, reason))
-    return _retained(context, cluster_id, region, retired, policy, copies, now)
+    return _retained(context, cluster_id, region, retired, policy, copies, at=at, now=now)
 
 
 def _named_retired(plans: list[TargetPlan], retiring: Mapping[tuple[str, str], DrTarget]) -> list[TargetPlan]:

@@ -189,6 +189,9 @@ class DrReport(CopyReport):
     cluster and the destination region (and the target, when it is still configured)."""
 
     errors: list[dict[str, str]] = field(default_factory=list)  # DR tags that cannot be used
+    # Deletions a change of DR policy caused, waiting for the grace: as RunReport.pending, with region and target.
+    pending: list[dict[str, str | None]] = field(default_factory=list)
+    mass_deletions: list[str] = field(default_factory=list)  # "cluster/region": most of its copies there deleted
     targets_managed: int = 0
     out_of_policy: list[str] = field(default_factory=list)  # "cluster/region"
     oldest_copy_age: float | None = None
@@ -207,6 +210,8 @@ class DrReport(CopyReport):
         return {
             **super().to_dict(),
             "errors": self.errors,
+            "pending": self.pending,
+            "mass_deletions": self.mass_deletions,
             "targets_managed": self.targets_managed,
             "out_of_policy": self.out_of_policy,
             "oldest_copy_age_seconds": self.oldest_copy_age,

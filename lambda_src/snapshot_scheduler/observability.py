@@ -103,8 +103,9 @@ def publish(report: RunReport, deployment: str) -> None:
         Metric.CLUSTERS_NEWLY_OUT_OF_POLICY: len(report.newly_out_of_policy),
         Metric.SLOTS_MISSED: len(report.missed),
         Metric.HEARTBEAT: 1,
-        Metric.DELETIONS_PENDING: len(report.pending),
-        Metric.MASS_DELETIONS: len(report.mass_deletions),
+        # A copy's history is as much at stake as a snapshot's: one alarm each, whichever it is.
+        Metric.DELETIONS_PENDING: len(report.pending) + (len(report.dr.pending) if report.dr is not None else 0),
+        Metric.MASS_DELETIONS: len(report.mass_deletions) + (len(report.dr.mass_deletions) if report.dr else 0),
     }
     for name, value in counts.items():
         metrics.add_metric(name=name.value, unit=count, value=value)

@@ -24,7 +24,7 @@ from snapshot_scheduler.model import (
 )
 from snapshot_scheduler.naming import snapshot_id
 from snapshot_scheduler.policy import Policy, PolicyError, is_off, parse_policy
-from snapshot_scheduler.policy_change import DEFAULT_GRACE, Pending, hold_back
+from snapshot_scheduler.policy_change import DEFAULT_GRACE, OWN, Pending, Record, hold_back
 from snapshot_scheduler.retention import plan_retention
 from snapshot_scheduler.schedule import current_slot, next_slot
 
@@ -318,7 +318,7 @@ def _plan_cluster(  # noqa: PLR0917 - called from one place, through partial
         policy = context.parse(text)
     except PolicyError as error:
         return _unreadable(cluster, snapshots, f"policy tag {context.tag_key}={text!r}: {error}")
-    kept, delete, pending = _retain_after_grace(context, policy, snapshots, at)
+    kept, delete, pending = retain_after_grace(policy, snapshots, at, context.change_grace)
     slot = current_slot(policy, at)
     identifier = snapshot_id(cluster.id, slot)
     base = ClusterPlan(
@@ -412,20 +412,21 @@ def _plan_orphan(context: PolicyContext, cluster_id: str, snapshots: list[Snapsh
         )
         kept = tuple(Kept(s, ("recorded policy unreadable",)) for s in snapshots)
         return ClusterPlan(cluster_id, None, None, kept=kept, skip=(Reason.POLICY_ERROR, reason))
-    kept, delete, pending = _retain_after_grace(context, policy, snapshots, at)
+    kept, delete, pending = retain_after_grace(policy, snapshots, at, context.change_grace)
     return ClusterPlan(cluster_id, None, policy, kept=kept, delete=delete, pending=pending)
 
 
-def _retain_after_grace(
-    context: PolicyContext, policy: Policy, snapshots: Sequence[Snapshot], at: datetime
+def retain_after_grace(
+    policy: Policy, snapshots: Sequence[Snapshot], at: datetime, change_grace: timedelta, record: Record = OWN
 ) -> tuple[tuple[Kept, ...], tuple[Snapshot, ...], tuple[Pending, ...]]:
-    """Retention, then the deletions a change of policy caused held back for the grace (policy_change)."""
+    """Retention, then the deletions a change of policy caused held back for the grace (policy_change);
+    `record` says where the snapshots record their policy (a DR copy: its DR policy)."""
     kept, delete = retain(policy, snapshots)
 
     def deletes_under(recorded: Policy) -> set[str]:
         return {s.id for s in retain(recorded, snapshots)[1]}
 
-    grace = hold_back(policy, snapshots, delete, at=at, grace=context.change_grace, deletes_under=deletes_under)
+    grace = hold_back(policy, snapshots, delete, at=at, grace=change_grace, deletes_under=deletes_under, record=record)
     waiting = [Kept(p.snapshot, (p.reason,)) for p in grace.pending]
     if grace.anchor is not None:
         waiting.append(

@@ -2,8 +2,9 @@
 
 Tagging a cluster is a far wider permission than deleting snapshots, so a one-word tag edit (`gfs` to
 `daily`) must not erase years of history in the next run. Every snapshot records the policy it was taken
-under (tags.POLICY). While the current policy has not yet been recorded, without interruption, for the
-grace, a deletion it wants waits (is *pending*) when
+under (tags.POLICY; a DR copy, its DR policy under tags.DR_POLICY: a `Record` says which tag and how to read
+its retention). While the current policy has not yet been recorded, without interruption, for the grace, a
+deletion it wants waits (is *pending*) when
 
 - the snapshot was taken under another policy (it is evidence of the earlier policy: deleting it could
   make the change look older than it is), or
@@ -32,6 +33,30 @@ UNREADABLE = "(unreadable)"
 
 
 @dataclass(frozen=True)
+class Record:
+    """Where snapshots record the policy they were made under (a tag key), and how to read its retention
+    from that text (raising PolicyError when it cannot)."""
+
+    tag_key: str
+    parse: Callable[[str], Policy]
+
+    def of(self, snapshot: Snapshot) -> str:
+        """The policy `snapshot` was made under, as recorded on it."""
+        return snapshot.tags.get(self.tag_key, "")
+
+    def read(self, text: str) -> Policy | None:
+        return _parse(self, text)
+
+    def canonical(self, text: str) -> str | None:
+        """The retention part of a recorded text, spelled out; None when it does not parse."""
+        policy = self.read(text)
+        return None if policy is None else policy.spec()
+
+
+OWN = Record(tags.POLICY, parse_policy)  # the cluster's own snapshots
+
+
+@dataclass(frozen=True)
 class Pending:
     """A deletion the current policy wants that waits for the grace."""
 
@@ -46,6 +71,16 @@ class Pending:
         return (
             f"policy change pending: kept for {self.kept_by!r} until {self.deletable_after.isoformat()} at the earliest"
         )
+
+    def entry(self) -> dict[str, str | None]:
+        """The run report's `pending` entry (less the cluster)."""
+        return {
+            "snapshot": self.snapshot.id,
+            "policy": self.policy,
+            "kept_by": self.kept_by,
+            "since": None if self.since is None else self.since.isoformat(),
+            "deletable_after": self.deletable_after.isoformat(),
+        }
 
 
 @dataclass(frozen=True)
@@ -67,24 +102,26 @@ def hold_back(
     at: datetime,
     grace: timedelta,
     deletes_under: Callable[[Policy], set[str]],
+    record: Record = OWN,
 ) -> Grace:
     """Split `delete` (what `policy` removes from the cluster's `snapshots` at `at`) into what goes now and
-    what waits. `deletes_under(q)` is what policy `q` would remove from the same snapshots."""
+    what waits. `deletes_under(q)` is what policy `q` would remove from the same snapshots; `record` says
+    where each snapshot records its policy (the current one's retention is `policy`)."""
     spec = policy.spec()
-    others = {text for text in {recorded(s) for s in snapshots} - {spec} if _canonical(text) != spec}
+    others = {text for text in {record.of(s) for s in snapshots} - {spec} if record.canonical(text) != spec}
     if not delete or grace <= timedelta(0) or not others:
         return Grace(tuple(delete))
-    anchor = first_under(snapshots, spec)
+    anchor = first_under(snapshots, spec, record)
     since = None if anchor is None else anchor.created
     if since is not None and at >= since + grace:
         return Grace(tuple(delete))
     deletable_after = (since or at) + grace
-    keeps = _Keeps(others, deletes_under)
+    keeps = _Keeps(others, deletes_under, record)
     now: list[Snapshot] = []
     pending: list[Pending] = []
     kept_anchor = None
     for snapshot in delete:
-        own = recorded(snapshot)
+        own = record.of(snapshot)
         kept_by = keeps.first_keeping(snapshot, own=own if own in others else None)
         if kept_by is not None:
             pending.append(Pending(snapshot, spec, kept_by, since, deletable_after))
@@ -95,18 +132,14 @@ def hold_back(
     return Grace(tuple(now), tuple(pending), kept_anchor)
 
 
-def recorded(snapshot: Snapshot) -> str:
-    """The policy a snapshot was taken under, as recorded on it."""
-    return snapshot.tags.get(tags.POLICY, "")
-
-
-def first_under(snapshots: Sequence[Snapshot], spec: str) -> Snapshot | None:
+def first_under(snapshots: Sequence[Snapshot], spec: str, record: Record = OWN) -> Snapshot | None:
     """The oldest snapshot in the newest unbroken run of snapshots recording `spec`, in creation order
     (RDS's time, which no tag can change); None when the newest records something else."""
     first = None
     dated = [(s.created, s) for s in snapshots if s.created is not None]
     for _, snapshot in sorted(dated, key=lambda pair: pair[0], reverse=True):
-        if recorded(snapshot) != spec and _canonical(recorded(snapshot)) != spec:
+        text = record.of(snapshot)
+        if text != spec and record.canonical(text) != spec:
             break
         first = snapshot
     return first
@@ -115,9 +148,10 @@ def first_under(snapshots: Sequence[Snapshot], spec: str) -> Snapshot | None:
 class _Keeps:
     """Which recorded policies keep a snapshot; each policy's retention worked out once, when first asked."""
 
-    def __init__(self, specs: set[str], deletes_under: Callable[[Policy], set[str]]) -> None:
+    def __init__(self, specs: set[str], deletes_under: Callable[[Policy], set[str]], record: Record) -> None:
         self._specs = sorted(specs)
         self._deletes_under = deletes_under
+        self._record = record
         self._deleted: dict[str, set[str] | None] = {}
 
     def first_keeping(self, snapshot: Snapshot, *, own: str | None) -> str | None:
@@ -132,19 +166,14 @@ class _Keeps:
     def _deleted_by(self, spec: str) -> set[str] | None:
         """What `spec` would delete; None when it does not parse (then it keeps everything)."""
         if spec not in self._deleted:
-            policy = _parse(spec)
+            policy = self._record.read(spec)
             self._deleted[spec] = None if policy is None else self._deletes_under(policy)
         return self._deleted[spec]
 
 
 @lru_cache(maxsize=1024)
-def _parse(text: str) -> Policy | None:
+def _parse(record: Record, text: str) -> Policy | None:
     try:
-        return parse_policy(text)
+        return record.parse(text)
     except PolicyError:
         return None
-
-
-def _canonical(text: str) -> str | None:
-    policy = _parse(text)
-    return None if policy is None else policy.spec()

@@ -29,7 +29,7 @@ from snapshot_scheduler.adapters.rds import (
     SnapshotNotFound,
 )
 from snapshot_scheduler.config import Settings
-from snapshot_scheduler.copier import Copier, report_freshness, report_plan
+from snapshot_scheduler.copier import Copier, report_freshness, report_mass_deletions, report_plan
 from snapshot_scheduler.dr import DrContext, DrPlan, blind_plan, keep_sources, plan_dr
 from snapshot_scheduler.errors import ScheduleError
 from snapshot_scheduler.freshness import SCHEDULE_TOO_SPARSE, schedule_warning, slot_left_untaken, slots_no_run_took
@@ -105,6 +105,7 @@ def dr_context(settings: Settings, source_region: str) -> DrContext:
         default_tz=settings.default_tz,
         copy_limit=settings.dr_copy_limit,
         stuck_after=settings.dr_stuck,
+        change_grace=settings.policy_change_grace,
     )
 
 
@@ -214,6 +215,7 @@ def run(
             copier.start(dr)
     if dr is not None and report.dr is not None:
         report_freshness(dr, report.dr, max(at, now or at), settings.grace, settings.dr_stuck)
+        report_mass_deletions(dr, report.dr, MASS_DELETION_MIN)
     under_way = {entry["cluster"] for entry in report.created} | actor.made_elsewhere
     _report_recovery_points(discovery.plan, report, settings.grace, max(at, now or at), under_way)
     _report_mass_deletions(discovery.plan, report)
@@ -258,17 +260,7 @@ def _report_decisions(plan: RunPlan, report: RunReport) -> None:
 
 def _report_pending(cluster: ClusterPlan, report: RunReport) -> None:
     """Deletions a change of policy caused, waiting for the grace: loudly, so someone can stop them."""
-    for pending in cluster.pending:
-        report.pending.append(
-            {
-                "cluster": cluster.cluster_id,
-                "snapshot": pending.snapshot.id,
-                "policy": pending.policy,
-                "kept_by": pending.kept_by,
-                "since": None if pending.since is None else pending.since.isoformat(),
-                "deletable_after": pending.deletable_after.isoformat(),
-            }
-        )
+    report.pending += [{"cluster": cluster.cluster_id, **pending.entry()} for pending in cluster.pending]
     if cluster.pending:
         first = cluster.pending[0]
         logger.warning(

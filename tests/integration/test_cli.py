@@ -20,6 +20,7 @@ from tests.integration.test_dr import SOURCE as DR_SOURCE
 from tests.integration.test_dr import START as DR_START
 from tests.integration.test_dr import World, day
 from tests.integration.test_dr import copy_name as dr_copy_name
+from tests.integration.test_dr_policy_change import copied_world, retag
 from tests.support.harness import moto_rds
 
 REGION = "eu-west-1"
@@ -576,3 +577,51 @@ def test_run_copies_to_the_dr_regions_as_the_function_does_and_lists_the_copies(
     assert "copy skipped secret dr-west (us-west-2): kms: target dr-west (region us-west-2) cannot use KMS key" in text
     report = json.loads(again)["dr"]
     assert report["started"] == [] and report["targets_managed"] == 2
+
+
+def test_status_plan_and_run_show_copies_a_dr_policy_change_would_delete_as_pending(
+    dr_regions: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given copies kept by keep-daily=7 keep-monthly=12, and the DR tag changed to keep-daily=1
+    world = copied_world()
+    retag(world, "to=dr-west keep-daily=1")
+    doomed = {dr_copy_name("orders", DR_SLOT - timedelta(days=d)) for d in range(2, 8)} | {
+        dr_copy_name("orders", datetime(2026, 2, 28, 3, tzinfo=UTC))
+    }
+    with world.handler() as handler:
+        handler.run(DR_START)  # today's own snapshot; the copy waits for the next run
+        at = DR_START + timedelta(minutes=30)
+
+        # When an operator asks for status and plan, and runs it dry
+        status_code, status_json = dr_cli(capsys, world, at, "status", "--json")
+        _, status_text = dr_cli(capsys, world, at, "status")
+        _, plan_json = dr_cli(capsys, world, at, "plan", "--json")
+        _, plan_text = dr_cli(capsys, world, at, "plan")
+        _, run_text = dr_cli(capsys, world, at, "run", "--dry-run")
+
+    # Then status needs attention: ten copies the old DR policy keeps will go when the grace ends
+    (row,) = json.loads(status_json)["dr"]["targets"]
+    assert status_code == 1 and row["attention"] is True
+    assert row["pending"] == 10 and row["pending_deletable_after"] == (at + timedelta(hours=24)).isoformat()
+    assert "orders -> dr-west DR policy changed: 10 copies that 'to=dr-west every=1d at=03:00 tz=UTC keep-daily=7 " in (
+        squeezed(status_text)
+    )
+    assert "restore the DR tag or hold them to keep them" in status_text
+    assert "11 (10 pending)" in status_text
+    # ... the plan deletes none of them and lists each, with the policies that delete and keep it
+    (plan,) = json.loads(plan_json)["dr"]["targets"]
+    assert plan["delete"] == []
+    assert doomed <= {p["snapshot"] for p in plan["pending"]}
+    assert {(p["policy"], p["kept_by"]) for p in plan["pending"]} == {
+        (
+            "to=dr-west every=1d at=03:00 tz=UTC keep-daily=1",
+            "to=dr-west every=1d at=03:00 tz=UTC keep-daily=7 keep-monthly=12",
+        )
+    }
+    assert "pending DR policy changed: 10 copies" in squeezed(plan_text)
+    # ... and a run says so, deleting nothing
+    assert f"copy pending orders {dr_copy_name('orders', DR_SLOT - timedelta(days=2))} in us-west-2: kept by" in (
+        squeezed(run_text)
+    )
+    assert "10 copy deletions caused by a DR policy change wait for the grace" in run_text
+    assert "copy deleted" not in run_text

@@ -379,10 +379,9 @@ def test_a_retired_target_gets_no_copy_and_its_copies_are_pruned_by_their_record
     world = World(copying_for=timedelta(minutes=30))
     world.cluster("orders", dr="to=dr-west keep-daily=10")  # still tagged to the retired target, asking for more
     world.east.create_cluster("gone", tags={"snapshot-policy": OWN})  # left DR long ago
-    # the newest copy of each records the policy that prunes them (the tag changed after the older ones)
-    seed_copies(
-        world, "orders", {1: f"{WEST_DAILY} keep-last=2", **{d: f"{WEST_DAILY} keep-last=9" for d in (2, 3, 4)}}
-    )
+    # the newest copy of each records the policy that prunes them (the tag changed after the older ones, two
+    # days ago: longer than policyChangeGraceHours, so what only keep-last=9 kept no longer waits)
+    seed_copies(world, "orders", {d: f"{WEST_DAILY} keep-last={2 if d <= 2 else 9}" for d in (1, 2, 3, 4)})
     seed_copies(world, "gone", {d: f"{WEST_DAILY} keep-daily=1" for d in (1, 2, 3, 4)})
     with world.handler(RETIRED) as handler:
         capsys.readouterr()

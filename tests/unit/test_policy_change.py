@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from snapshot_scheduler import tags
+from snapshot_scheduler.dr import DR_RECORD, parse_dr_policy
 from snapshot_scheduler.model import Snapshot
 from snapshot_scheduler.policy import Policy, parse_policy
 from snapshot_scheduler.policy_change import UNREADABLE, hold_back
@@ -115,3 +116,33 @@ def test_a_grace_of_zero_holds_nothing_back() -> None:
         policy, snapshots, snapshots[:2], at=T0 + 2 * DAY, grace=timedelta(0), deletes_under=deletes_under(snapshots)
     )
     assert grace.delete == tuple(snapshots[:2]) and grace.pending == ()
+
+
+def dr_copy(day: int, recorded: str) -> Snapshot:
+    created = T0 + day * DAY
+    return Snapshot(f"copy-{day}", "db", "", "available", "manual", created, {tags.DR_POLICY: recorded})
+
+
+def dr_split(current: str, copies: list[Snapshot], at: datetime) -> tuple[set[str], set[str]]:
+    policy = parse_dr_policy(current).policy
+    delete = [s for s in copies if s.id in deletes_under(copies)(policy)]
+    grace = hold_back(policy, copies, delete, at=at, grace=GRACE, deletes_under=deletes_under(copies), record=DR_RECORD)
+    return {s.id for s in grace.delete}, {p.snapshot.id for p in grace.pending}
+
+
+def test_dr_copies_wait_for_a_change_of_their_keep_words_not_for_a_change_of_targets() -> None:
+    # copies record their DR policy, to= included: a new target is no change of retention
+    copies = [dr_copy(day, "to=dr-west every=1d at=03:00 tz=UTC keep-last=3") for day in range(4)]
+    assert dr_split("to=dr-west+dr-eu keep-last=3", copies, T0 + 3 * DAY) == ({"copy-0"}, set())
+    # fewer keep- words: what only the recorded DR policy keeps waits, kept by its spelled-out text
+    assert dr_split("to=dr-west keep-last=1", copies, T0 + 3 * DAY) == (set(), {"copy-0", "copy-1", "copy-2"})
+    grace = hold_back(
+        parse_dr_policy("to=dr-west keep-last=1").policy,
+        copies,
+        copies[1:3],
+        at=T0 + 3 * DAY,
+        grace=GRACE,
+        deletes_under=deletes_under(copies),
+        record=DR_RECORD,
+    )
+    assert {p.kept_by for p in grace.pending} == {"to=dr-west every=1d at=03:00 tz=UTC keep-last=3"}
