@@ -256,7 +256,8 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
 def _dr_policy_check(settings: Settings, args: argparse.Namespace, at: datetime) -> int:
     """A DR tag value as a run reads it; targets are checked against drTargets when the environment sets them."""
     try:
-        dr = parse_dr_policy(args.value, at=settings.default_at, tz=settings.default_tz)
+        accounts = frozenset(name.lower() for name, target in settings.dr_targets.items() if target.shares)
+        dr = parse_dr_policy(args.value, at=settings.default_at, tz=settings.default_tz, accounts=accounts)
         known = {name.lower() for name in settings.dr_targets}
         unknown = [name for name in dr.targets if known and name.lower() not in known]
         if unknown:

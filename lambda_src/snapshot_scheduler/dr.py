@@ -21,7 +21,7 @@ from snapshot_scheduler import tags
 from snapshot_scheduler.model import AVAILABLE, Cluster, Quota, Reason, Snapshot
 from snapshot_scheduler.naming import copy_id, parse_snapshot_arn
 from snapshot_scheduler.planning import NEVER, ClusterPlan, Kept, RunPlan, retain_after_grace
-from snapshot_scheduler.policy import Policy, PolicyError, is_off, parse_policy
+from snapshot_scheduler.policy import Policy, PolicyError, is_off, parse_policy, parse_schedule
 from snapshot_scheduler.policy_change import DEFAULT_GRACE, Pending, Record
 from snapshot_scheduler.schedule import current_slot
 
@@ -32,6 +32,8 @@ DEFAULT_DR_EVERY = "1d"  # cross-region copies are full copies, billed in full
 TARGET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")  # a DR target's name in drTargets and in to=
 COPY_IN_PROGRESS = "copy in progress"
 COPY_STARTS = "copy starts this run"
+SHARE_HOURS = (1, 720)  # how long an account target keeps a snapshot shared: at least an hour, at most 30 days
+DEFAULT_SHARE_HOURS = 72
 
 _MAX_TAG_VALUE = 256
 
@@ -42,53 +44,74 @@ class DrPolicyError(PolicyError):
 
 @dataclass(frozen=True)
 class DrTarget:
-    """Where copies go: a region of this account (the vault of issue 11 will add an account) and, for
-    encrypted snapshots, a KMS key of that region (alias or ARN). A retired target gets no new copies; its
-    region is still swept and its copies pruned by the DR policy recorded on them, never below one."""
+    """Where copies go: a region of this account and, for encrypted snapshots, a KMS key of that region
+    (alias or ARN). Or another account (a vault, in `region`): snapshots are shared with it for `share_for`
+    and the vault copies them itself, under its own key. A retired target gets no new copies (or shares); a
+    retired region is still swept and its copies pruned by the DR policy recorded on them, never below one."""
 
     name: str
     region: str
     kms_key: str | None = None
     retired: bool = False
+    account: str | None = None
+    share_for: timedelta = timedelta(hours=DEFAULT_SHARE_HOURS)
 
-    def spec(self) -> dict[str, str | bool]:
+    @property
+    def shares(self) -> bool:
+        """An account target: shared with, never copied to."""
+        return self.account is not None
+
+    def spec(self) -> dict[str, str | bool | int]:
         """The target as drTargets writes it (what parse_dr_targets reads back), without defaults."""
-        spec: dict[str, str | bool] = {"region": self.region}
+        spec: dict[str, str | bool | int] = {"region": self.region}
         if self.kms_key:
             spec["kmsKey"] = self.kms_key
+        if self.account is not None:
+            spec["account"] = self.account
+            spec["shareHours"] = int(self.share_for.total_seconds() // 3600)
         if self.retired:
             spec["retired"] = True
         return spec
 
 
+def region_targets(targets: Mapping[str, DrTarget]) -> dict[str, DrTarget]:
+    """The targets this deployment copies to (one per region of this account)."""
+    return {name: target for name, target in targets.items() if not target.shares}
+
+
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
+_ACCOUNT = re.compile(r"^[0-9]{12}$")
 KMS_KEY = re.compile(
     r"^(alias/[A-Za-z0-9/_-]+|(mrk-)?[0-9a-f-]{32,36}|arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):[0-9]{12}:(key|alias)/.+)$"
 )
 # The keys of a target in drTargets and the JSON type of each value.
-TARGET_FIELDS: Mapping[str, type] = {"region": str, "kmsKey": str, "retired": bool}
+TARGET_FIELDS: Mapping[str, type] = {"region": str, "kmsKey": str, "retired": bool, "account": str, "shareHours": int}
 _EXAMPLE = '{"region": "us-west-2", "kmsKey": "alias/...", "retired": false}'
 
 
 def parse_dr_targets(loaded: object) -> dict[str, DrTarget]:
-    """drTargets as JSON loads it: {"dr-west": {"region": "us-west-2", "kmsKey": "alias/snapshot-dr"}}.
-    Raises ValueError naming the target, the value and what is allowed."""
+    """drTargets as JSON loads it: {"dr-west": {"region": "us-west-2", "kmsKey": "alias/snapshot-dr"},
+    "vault": {"account": "222222222222", "region": "eu-central-1", "shareHours": 72}}. Raises ValueError naming
+    the target, the value and what is allowed."""
     if not isinstance(loaded, dict):
         raise ValueError(f"expected an object of target name to {_EXAMPLE}")
     targets: dict[str, DrTarget] = {}
-    regions: dict[str, str] = {}
     for name, spec in loaded.items():
         if not isinstance(name, str) or not _is_target_name(name):
             raise ValueError(f"target name {name!r}: allowed a letter, then letters, digits, _ . - (at most 64)")
         if name.lower() in {known.lower() for known in targets}:
             raise ValueError(f"target names differ only in case: {name!r}")
         target = _parse_target(name, spec)
-        if target.region in regions:
-            raise ValueError(
-                f"targets {regions[target.region]!r} and {name!r} both name region {target.region}: "
-                "one target per region"
-            )
-        regions[target.region] = name
+        for other in targets.values():
+            if target.shares and other.account == target.account:
+                raise ValueError(
+                    f"targets {other.name!r} and {name!r} both name account {target.account}: one target per "
+                    "account (each unshares what it shared)"
+                )
+            if not target.shares and not other.shares and other.region == target.region:
+                raise ValueError(
+                    f"targets {other.name!r} and {name!r} both name region {target.region}: one target per region"
+                )
         targets[name] = target
     return targets
 
@@ -102,12 +125,37 @@ def _parse_target(name: str, spec: object) -> DrTarget:
     for field_name, kind in TARGET_FIELDS.items():
         value = spec.get(field_name)
         if field_name in spec and type(value) is not kind:  # exactly: a bool is no str, and "false" no bool
-            allowed = "true or false" if kind is bool else "text"
+            allowed = {bool: "true or false", int: "a whole number"}.get(kind, "text")
             raise ValueError(f"target {name!r}: {field_name} {value!r} is not {allowed}")
     region: str = spec.get("region", "")
     key: str | None = spec.get("kmsKey")
+    account: str | None = spec.get("account")
+    retired = bool(spec.get("retired", False))
     if not _REGION.match(region):
         raise ValueError(f"target {name!r}: region {region!r} is not a region name such as us-west-2")
+    if account is None:
+        if "shareHours" in spec:
+            raise ValueError(f"target {name!r}: shareHours is for a target that names an account (a vault)")
+        return DrTarget(name, region, _checked_key(name, region, key), retired=retired)
+    if not _ACCOUNT.fullmatch(account):
+        raise ValueError(f"target {name!r}: account {account!r} is not an AWS account id (12 digits)")
+    if key is not None:
+        raise ValueError(
+            f"target {name!r}: kmsKey is not used for a target that names an account: snapshots are shared "
+            "with it and the vault copies them under its own key (the source key's policy must let the vault "
+            "account use it)"
+        )
+    hours: int = spec.get("shareHours", DEFAULT_SHARE_HOURS)
+    low, high = SHARE_HOURS
+    if not low <= hours <= high:
+        raise ValueError(
+            f"target {name!r}: shareHours {hours!r} is not a whole number of hours from {low} to {high} "
+            "(how long a snapshot stays shared with the account)"
+        )
+    return DrTarget(name, region, account=account, share_for=timedelta(hours=hours), retired=retired)
+
+
+def _checked_key(name: str, region: str, key: str | None) -> str | None:
     if key is not None:
         match = KMS_KEY.match(key)
         if match is None or (match.group("region") or region) != region:
@@ -115,7 +163,7 @@ def _parse_target(name: str, spec: object) -> DrTarget:
                 f"target {name!r}: kmsKey {key!r} is not a KMS key of {region}; allowed: alias/name, a key id, "
                 f"or a key or alias ARN in {region}"
             )
-    return DrTarget(name, region, key, retired=bool(spec.get("retired", False)))
+    return key
 
 
 @dataclass(frozen=True)
@@ -142,10 +190,16 @@ DR_RECORD = Record(tags.DR_POLICY, _dr_retention)
 
 
 def parse_dr_policy(
-    text: str, named: Mapping[str, str] | None = None, *, at: str = "03:00", tz: str = "UTC"
+    text: str,
+    named: Mapping[str, str] | None = None,
+    *,
+    at: str = "03:00",
+    tz: str = "UTC",
+    accounts: frozenset[str] = frozenset(),
 ) -> DrPolicy:
     """A DR tag value: `to=target+target` and the policy grammar's words (every= defaults to 1d), or the
-    name of a DR policy in `named` whose text is such words."""
+    name of a DR policy in `named` whose text is such words. `accounts`: the names (lower case) of the
+    targets that are accounts: a tag naming only those has no keep- words (the vault keeps by its own)."""
     value = text.strip()
     name = None
     if value and "=" not in value and " " not in value:
@@ -155,7 +209,7 @@ def parse_dr_policy(
             raise DrPolicyError(f"unknown DR policy name {value!r}; known names: {known}; or write to=... words")
         name, value = value, folded[value.lower()].strip()
     try:
-        policy = _parse_dr_words(value, at=at, tz=tz)
+        policy = _parse_dr_words(value, at=at, tz=tz, accounts=accounts)
     except DrPolicyError as error:
         if name is None:
             raise
@@ -163,7 +217,7 @@ def parse_dr_policy(
     return replace(policy, name=name)
 
 
-def _parse_dr_words(text: str, *, at: str, tz: str) -> DrPolicy:
+def _parse_dr_words(text: str, *, at: str, tz: str, accounts: frozenset[str]) -> DrPolicy:
     words = text.split()
     to = [word for word in words if word.partition("=")[0].lower() == "to"]
     rest = [word for word in words if word.partition("=")[0].lower() != "to"]
@@ -180,7 +234,14 @@ def _parse_dr_words(text: str, *, at: str, tz: str) -> DrPolicy:
         )
     if len({target.lower() for target in targets}) != len(targets):
         raise DrPolicyError(f"{to[0]!r} names a target twice")
-    if not any(word.lower().startswith("keep-") for word in rest):
+    shares_only = {target.lower() for target in targets} <= accounts
+    keeps = any(word.lower().startswith("keep-") for word in rest)
+    if shares_only and keeps:
+        raise DrPolicyError(
+            f"DR policy {text!r} names only targets that are accounts ({', '.join(targets)}): they keep copies by "
+            "their own policy, so a keep- word here would keep nothing; remove it (every= says what is shared)"
+        )
+    if not keeps and not shares_only:
         raise DrPolicyError(
             f"DR policy {text!r} keeps nothing: add at least one keep- word such as keep-daily=7 "
             "(copies are pruned by it; without one no copy could ever be deleted)"
@@ -191,7 +252,7 @@ def _parse_dr_words(text: str, *, at: str, tz: str) -> DrPolicy:
     if not any(word.lower().startswith("every=") for word in rest):
         rest.append(f"every={DEFAULT_DR_EVERY}")
     try:
-        policy = parse_policy(" ".join(rest), at=at, tz=tz)
+        policy = (parse_schedule if shares_only else parse_policy)(" ".join(rest), at=at, tz=tz)
     except PolicyError as error:
         raise DrPolicyError(str(error)) from error
     dr = DrPolicy(targets=targets, policy=policy)
@@ -222,11 +283,17 @@ class DrContext:
     change_grace: timedelta = DEFAULT_GRACE  # deletions a change of DR policy caused wait this long
 
     def parse(self, text: str) -> DrPolicy:
-        return parse_dr_policy(text, self.named, at=self.default_at, tz=self.default_tz)
+        accounts = frozenset(name.lower() for name, target in self.targets.items() if target.shares)
+        return parse_dr_policy(text, self.named, at=self.default_at, tz=self.default_tz, accounts=accounts)
 
     @property
     def regions(self) -> list[str]:
-        return sorted({target.region for target in self.targets.values()})
+        """The regions copies go to (account targets are shared with, never copied to)."""
+        return sorted({target.region for target in self.targets.values() if not target.shares})
+
+    def chosen(self, policy: DrPolicy) -> list[DrTarget]:
+        """The configured targets a DR policy names (checked: each is configured)."""
+        return [self.targets[_folded(self.targets, name)] for name in policy.targets]
 
 
 @dataclass(frozen=True)
@@ -358,15 +425,16 @@ def plan_dr(
             errors.append(DrError(cluster.id, f"DR tag {context.tag_key}={text!r}: {error}"))
             frozen.add(cluster.id)
             continue
-        for name in policy.targets:
-            target = context.targets[_folded(context.targets, name)]
+        for target in context.chosen(policy):
+            if target.shares:  # shared with, never copied to (sharing.py)
+                continue
             if target.retired:  # no new copy; its copies there are pruned with the orphans below
                 retiring[(target.region, cluster.id)] = target
                 continue
             mine = copies.pop((target.region, cluster.id), [])
             dest = by_id.get(target.region, {})
             plans.append(_plan_target(context, cluster, policy, target, mine, sources[cluster.id], dest, at, now))
-    retired = {target.region: target for target in context.targets.values() if target.retired}
+    retired = {t.region: t for t in context.targets.values() if t.retired and not t.shares}
     for (region, cluster_id), orphaned in sorted(copies.items()):
         if cluster_id in frozen:
             kept = tuple(Kept(s, ("DR tag is invalid",)) for s in orphaned)
@@ -378,6 +446,18 @@ def plan_dr(
     plans = _named_retired(plans, retiring)
     plans = _budget(context, plans, destinations, quotas or {})
     return DrPlan(tuple(plans), tuple(errors), _protected(context, plans, destinations), quotas=dict(quotas or {}))
+
+
+def usable_policy(context: DrContext, cluster: Cluster, own: Mapping[str, Policy | None]) -> DrPolicy | None:
+    """The cluster's DR policy when its DR tag is set and usable (plan_dr reports the errors); else None.
+    `own`: the cluster's own policy by cluster id, for the clusters the run manages."""
+    text = cluster.tags.get(context.tag_key)
+    if is_off(text):
+        return None
+    try:
+        return _checked(context, text or "", own.get(cluster.id), cluster.id in own)
+    except DrPolicyError:
+        return None
 
 
 def _folded(targets: Mapping[str, DrTarget], name: str) -> str:
@@ -625,13 +705,15 @@ def blind_plan(
     context: DrContext, run: RunPlan, unreadable: Mapping[str, str], quotas: Mapping[str, Quota | None] | None = None
 ) -> DrPlan:
     """A DR region could not be read: no copy is started or deleted anywhere this run, and no snapshot of a
-    DR-tagged cluster is deleted (a copy of it may be copying there)."""
+    DR-tagged cluster is deleted (a copy of it may be copying there), nor one shared with an account."""
     reason = "a DR region could not be read; a copy of it may be in progress"
+    shared = [tags.shared_key(t.name) for t in context.targets.values() if t.shares]
     protected = {
         s.id: reason
         for plan in run.clusters
-        if plan.cluster is not None and not is_off(plan.cluster.tags.get(context.tag_key))
         for s in plan.delete
+        if (plan.cluster is not None and not is_off(plan.cluster.tags.get(context.tag_key)))
+        or any(key in s.tags for key in shared)
     }
     return DrPlan(protected=protected, unreadable=dict(unreadable), quotas=dict(quotas or {}))
 

@@ -227,7 +227,13 @@ _KEEP_WITHIN = {
 _KEYS = ("every", "at", "on", "tz", *_KEEP_COUNTS, *_KEEP_WITHIN)
 
 
-def _parse_words(text: str, *, at: str, tz: str) -> Policy:
+def parse_schedule(text: str, *, at: str, tz: str) -> Policy:
+    """Only the when of a policy (every, at, on, tz words), keeping nothing: which slots a DR tag shares with
+    an account that keeps by its own policy."""
+    return _parse_words(text, at=at, tz=tz, keeps=False)
+
+
+def _parse_words(text: str, *, at: str, tz: str, keeps: bool = True) -> Policy:
     words: dict[str, str] = {}
     for word in text.split():
         key, sep, value = word.partition("=")
@@ -249,7 +255,7 @@ def _parse_words(text: str, *, at: str, tz: str) -> Policy:
     parse_clock(at_value)
     zone = parse_zone(words.pop("tz", tz)).key
     retention = _parse_retention(words)
-    if retention.empty:
+    if retention.empty and keeps:
         raise PolicyError(
             f"policy {text!r} keeps nothing: add at least one of keep-last, keep-hourly, keep-daily, "
             "keep-weekly, keep-monthly, keep-yearly, keep-within or keep-within-*"

@@ -299,6 +299,26 @@ def test_a_retired_dr_target_is_read_as_retired() -> None:
     }
 
 
+def test_an_account_target_is_shared_with_for_share_hours_and_may_share_a_region_with_a_region_target() -> None:
+    targets = {
+        "vault": {"account": "222222222222", "region": "us-west-2", "shareHours": 24},
+        "vault-eu": {"account": "333333333333", "region": "eu-west-1"},
+        "dr-west": {"region": "us-west-2", "kmsKey": "alias/snapshot-dr"},
+    }
+
+    settings = Settings.from_env({**VALID, "SNAPSHOT_DR_TARGETS": json.dumps(targets)})
+
+    vault, eu, west = (settings.dr_targets[name] for name in ("vault", "vault-eu", "dr-west"))
+    assert (vault.account, vault.region, vault.share_for, vault.kms_key) == (
+        "222222222222",
+        "us-west-2",
+        timedelta(hours=24),
+        None,
+    )
+    assert (eu.account, eu.share_for) == ("333333333333", timedelta(hours=72))  # the default
+    assert vault.shares and eu.shares and not west.shares
+
+
 @pytest.mark.parametrize(
     ("targets", "says"),
     [
@@ -308,7 +328,21 @@ def test_a_retired_dr_target_is_read_as_retired() -> None:
             '{"dr-west": {"region": "us-west-2", "kmsKey": "arn:aws:kms:eu-west-1:123456789012:key/x"}}',
             "not a KMS key of us-west-2",
         ),
-        ('{"dr-west": {"region": "us-west-2", "account": "222222222222"}}', "unknown key 'account'"),
+        ('{"dr-west": {"region": "us-west-2", "vault": "222222222222"}}', "unknown key 'vault'"),
+        ('{"v": {"region": "us-west-2", "account": "22222222222"}}', "account '22222222222' is not an AWS account id"),
+        ('{"v": {"region": "us-west-2", "account": "all"}}', "account 'all' is not an AWS account id"),
+        ('{"v": {"region": "us-west-2", "account": 222222222222}}', "are text"),
+        ('{"v": {"region": "us-west-2", "account": "222222222222", "kmsKey": "alias/k"}}', "kmsKey is not used"),
+        ('{"v": {"region": "us-west-2", "account": "222222222222", "shareHours": 0}}', "shareHours 0"),
+        ('{"v": {"region": "us-west-2", "account": "222222222222", "shareHours": 721}}', "from 1 to 720"),
+        ('{"v": {"region": "us-west-2", "account": "222222222222", "shareHours": "72"}}', "shareHours '72'"),
+        ('{"v": {"region": "us-west-2", "account": "222222222222", "shareHours": true}}', "shareHours True"),
+        ('{"dr": {"region": "us-west-2", "shareHours": 72}}', "shareHours is for a target that names an account"),
+        (
+            '{"a": {"region": "us-west-2", "account": "222222222222"}, '
+            '"b": {"region": "eu-west-1", "account": "222222222222"}}',
+            "one target per account",
+        ),
         ('{"1bad": {"region": "us-west-2"}}', "target name '1bad'"),
         ('{"dr-west": {"region": "us-west-2", "retired": "true"}}', "retired 'true' is not true or false"),
         ('{"dr-west": {"region": "us-west-2", "retired": 1}}', "retired 1 is not true or false"),
