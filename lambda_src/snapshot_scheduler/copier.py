@@ -4,6 +4,9 @@ under the run's shared time budget. Each destination region has its own adapter 
 `start_copy` and `delete_copy` (the calls and what their errors mean) serve the vault's copies too.
 
 No waiting for a place among the 5 copies in flight: what does not fit is deferred to the next run.
+
+The share step (Sharer) for DR targets that are accounts: take back the shares older than shareHours,
+then share each DR slot's newest snapshot, in the source region.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from snapshot_scheduler.adapters.rds import (
     SnapshotExists,
     SnapshotNotFound,
 )
-from snapshot_scheduler.dr import FAILED, DrContext, DrPlan, TargetPlan, copy_age, is_our_copy
+from snapshot_scheduler.dr import FAILED, DrContext, DrPlan, DrTarget, TargetPlan, copy_age, is_our_copy
 from snapshot_scheduler.model import AVAILABLE, DrReport, Reason, Snapshot
 from snapshot_scheduler.observability import logger
+from snapshot_scheduler.sharing import Share, SharePlan, Unshare, share_time
+from snapshot_scheduler.tags import shared_key
 
 
 class Copier:
@@ -295,3 +300,96 @@ def copy_out_of_policy(
     if age is None:
         return not (target.in_flight or target.waiting or started)
     return age > target.policy.policy.every.interval + grace + allowance
+
+
+class Sharer:
+    """Shares with, and takes back from, the accounts of DR targets: only those accounts, one at a time."""
+
+    def __init__(
+        self, context: DrContext, rds: RdsAdapter, report: DrReport, *, allows: Callable[[], bool], now: datetime
+    ) -> None:
+        self._rds = rds
+        self._report = report
+        self._allows = allows
+        self._now = now
+        self._accounts = {t.account for t in context.targets.values() if t.account is not None}
+
+    def pretend(self, plan: SharePlan) -> None:
+        for unshare in plan.unshares:
+            _noted(self._report, "unshared", unshare.cluster_id, unshare.target, snapshot=unshare.snapshot.id)
+        for share in plan.shares:
+            _noted(self._report, "shared", share.cluster_id, share.target, snapshot=share.snapshot.id)
+
+    def act(self, plan: SharePlan) -> None:
+        """Unshares first (they limit exposure), then shares, while the run has time."""
+        for unshare in plan.unshares:
+            if self._allows():
+                self._unshare(unshare)
+        for share in plan.shares:
+            if self._allows():
+                self._share(share)
+
+    def _share(self, share: Share) -> None:
+        target, snapshot = share.target, share.snapshot
+        if not self._configured(share.cluster_id, target):
+            return
+        assert target.account is not None
+        key = shared_key(target.name)
+        extra = {"cluster": share.cluster_id, "snapshot": snapshot.id, "account": target.account}
+        try:
+            # Recorded first: a share is never left without the tag that takes it back.
+            self._rds.tag_snapshot(snapshot.arn, {key: share_time(self._now)})
+            self._rds.share_snapshot(snapshot.id, target.account)
+        except RdsError as error:
+            logger.error(f"share failed: {error}", extra=extra)
+            self._forget(snapshot, key)
+            _noted(self._report, "failed", share.cluster_id, target, error=error.code, message=error.message)
+            return
+        logger.info("snapshot shared", extra=extra)
+        _noted(self._report, "shared", share.cluster_id, target, snapshot=snapshot.id, account=target.account)
+
+    def _unshare(self, unshare: Unshare) -> None:
+        target, snapshot = unshare.target, unshare.snapshot
+        if not self._configured(unshare.cluster_id, target):
+            return
+        assert target.account is not None
+        extra = {"cluster": unshare.cluster_id, "snapshot": snapshot.id, "account": target.account}
+        try:
+            self._rds.unshare_snapshot(snapshot.id, target.account)
+            self._rds.untag_snapshot(snapshot.arn, [shared_key(target.name)])
+        except SnapshotNotFound:
+            logger.info("shared snapshot already gone", extra=extra)
+            return
+        except RdsError as error:  # the tag stays: kept, and the next run takes the share back again
+            logger.error(f"unshare failed: {error}", extra=extra)
+            _noted(self._report, "failed", unshare.cluster_id, target, error=error.code, message=error.message)
+            return
+        logger.info("share taken back", extra=extra)
+        since = unshare.since.isoformat() if unshare.since is not None else "unreadable"
+        _noted(self._report, "unshared", unshare.cluster_id, target, snapshot=snapshot.id, shared_since=since)
+
+    def _configured(self, cluster_id: str, target: DrTarget) -> bool:
+        """The guard IAM cannot be: only an account of the configuration, never anything else."""
+        if target.account in self._accounts:
+            return True
+        message = f"refused to share with {target.account!r}: not the account of a configured DR target"
+        logger.error(message, extra={"cluster": cluster_id})
+        _noted(self._report, "failed", cluster_id, target, error="RefusedShare", message=message)
+        return False
+
+    def _forget(self, snapshot: Snapshot, key: str) -> None:
+        """A share that failed leaves no record behind (else the snapshot would be kept as shared)."""
+        try:
+            self._rds.untag_snapshot(snapshot.arn, [key])
+        except RdsError as error:  # kept until shareHours pass, then the tag goes with a harmless unshare
+            logger.warning(f"could not remove the tag of a failed share: {error}", extra={"snapshot": snapshot.id})
+
+
+def report_sharing(plan: SharePlan, report: DrReport) -> None:
+    for skip in plan.skips:
+        logger.warning(f"not shared: {skip.reason}", extra={"cluster": skip.cluster_id, "reason": skip.code.value})
+        _noted(report, "skipped", skip.cluster_id, skip.target, code=skip.code.value, reason=skip.reason)
+
+
+def _noted(report: DrReport, kind: str, cluster_id: str, target: DrTarget, **fields: str) -> None:
+    report.add(kind, cluster_id, target.region, target.name, **fields)

@@ -82,6 +82,7 @@ class Snapshot:
     source_arn: str = ""  # SourceDBClusterSnapshotArn: set on copies only
     encrypted: bool = False
     progress: int | None = None  # PercentProgress: how far a `creating` or `copying` snapshot has come
+    kms_key_id: str = ""  # the key an encrypted snapshot is under (KmsKeyId, an ARN)
 
     def managed_by(self, deployment: str) -> bool:
         """Ours to prune: it carries this deployment's marker and every other proof agrees (`doubt`)."""
@@ -166,6 +167,7 @@ class Reason(StrEnum):
     COPY_LIMIT = "copy-limit"  # at most 5 copies in progress per destination region
     KMS = "kms"  # an encrypted snapshot and a DR target without a usable key
     TARGET_RETIRED = "target-retired"  # a DR tag names a target drTargets marks retired: no new copy there
+    KMS_DEFAULT_KEY = "kms-default-key"  # under the default aws/rds key: cannot be shared with an account
 
 
 @dataclass
@@ -188,6 +190,8 @@ class DrReport(CopyReport):
     """What one run did about disaster-recovery copies: `dr` in the run report. Every entry names the
     cluster and the destination region (and the target, when it is still configured)."""
 
+    shared: list[dict[str, str]] = field(default_factory=list)  # snapshots shared with an account target
+    unshared: list[dict[str, str]] = field(default_factory=list)  # shares taken back after shareHours
     errors: list[dict[str, str]] = field(default_factory=list)  # DR tags that cannot be used
     # Deletions a change of DR policy caused, waiting for the grace: as RunReport.pending, with region and target.
     pending: list[dict[str, str | None]] = field(default_factory=list)
@@ -209,6 +213,8 @@ class DrReport(CopyReport):
     def to_dict(self) -> dict[str, Any]:
         return {
             **super().to_dict(),
+            "shared": self.shared,
+            "unshared": self.unshared,
             "errors": self.errors,
             "pending": self.pending,
             "mass_deletions": self.mass_deletions,

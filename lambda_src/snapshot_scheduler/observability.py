@@ -56,6 +56,8 @@ class Metric(StrEnum):
     DR_TARGETS_OUT_OF_POLICY = "DrTargetsOutOfPolicy"
     DR_OLDEST_RECOVERY_POINT_AGE = "DrOldestRecoveryPointAge"
     DR_QUOTA_UTILIZATION = "DrQuotaUtilization"  # the fullest DR region's, like QUOTA_UTILIZATION: no region dimension
+    DR_SNAPSHOTS_SHARED = "DrSnapshotsShared"  # with DR targets that are accounts (vaults)
+    DR_SNAPSHOTS_UNSHARED = "DrSnapshotsUnshared"
     # Emitted by a vault run (SNAPSHOT_VAULT), with Heartbeat, RunDuration and the quota metrics.
     VAULT_COPIES_STARTED = "VaultCopiesStarted"
     VAULT_COPIES_DELETED = "VaultCopiesDeleted"
@@ -129,6 +131,8 @@ def _publish_dr(dr: DrReport) -> None:
         Metric.DR_COPIES_FAILED: len(dr.failed),
         Metric.DR_COPIES_STUCK: len(dr.stuck),
         Metric.DR_TARGETS_OUT_OF_POLICY: len(dr.out_of_policy),
+        Metric.DR_SNAPSHOTS_SHARED: len(dr.shared),
+        Metric.DR_SNAPSHOTS_UNSHARED: len(dr.unshared),
     }
     for name, value in counts.items():
         metrics.add_metric(name=name.value, unit=MetricUnit.Count, value=value)

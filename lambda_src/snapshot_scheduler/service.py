@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from enum import Enum, auto
 from typing import TypeVar
 
+from snapshot_scheduler.adapters.kms import KmsAdapter
 from snapshot_scheduler.adapters.rds import (
     AccessDenied,
     ClusterBusy,
@@ -29,7 +30,14 @@ from snapshot_scheduler.adapters.rds import (
     SnapshotNotFound,
 )
 from snapshot_scheduler.config import Settings
-from snapshot_scheduler.copier import Copier, report_freshness, report_mass_deletions, report_plan
+from snapshot_scheduler.copier import (
+    Copier,
+    Sharer,
+    report_freshness,
+    report_mass_deletions,
+    report_plan,
+    report_sharing,
+)
 from snapshot_scheduler.dr import DrContext, DrPlan, blind_plan, keep_sources, plan_dr
 from snapshot_scheduler.errors import ScheduleError
 from snapshot_scheduler.freshness import SCHEDULE_TOO_SPARSE, schedule_warning, slot_left_untaken, slots_no_run_took
@@ -47,6 +55,7 @@ from snapshot_scheduler.planning import (
     slot_snapshot_is_ours,
     snapshot_tags,
 )
+from snapshot_scheduler.sharing import SharePlan, plan_sharing, without_default_keys
 
 BACKOFF_BASE = 2.0  # seconds before the first retry of a busy cluster
 BACKOFF_CAP = 60.0
@@ -81,6 +90,7 @@ class Discovery:
     snapshots: tuple[Snapshot, ...] = ()  # every manual snapshot read (quota planning counts others' too)
     lookups: Mapping[str, Cluster | None] = field(default_factory=dict)  # clusters the listing missed
     dr: DrPlan | None = None
+    sharing: SharePlan = field(default_factory=SharePlan)  # with DR targets that are accounts
 
 
 def policy_context(settings: Settings) -> PolicyContext:
@@ -116,9 +126,10 @@ def discover(
     *,
     now: datetime | None = None,
     regions: Mapping[str, RdsAdapter] | None = None,
+    kms: KmsAdapter | None = None,
 ) -> Discovery:
     """Read the fleet (one sweep each over clusters and manual snapshots, and over each DR target's region)
-    and decide. Changes nothing."""
+    and decide. Changes nothing but for one kms:DescribeKey per key of a snapshot to share."""
     dr_regions = dict(regions or {}) if settings.dr_targets else {}
     # The reads are independent page chains: side by side, the run waits for the longest only.
     with ThreadPoolExecutor(max_workers=3 + 2 * len(dr_regions)) as pool:
@@ -141,15 +152,19 @@ def discover(
     context = policy_context(settings)
     lookups = _look_up_missing(rds, context, fleet, manual)
     plan = plan_run(context, fleet, manual, at, now=now, lookups=lookups)
-    if not dr_regions:
+    if not settings.dr_targets:
         return Discovery(plan, account, tuple(manual), lookups)
     dr_of = dr_context(settings, rds.region)
+    managed = [cluster for cluster in fleet if cluster.engine in settings.engines]
     if unreadable:
         dr = blind_plan(dr_of, plan, unreadable, dest_quotas)
     else:
-        managed = [cluster for cluster in fleet if cluster.engine in settings.engines]
         dr = plan_dr(dr_of, managed, plan, manual, destinations, at=at, now=now, quotas=dest_quotas)
-    return Discovery(keep_sources(plan, dr.protected), account, tuple(manual), lookups, dr)
+    sharing = plan_sharing(dr_of, managed, plan, manual, at=at, now=now or at)
+    if sharing.keys() and kms is not None:
+        sharing = without_default_keys(sharing, kms.key_managers(sharing.keys()))
+    protected = {**sharing.protected, **dr.protected}
+    return Discovery(keep_sources(plan, protected), account, tuple(manual), lookups, dr, sharing)
 
 
 def _look_up_missing(
@@ -179,6 +194,7 @@ def run(
     now: datetime | None = None,
     rng: random.Random | None = None,
     regions: Mapping[str, RdsAdapter] | None = None,
+    kms: KmsAdapter | None = None,
 ) -> RunReport:
     """One run for the scheduled time `at`; `now` is the wall clock when known (see plan_run)."""
     if now is not None and at > now + FUTURE_SKEW:
@@ -188,31 +204,35 @@ def run(
         )
     started = time.monotonic()
     throttles_before = rds.throttles
-    discovery = discover(settings, rds, _planning_time(at, now), now=now, regions=regions)
+    discovery = discover(settings, rds, _planning_time(at, now), now=now, regions=regions, kms=kms)
     report = RunReport(scheduled_time=at, dry_run=dry_run, quota=discovery.quota)
     _report_decisions(discovery.plan, report)
     dr = discovery.dr
-    protected = dr.protected if dr is not None else {}
+    protected = {**discovery.sharing.protected, **dr.protected} if dr is not None else {}
     actor = _Actor(
         settings, rds, budget, report, rng or random.Random(), now=now, lookups=discovery.lookups, protected=protected
     )
-    copier = None
+    copier = sharer = None
     if dr is not None:
         report.dr = DrReport()
         report_plan(dr, report.dr)
+        report_sharing(discovery.sharing, report.dr)
         copier = Copier(dr_context(settings, rds.region), regions or {}, report.dr, allows=budget.allows)
+        sharer = Sharer(dr_context(settings, rds.region), rds, report.dr, allows=budget.allows, now=now or at)
     if dry_run:
         actor.pretend(discovery.plan)
-        if copier is not None and dr is not None:
+        if copier is not None and sharer is not None and dr is not None:
             copier.pretend(dr)
+            sharer.pretend(discovery.sharing)
     else:
         due = discovery.plan.due
         actor.prune(discovery.plan, reserve=len(due) / settings.api_rate)  # a backlog must not starve creates
         actor.create(due)
         actor.prune(discovery.plan)  # whatever the reserve held back
-        if copier is not None and dr is not None:  # own snapshots first; copies share what time is left
+        if copier is not None and sharer is not None and dr is not None:  # own snapshots first, then DR
             copier.prune(dr)  # frees the destination's quota
             copier.start(dr)
+            sharer.act(discovery.sharing)
     if dr is not None and report.dr is not None:
         report_freshness(dr, report.dr, max(at, now or at), settings.grace, settings.dr_stuck)
         report_mass_deletions(dr, report.dr, MASS_DELETION_MIN)

@@ -23,6 +23,9 @@ VAULT_MARKER = "snapshot-scheduler:vault-deployment"
 VAULT_SOURCE_ACCOUNT = "snapshot-scheduler:vault-source-account"
 VAULT_SOURCE_REGION = "snapshot-scheduler:vault-source-region"
 VAULT_POLICY = "snapshot-scheduler:vault-policy"
+# On a snapshot of ours shared with a DR target that is an account (a vault): `shared-<target name>`, valued
+# the share time (ISO 8601 UTC); removed when the share is taken back. Only these keys may the function remove.
+SHARED_PREFIX = "snapshot-scheduler:shared-"
 # Set by an operator on a snapshot to keep it whatever the policy says. Read fail-safe: any spelling of the
 # key, and any value but an explicit no, holds the snapshot.
 HOLD = "snapshot-hold"
@@ -38,6 +41,10 @@ def is_text(value: str) -> bool:
     """Whether RDS takes `value` as tag text: Unicode letters (L), digits (N), separators (Z) and the symbols.
     Tabs, line breaks and other control characters are not separators: RDS refuses them."""
     return all(c in _TEXT_SYMBOLS or unicodedata.category(c)[0] in "LNZ" for c in value)
+
+
+def shared_key(target: str) -> str:
+    return SHARED_PREFIX + target
 
 
 def is_hold(key: str) -> bool:

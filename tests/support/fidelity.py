@@ -419,6 +419,7 @@ class RdsFidelity:
         self._shifts: dict[str, int] = {}
         self._stalled: set[str] = set()
         self.calls: Counter[str] = Counter()
+        self.shares_asked: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []  # (snapshot, added, removed)
         self.throttled: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         self.retry_sleep = 0.0
@@ -900,6 +901,7 @@ class RdsFidelity:
         snapshot_id = _resource_id(params.get("DBClusterSnapshotIdentifier", ""))
         record = self.record(snapshot_id)
         adding = _members(params, "ValuesToAdd")
+        self.shares_asked.append((snapshot_id, tuple(adding), tuple(_members(params, "ValuesToRemove"))))
         if record is not None and adding:
             status = self._view(record)[0]
             if status != AVAILABLE:  # [unconf]: RDS lists this fault for the call; design for it

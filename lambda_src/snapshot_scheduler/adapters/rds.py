@@ -55,6 +55,10 @@ VAULT_IAM_ACTIONS = (
     "rds:AddTagsToResource",
     "rds:DeleteDBClusterSnapshot",
 )
+# Called when a DR target is an account (a vault): share and unshare our snapshots, remove the share's tag.
+SHARE_IAM_ACTIONS = ("rds:ModifyDBClusterSnapshotAttribute", "rds:RemoveTagsFromResource")
+RESTORE_ATTRIBUTE = "restore"  # the snapshot attribute that lets another account copy or restore it
+_ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
 
 _NETWORK_ERRORS = (EndpointError, HTTPClientError)  # connection failures and timeouts
 THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded"})
@@ -261,6 +265,30 @@ class RdsAdapter:
     def delete_snapshot(self, snapshot_id: str) -> None:
         self._call("delete_db_cluster_snapshot", DBClusterSnapshotIdentifier=snapshot_id)
 
+    def share_snapshot(self, snapshot_id: str, account: str) -> None:
+        """Let one account copy or restore the snapshot. Only ever one 12-digit account id, never `all`
+        (public): IAM cannot restrict the accounts added, so this check is part of the guard."""
+        self._call(
+            "modify_db_cluster_snapshot_attribute",
+            DBClusterSnapshotIdentifier=snapshot_id,
+            AttributeName=RESTORE_ATTRIBUTE,
+            ValuesToAdd=[_account_id(account)],
+        )
+
+    def unshare_snapshot(self, snapshot_id: str, account: str) -> None:
+        self._call(
+            "modify_db_cluster_snapshot_attribute",
+            DBClusterSnapshotIdentifier=snapshot_id,
+            AttributeName=RESTORE_ATTRIBUTE,
+            ValuesToRemove=[_account_id(account)],
+        )
+
+    def tag_snapshot(self, arn: str, tags: Mapping[str, str]) -> None:
+        self._call("add_tags_to_resource", ResourceName=arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
+    def untag_snapshot(self, arn: str, keys: list[str]) -> None:
+        self._call("remove_tags_from_resource", ResourceName=arn, TagKeys=keys)
+
     def snapshot(self, snapshot_id: str) -> Snapshot | None:
         """One cluster snapshot by identifier, or None when there is none."""
         return self._one(
@@ -371,6 +399,12 @@ class RdsAdapter:
                 self.throttles += 1
 
 
+def _account_id(account: str) -> str:
+    if not _ACCOUNT_ID.match(account):
+        raise ValueError(f"refused to share with {account!r}: only a 12-digit account id, never all")
+    return account
+
+
 def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", "Unknown"))
 
@@ -407,6 +441,7 @@ def _snapshot(raw: Mapping[str, Any]) -> Snapshot:
         source_arn=raw.get("SourceDBClusterSnapshotArn") or "",
         encrypted=bool(raw.get("StorageEncrypted")),
         progress=raw.get("PercentProgress"),
+        kms_key_id=raw.get("KmsKeyId") or "",
     )
 
 

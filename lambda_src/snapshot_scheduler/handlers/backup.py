@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from snapshot_scheduler import service, vault_service
+from snapshot_scheduler.adapters import kms
 from snapshot_scheduler.adapters.rds import Pacer, RdsAdapter, build_client
 from snapshot_scheduler.config import DR_TARGETS, Settings
+from snapshot_scheduler.dr import region_targets
 from snapshot_scheduler.errors import ConfigError
 from snapshot_scheduler.observability import logger, metrics, publish
 
@@ -32,6 +34,7 @@ class Runtime:
     sleep: Callable[[float], None] = time.sleep
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     regions: Mapping[str, RdsAdapter] = field(default_factory=dict)  # one adapter per DR target region
+    kms: kms.KmsAdapter | None = None  # when a DR target is an account: is a snapshot's key the default one
 
 
 @functools.cache
@@ -39,7 +42,9 @@ def runtime() -> Runtime:
     """Built once per container; a configuration error fails the invocation with a clear message."""
     settings = Settings.from_env()
     rds, regions = adapters(settings)
-    return Runtime(settings=settings, rds=rds, regions=regions)
+    shares = any(target.shares for target in settings.dr_targets.values())
+    keys = kms.KmsAdapter(kms.build_client(rds.region)) if shares else None
+    return Runtime(settings=settings, rds=rds, regions=regions, kms=keys)
 
 
 def adapters(
@@ -52,7 +57,7 @@ def adapters(
     client = build or build_client
     rds = RdsAdapter(client(None), Pacer(settings.api_rate, settings.api_burst))
     regions = {}
-    for target in settings.dr_targets.values():
+    for target in region_targets(settings.dr_targets).values():
         if target.region == rds.region:
             raise ConfigError(
                 f"{DR_TARGETS}: target {target.name!r} is in {target.region}, the function's own region; "
@@ -63,6 +68,19 @@ def adapters(
         if region != rds.region:  # a vault lists what is shared with it in each source region, there
             regions[region] = RdsAdapter(client(region), Pacer(settings.api_rate, settings.api_burst))
     return rds, regions
+
+
+def check_own_account(settings: Settings, function_arn: str) -> None:
+    """A DR target's account is another account: sharing a snapshot with its own account would protect
+    nothing. The function's account is the one in its ARN (no STS call)."""
+    parts = function_arn.split(":")
+    own = parts[4] if len(parts) > 4 else ""
+    for target in settings.dr_targets.values():
+        if target.account is not None and target.account == own:
+            raise ConfigError(
+                f"{DR_TARGETS}: target {target.name!r} names account {own}, the function's own account; a "
+                "target's account must be another account (the vault)"
+            )
 
 
 def scheduled_time(event: dict[str, Any]) -> datetime:
@@ -97,6 +115,7 @@ def event_dry_run(event: dict[str, Any]) -> bool:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps = runtime()
+    check_own_account(deps.settings, context.invoked_function_arn)
     at = scheduled_time(event)
     dry_run = deps.settings.dry_run or event_dry_run(event)
     budget = service.Budget(remaining=lambda: context.get_remaining_time_in_millis() / 1000, sleep=deps.sleep)
@@ -106,7 +125,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         )
     else:
         report = service.run(
-            deps.settings, deps.rds, at, now=deps.now(), dry_run=dry_run, budget=budget, regions=deps.regions
+            deps.settings,
+            deps.rds,
+            at,
+            now=deps.now(),
+            dry_run=dry_run,
+            budget=budget,
+            regions=deps.regions,
+            kms=deps.kms,
         )
     publish(report, deps.settings.deployment)
     answer = report.to_dict()
