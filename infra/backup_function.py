@@ -16,12 +16,13 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+from snapshot_scheduler.dr import region_targets
 from snapshot_scheduler.vault import Vault
 
 from infra import contract
 from infra.bundling import function_code
 from infra.config import Settings
-from infra.dr_access import dr_snapshot_arn, grant_dr_copies
+from infra.dr_access import dr_snapshot_arn, grant_dr_copies, grant_shares
 from infra.vault_access import grant_vault
 
 RUNTIME: Final = lambda_.Runtime.PYTHON_3_13
@@ -58,8 +59,8 @@ DLQ_RETENTION: Final = Duration.days(14)
 # with surrounding spaces (" false ") is held by IAM though the engine releases it: the delete fails, the
 # snapshot stays. rds:AddTagsToResource (RDS also checks it when a create carries tags) is denied whenever a
 # request tag key is the hold key in any case: aws:TagKeys lists the request's tag keys as values, compared
-# here case-insensitively. The role has no rds:RemoveTagsFromResource, so the function can neither set nor
-# clear a hold.
+# here case-insensitively. rds:RemoveTagsFromResource is granted only with a DR target that is an account, and
+# only for the share tags (dr_access.grant_shares), so the function can neither set nor clear a hold.
 HOLD_DENY_SPELLINGS: Final = (
     ("NeverDeleteHeldSnapshots", contract.HOLD_TAG),
     ("NeverDeleteHeldSnapshotsTitleCase", contract.HOLD_TAG.title()),
@@ -179,13 +180,15 @@ class BackupFunction(Construct):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="snapshot-scheduler backup function: RDS cluster snapshots of opted-in clusters only",
         )
-        dr_regions = sorted({target.region for target in settings.dr_targets.values()})
+        copy_targets = region_targets(settings.dr_targets)
+        dr_regions = sorted({target.region for target in copy_targets.values()})
         _grant_describe(self.role)
         if settings.vault is not None:
             grant_vault(self.role, vault=settings.vault, deployment=props.deployment)
         else:
             _grant_rds(self.role, policy_tag_key=settings.policy_tag_key, deployment=props.deployment)
-            grant_dr_copies(self.role, targets=settings.dr_targets, deployment=props.deployment)
+            grant_dr_copies(self.role, targets=copy_targets, deployment=props.deployment)
+            grant_shares(self.role, targets=settings.dr_targets, deployment=props.deployment)
         _deny_holds(self.role, dr_regions)
         self.log_group.grant_write(self.role)
 

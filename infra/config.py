@@ -363,7 +363,14 @@ class _Context:
             raise self.bad(DR_TARGETS, value, str(error)) from error
         for target in targets.values():
             for environment in environments:
-                if environment.region == target.region:
+                if target.shares and environment.account == target.account:
+                    raise self.bad(
+                        DR_TARGETS,
+                        value,
+                        f"target {target.name!r} names account {target.account}, where the stack is deployed: "
+                        "a target's account must be another account (the vault)",
+                    )
+                if not target.shares and environment.region == target.region:
                     raise self.bad(
                         DR_TARGETS,
                         value,

@@ -66,6 +66,12 @@ RDS_DELETE_SNAPSHOT: Final = "rds:DeleteDBClusterSnapshot"
 # Granted only when DR targets are configured (adapters.rds.DR_IAM_ACTIONS), with KMS on the targets' keys.
 RDS_COPY_SNAPSHOT: Final = "rds:CopyDBClusterSnapshot"
 KMS_COPY_ACTIONS: Final = ("kms:DescribeKey", "kms:CreateGrant")
+# Granted only when a DR target is an account (adapters.rds.SHARE_IAM_ACTIONS, adapters.kms.IAM_ACTIONS): share
+# our snapshots, record each share in a tag of SHARED_TAG_PREFIX (and remove it), tell the default key apart.
+RDS_MODIFY_SNAPSHOT_ATTRIBUTE: Final = "rds:ModifyDBClusterSnapshotAttribute"
+RDS_REMOVE_TAGS: Final = "rds:RemoveTagsFromResource"
+KMS_DESCRIBE_KEY: Final = "kms:DescribeKey"
+SHARED_TAG_PREFIX: Final = "snapshot-scheduler:shared-"
 
 # Metric dimensions on every metric of a run: exactly {service, deployment}; a vault's per-source metrics
 # add `source` ("<account>/<region>").

@@ -10,6 +10,12 @@
 - A retired target's region keeps only the delete (its copies are still pruned) and the hold denies: no copy,
   no tagging, no KMS there.
 Nothing here is granted when no DR target is configured.
+
+For a DR target that is an account (a vault), grant_shares: share (rds:ModifyDBClusterSnapshotAttribute) only
+our snapshots (the same name pattern and marker as delete); add and remove on them only the tags that record a
+share (snapshot-scheduler:shared-*), never a hold; kms:DescribeKey on this region's keys (is a snapshot's key
+the default aws/rds one). IAM has no condition key for the accounts a share adds: the function's code is the
+guard that it only ever adds the configured accounts, never `all`.
 """
 
 from __future__ import annotations
@@ -79,6 +85,58 @@ def _grant_copy(role: iam.Role, stack: Stack, copies: list[str], deployment: str
             conditions={"StringEquals": {f"aws:RequestTag/{contract.DR_MARKER_TAG}": deployment}},
         )
     )
+
+
+def grant_shares(role: iam.Role, *, targets: Mapping[str, DrTarget], deployment: str) -> None:
+    if not any(target.shares for target in targets.values()):
+        return
+    stack = Stack.of(role)
+    own = stack.format_arn(
+        service="rds",
+        resource="cluster-snapshot",
+        resource_name=contract.SNAPSHOT_ID_PATTERN,
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+    ours = {f"rds:cluster-snapshot-tag/{contract.MARKER_TAG}": deployment}
+    role.add_to_policy(
+        iam.PolicyStatement(
+            sid="ShareOnlyOurSnapshots",
+            actions=[contract.RDS_MODIFY_SNAPSHOT_ATTRIBUTE],
+            resources=[own],
+            conditions={"StringEquals": ours},
+        )
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            sid="RecordSharesOnOurSnapshots",
+            actions=[contract.RDS_ADD_TAGS, contract.RDS_REMOVE_TAGS],
+            resources=[own],
+            conditions={
+                "StringEquals": ours,
+                "ForAllValues:StringLike": {"aws:TagKeys": [f"{contract.SHARED_TAG_PREFIX}*"]},
+                "Null": {"aws:TagKeys": "false"},
+            },
+        )
+    )
+    keys = keys_of(stack, stack.region)
+    role.add_to_policy(
+        iam.PolicyStatement(sid="DescribeSnapshotKeys", actions=[contract.KMS_DESCRIBE_KEY], resources=[keys])
+    )
+    Validations.of(role.node.find_child("DefaultPolicy")).acknowledge(
+        Acknowledgment(
+            id=f"AwsSolutions-IAM5[Resource::{_spelled_kms_keys(stack)}]",
+            reason="kms:DescribeKey (read only) on this region's keys: the keys of the snapshots to share are "
+            "named at run time, and one under the default aws/rds key cannot be shared.",
+        )
+    )
+
+
+def _spelled_kms_keys(stack: Stack) -> str:
+    def spelled(value: str, pseudo: str) -> str:
+        return f"<AWS::{pseudo}>" if Token.is_unresolved(value) else value
+
+    partition, region = spelled(stack.partition, "Partition"), spelled(stack.region, "Region")
+    return f"arn:{partition}:kms:{region}:{spelled(stack.account, 'AccountId')}:key/*"
 
 
 def _grant_key(role: iam.Role, stack: Stack, index: int, target: DrTarget) -> bool:

@@ -43,7 +43,7 @@ class SnapshotSchedulerStack(Stack):
                     "FailedRuns": self.backup.failure_queue,
                     "UndeliveredSchedules": self.backup.schedule_queue,
                 },
-                dr_regions=sorted({target.region for target in settings.dr_targets.values()}),
+                dr_regions=sorted({t.region for t in settings.dr_targets.values() if not t.shares}),
                 dr_stuck_hours=settings.dr_stuck_hours,
                 vault=settings.vault,
                 grace_minutes=settings.grace_minutes,

@@ -56,13 +56,16 @@ def _context_value(request: Request, key: str, fold_case: bool) -> str | list[st
 
 def _holds(operator: str, value: str | list[str] | None, expected: Any) -> bool:
     wanted = _values(expected)
-    if operator == "Null":
-        return (value is None) == (wanted == ["true"])
+    if operator == "Null":  # a multi-valued key without values is absent
+        return (value is None or value == []) == (wanted == ["true"])
     if operator == "Bool":  # a missing key fails it
         return isinstance(value, str) and value.lower() == wanted[0].lower()
     if operator.startswith("ForAnyValue:"):
         inner = operator.removeprefix("ForAnyValue:")
         return any(_holds(inner, item, expected) for item in (value or []))
+    if operator.startswith("ForAllValues:"):  # true for no values at all: pair it with Null
+        inner = operator.removeprefix("ForAllValues:")
+        return all(_holds(inner, item, expected) for item in (value or []))
     assert not isinstance(value, list), f"{operator} on a multi-valued key"
     fold = operator.endswith("IgnoreCase")
     base = operator.removesuffix("IgnoreCase")
@@ -74,6 +77,8 @@ def _holds(operator: str, value: str | list[str] | None, expected: Any) -> bool:
         return value is not None and any(equal(value, w) for w in wanted)
     if base == "StringNotEquals":  # true when the key is absent; NOR over the values
         return value is None or not any(equal(value, w) for w in wanted)
+    if base == "StringLike":  # * and ? wildcards, case-sensitive
+        return value is not None and any(fnmatch.fnmatchcase(value, w) for w in wanted)
     raise AssertionError(f"operator {operator} not modelled")
 
 
