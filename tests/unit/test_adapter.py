@@ -263,3 +263,20 @@ def test_the_shared_listing_asks_for_shared_snapshots_included_page_by_page(clie
         stub.assert_no_pending_responses()
 
     assert [(s.arn, s.cluster_id) for s in shared] == [(arn, "orders")] * 2
+
+
+def test_a_share_adds_or_removes_exactly_one_account_id(client: Any) -> None:
+    shared = {"DBClusterSnapshotIdentifier": "orders-20260310-0300", "AttributeName": "restore"}
+    with Stubber(client) as stub:
+        stub.add_response("modify_db_cluster_snapshot_attribute", {}, {**shared, "ValuesToAdd": ["222222222222"]})
+        stub.add_response("modify_db_cluster_snapshot_attribute", {}, {**shared, "ValuesToRemove": ["222222222222"]})
+        RdsAdapter(client).share_snapshot("orders-20260310-0300", "222222222222")
+        RdsAdapter(client).unshare_snapshot("orders-20260310-0300", "222222222222")
+        stub.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize("account", ["all", "All", "22222222222", "222222222222,333333333333", "222222222222\n", ""])
+def test_a_share_with_anything_but_one_account_id_is_refused_before_any_call(client: Any, account: str) -> None:
+    with Stubber(client) as stub, pytest.raises(ValueError, match="only a 12-digit account id"):
+        RdsAdapter(client).share_snapshot("orders-20260310-0300", account)
+        stub.assert_no_pending_responses()

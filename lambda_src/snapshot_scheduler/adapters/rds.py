@@ -400,7 +400,7 @@ class RdsAdapter:
 
 
 def _account_id(account: str) -> str:
-    if not _ACCOUNT_ID.match(account):
+    if not _ACCOUNT_ID.fullmatch(account):
         raise ValueError(f"refused to share with {account!r}: only a 12-digit account id, never all")
     return account
 
