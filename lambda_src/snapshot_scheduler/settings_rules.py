@@ -129,12 +129,14 @@ def engines(names: Iterable[str]) -> tuple[str, ...]:
 
 def dr_targets(value: object) -> dict[str, DrTarget]:
     """drTargets: {"dr-west": {"region": "us-west-2", "kmsKey": "alias/snapshot-dr"}}, one target per region;
-    "retired": true stops new copies to a target whose copies are still pruned."""
+    "retired": true stops new copies to a target whose copies are still pruned. A target that names an
+    account (a vault) is shared with: {"vault": {"account": "222222222222", "region": ..., "shareHours": 72}}."""
     try:
         return parse_dr_targets(value)
     except ValueError as error:
         raise RuleError(
-            f'an object of target name to {{"region": ..., "kmsKey": ..., "retired": ...}}: {error}'
+            f'an object of target name to {{"region": ..., "kmsKey": ..., "retired": ...}} or '
+            f'{{"account": ..., "region": ..., "shareHours": ...}}: {error}'
         ) from error
 
 

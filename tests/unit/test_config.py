@@ -332,7 +332,7 @@ def test_an_account_target_is_shared_with_for_share_hours_and_may_share_a_region
         ('{"v": {"region": "us-west-2", "account": "22222222222"}}', "account '22222222222' is not an AWS account id"),
         ('{"v": {"region": "us-west-2", "account": "all"}}', "account 'all' is not an AWS account id"),
         ('{"v": {"region": "us-west-2", "account": "222222222222\\n"}}', "is not an AWS account id"),
-        ('{"v": {"region": "us-west-2", "account": 222222222222}}', "are text"),
+        ('{"v": {"region": "us-west-2", "account": 222222222222}}', "account 222222222222 is not text"),
         ('{"v": {"region": "us-west-2", "account": "222222222222", "kmsKey": "alias/k"}}', "kmsKey is not used"),
         ('{"v": {"region": "us-west-2", "account": "222222222222", "shareHours": 0}}', "shareHours 0"),
         ('{"v": {"region": "us-west-2", "account": "222222222222", "shareHours": 721}}', "from 1 to 720"),

@@ -221,3 +221,16 @@ def test_an_account_target_gets_no_copy_and_its_region_is_not_a_copy_region() ->
 
     assert [(t.region, t.target.name if t.target else None) for t in dr.targets] == [("us-west-2", "dr-west")]
     assert CONTEXT.regions == ["us-west-2"]
+
+
+def test_a_retired_vault_target_gets_no_new_share_and_its_shares_are_still_taken_back() -> None:
+    retired = {**TARGETS, "vault": replace(TARGETS["vault"], retired=True)}
+    context = replace(CONTEXT, targets=retired)
+    old = snapshot("orders", SLOT - hours(80), shared="2026-03-06T19:00:00Z")
+    snaps = [old, snapshot("orders", SLOT)]
+    run = plan_run(OWN_CONTEXT, [cluster("orders")], snaps, AT)
+
+    planned = plan_sharing(context, [cluster("orders")], run, snaps, at=AT, now=AT)
+
+    assert planned.shares == ()
+    assert [u.snapshot.id for u in planned.unshares] == [old.id]
