@@ -26,10 +26,12 @@ VAULT = {
         "kmsKey": "alias/snapshot-vault",
     },
 }
-# DR targets: a key by alias, a key by ARN on a retired target (no copy, no KMS there), one without a key.
+# DR targets: a key by alias, a key by ARN on a retired target (no copy, no KMS there), one without a key, and
+# a vault account that snapshots are shared with (its share statements and key describe).
 DR = {
     **CONTEXT,
     "drTargets": {
+        "vault": {"account": "222222222222", "region": "eu-central-1"},
         "dr-west": {"region": "us-west-2", "kmsKey": "alias/snapshot-dr"},
         "dr-eu": {"region": "eu-west-1", "kmsKey": "arn:aws:kms:eu-west-1:111111111111:key/1234abcd", "retired": True},
         "dr-ap": {"region": "ap-southeast-2"},
