@@ -194,6 +194,25 @@ def test_the_next_page_is_requested_while_this_page_is_still_being_parsed(client
     assert asked == ["", "m&2", "m3"]
 
 
+def test_a_page_is_parsed_only_once_the_next_page_is_requested(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The next request's thread must not wait for the GIL behind this page's parse (up to 5 ms a page).
+    monkeypatch.setattr("snapshot_scheduler.adapters.rds.HANDOFF_WAIT", 10.0)  # no timing here: order only
+    asked = _serve_pages(client)
+    sent: list[str] = []
+    client.meta.events.register_first(
+        "before-send.rds.DescribeDBClusterSnapshots", lambda request, **_: sent.append(str(request.body))
+    )
+    parsed_after: list[int] = []
+    rds = RdsAdapter(client)
+    client.meta.events.register_last("before-parse.rds", lambda **_: parsed_after.append(len(sent)))
+
+    snapshots = rds.manual_snapshots()
+
+    assert parsed_after == [2, 3, 3]  # page 1 parsed after page 2 was sent, page 2 after page 3, the last at once
+    assert [s.id for s in snapshots] == ["s1", "s2", "s3"]
+    assert asked == ["", "m&2", "m3"]
+
+
 SOURCE_ARN = "arn:aws:rds:us-east-1:123456789012:cluster-snapshot:orders-20260310-0300"
 
 

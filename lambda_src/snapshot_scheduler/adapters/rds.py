@@ -66,6 +66,8 @@ PAGE_SIZE = 100  # the most RDS returns per page
 MAX_RETRIES = 10  # botocore's `max_attempts` counts retries: 11 tries, jittered exponential backoff
 _MARKER = re.compile(rb"<Marker>([^<]*)</Marker>")  # a describe answer's only element of that name
 _UNTOLD = object()  # a page's raw answer named no next page, or an empty one (or never came): wait for the parsed one
+HANDOFF_WAIT = 0.1  # seconds a page's parse waits at most for the next page's request to be sent
+SEND_GRACE = 0.001  # then for its bytes to leave: after before-send the sender needs the GIL for about 0.5 ms
 
 
 class RdsError(SnapshotSchedulerError):
@@ -175,6 +177,7 @@ class _Page:
     marker: str | None
     answer: Future[dict[str, Any]]
     told: SimpleQueue[object]
+    handed: threading.Event  # set once the next page's request is sent (or none will be)
 
 
 class RdsAdapter:
@@ -188,6 +191,7 @@ class RdsAdapter:
             events.register("before-send.rds", lambda **_: pacer.acquire())
         events.register("needs-retry.rds", self._count_throttle)
         events.register("before-parse.rds", self._tell_marker)
+        events.register_first("before-send.rds", self._mark_sent)
 
     @property
     def region(self) -> str:
@@ -327,8 +331,9 @@ class RdsAdapter:
 
     def _pages(self, operation: str, key: str, **params: Any) -> Iterator[dict[str, Any]]:
         """Follow the Marker chain, one page after another, as RDS requires. Each next page is requested as
-        soon as this page's raw answer names its Marker, so that its round trip overlaps botocore's parsing of
-        this page: the chain is the run's longest wait, and it spends no tokens meanwhile. As botocore's
+        soon as this page's raw answer names its Marker, and this page is parsed once that request is sent, so
+        that its round trip overlaps botocore's parsing of this page: the chain is the run's longest wait, and
+        it spends no tokens meanwhile. As botocore's
         paginator does, an empty Marker ends the chain (sent back, it would ask for the first page again) and
         a Marker already asked for fails the sweep (it would never end)."""
         call = getattr(self._client, operation)
@@ -339,10 +344,12 @@ class RdsAdapter:
                 while page is not None:
                     early = page.told.get()
                     ahead = (
-                        self._request(pool, call, params, early)
+                        self._request(pool, call, params, early, sent=page.handed)
                         if isinstance(early, str) and early not in asked
                         else None
                     )
+                    if ahead is None:
+                        page.handed.set()
                     answer = page.answer.result()
                     yield from answer.get(key, [])
                     marker = answer.get("Marker") or None
@@ -367,21 +374,38 @@ class RdsAdapter:
             raise RdsError(type(error).__name__, str(error)) from error
 
     def _request(
-        self, pool: ThreadPoolExecutor, call: Callable[..., dict[str, Any]], params: dict[str, Any], marker: str | None
+        self,
+        pool: ThreadPoolExecutor,
+        call: Callable[..., dict[str, Any]],
+        params: dict[str, Any],
+        marker: str | None,
+        *,
+        sent: threading.Event | None = None,
     ) -> _Page:
-        """One page on a pool thread; its raw answer's Marker (or _UNTOLD) reaches `told` before the parse."""
+        """One page on a pool thread; its raw answer's Marker (or _UNTOLD) reaches `told` before the parse,
+        and `sent` (the previous page's `handed`) is set once its request is sent."""
         told: SimpleQueue[object] = SimpleQueue()
+        handed = threading.Event()
 
         def fetch() -> dict[str, Any]:
-            self._page_thread.told = told
+            self._page_thread.told, self._page_thread.handed, self._page_thread.sent = told, handed, sent
             try:
                 answer: dict[str, Any] = call(**params, MaxRecords=PAGE_SIZE, **({"Marker": marker} if marker else {}))
                 return answer
             finally:
-                self._page_thread.told = None
+                self._page_thread.told = self._page_thread.handed = self._page_thread.sent = None
                 told.put(_UNTOLD)
+                if sent is not None:
+                    sent.set()
 
-        return _Page(marker, pool.submit(fetch), told)
+        return _Page(marker, pool.submit(fetch), told, handed)
+
+    def _mark_sent(self, **_: Any) -> None:
+        """before-send, in the calling thread: a page's request is about to go out; the previous page's parse
+        may start."""
+        sent: threading.Event | None = getattr(self._page_thread, "sent", None)
+        if sent is not None:
+            sent.set()
 
     def _tell_marker(self, response_dict: Mapping[str, Any], **_: Any) -> None:
         """before-parse, in the calling thread: a page call that asked gets its successful answer's Marker."""
@@ -389,9 +413,15 @@ class RdsAdapter:
         if told is None or response_dict.get("status_code") != 200:
             return
         found = _MARKER.search(response_dict.get("body") or b"")
-        told.put(
-            unescape(found.group(1).decode(), {"&quot;": '"', "&apos;": "'"}) if found and found.group(1) else _UNTOLD
-        )
+        if not (found and found.group(1)):
+            told.put(_UNTOLD)
+            return
+        told.put(unescape(found.group(1).decode(), {"&quot;": '"', "&apos;": "'"}))
+        # The parse waits (without the GIL) until the next page's request is sent: parsing at once would hold
+        # the GIL while the threads that send it wait up to the switch interval (5 ms) for it, on every page
+        # of the chain (6 ms of 37 ms a page in the benchmark; 31 ms a page with the wait).
+        if self._page_thread.handed.wait(HANDOFF_WAIT):
+            time.sleep(SEND_GRACE)
 
     def _count_throttle(self, response: Any = None, **_: Any) -> None:
         if response is not None and response[1].get("Error", {}).get("Code") in THROTTLING_CODES:
