@@ -13,11 +13,12 @@ import boto3
 import pytest
 from snapshot_scheduler import cli, config, tags
 
-from tests.support.fidelity import RdsFidelity
+from tests.support.fidelity import Accounts, RdsFidelity, SimClock
 from tests.support.harness import moto_rds, rds_client
 from tests.support.lambda_fidelity import LambdaAccount
 
 REGION = "us-east-1"
+VAULT_ACCOUNT = "123456789012"  # moto's default account: the account doctor runs in
 STACK = "SnapshotScheduler"
 TAG = "snapshot-policy"
 NOW = datetime.now(UTC)  # moto stamps stacks and metrics with the real time
@@ -32,12 +33,17 @@ class Account:
         self.lambda_account = LambdaAccount(limit=1000)
         self.context_file = tmp_path / "cdk.json"
         original_factory = cli.client_factory
+        # Other accounts sharing with this one, per region (Accounts: sharing as RDS does it).
+        self.accounts = Accounts(SimClock(NOW))
+        self.shared_with_us: dict[str, RdsFidelity] = {}
 
         def client_factory(region: str | None = None, profile: str | None = None) -> Any:
             make = original_factory(region, profile)
 
             def client(service: str, in_region: str | None = None) -> Any:
                 made = make(service, in_region)
+                if service == "rds" and in_region in self.shared_with_us:
+                    return self.shared_with_us[in_region].attach(made)
                 return self.lambda_account.attach(made) if service == "lambda" else made
 
             return client
@@ -113,6 +119,22 @@ class Account:
                 ],
             )
         return function
+
+    def share(self, source: str, region: str, cluster: str, *, age: timedelta) -> None:
+        """Account `source` shares a snapshot of `cluster` in `region`, taken `age` ago, with this account."""
+        if region not in self.shared_with_us:
+            self.shared_with_us[region] = self.accounts.layer(VAULT_ACCOUNT, region)
+        theirs = self.accounts.layer_of(source, region)
+        if theirs is None:
+            theirs = self.accounts.layer(source, region)
+            rds_client(theirs, region=region)
+        if cluster not in {record.id for record in theirs.moto.clusters()}:
+            theirs.create_cluster(cluster)
+        identifier = f"{cluster}-{(NOW - age):%Y%m%d-%H}00"
+        theirs.seed_snapshot(cluster, identifier, created=NOW - age)
+        rds_client(theirs, region=region).modify_db_cluster_snapshot_attribute(
+            DBClusterSnapshotIdentifier=identifier, AttributeName="restore", ValuesToAdd=[VAULT_ACCOUNT]
+        )
 
     def topic(self) -> str:
         (topic,) = boto3.client("sns").list_topics()["Topics"]
@@ -392,3 +414,27 @@ def test_a_vault_key_that_does_not_exist_fails(account: Account, capsys: pytest.
     assert code == 2
     assert checks["vault-key"]["status"] == "fail"
     assert "no KMS key alias/snapshot-vault" in checks["vault-key"]["message"]
+
+
+def test_each_source_region_is_checked_for_recent_shares(account: Account, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a vault of two source regions: one shared a snapshot 5 hours ago (and an older one), the other
+    # shared only 3 days ago (sharesExpectedHours: 2 x 24 + 12 = 60), and an unconfigured account shares too
+    vault = {**VAULT, "sources": [{"account": "111111111111", "regions": ["eu-west-1", "eu-central-1"]}]}
+    account.deploy(vault=vault)
+    account.share("111111111111", "eu-west-1", "orders", age=timedelta(hours=5))
+    account.share("111111111111", "eu-west-1", "orders", age=timedelta(days=2))
+    account.share("111111111111", "eu-central-1", "billing", age=timedelta(days=3))
+    account.share("333333333333", "eu-central-1", "billing", age=timedelta(hours=1))
+
+    _, checks = doctor_lines(capsys)
+
+    (west,) = [c for c in checks if c["check"] == "vault-shares" and "eu-west-1" in c["message"]]
+    (central,) = [c for c in checks if c["check"] == "vault-shares" and "eu-central-1" in c["message"]]
+    assert west["status"] == "ok" and "shared a snapshot taken 5 hours ago" in west["message"]
+    assert central["status"] == "fail" and "nothing newer than 3 days ago" in central["message"]
+
+
+def doctor_lines(capsys: pytest.CaptureFixture[str]) -> tuple[int, list[dict[str, str]]]:
+    """Exit status and every check line (a vault has one vault-shares line per source region)."""
+    code = cli.main(["--region", REGION, "doctor", "--json"])
+    return code, list(json.loads(capsys.readouterr().out)["checks"])
