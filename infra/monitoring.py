@@ -389,16 +389,23 @@ class Monitoring(Construct):
         logs_hint = f" The run report's 'vault' section has the details; log group {props.log_group.log_group_name}."
         allowed = vault.policy.every.interval.total_seconds() + 60 * props.grace_minutes + 3600 * props.dr_stuck_hours
         silence = vault.shares_expected.total_seconds()
+        # A run reports a source's age and silence only once it has a copy of it, or has seen a share: until then
+        # no data is a breach (over the heartbeat's window, so that a late run is no gap), and a source silenced
+        # before its first share alarms too.
         for source in source_labels(vault):
             account, region = source.split("/")
             self._alarm(
                 f"VaultRecoveryPointBreached-{account}-{region}",
-                metric=self.run_metric(contract.VAULT_RECOVERY_POINT_AGE, "Maximum", source=source),
+                metric=self.run_metric(contract.VAULT_RECOVERY_POINT_AGE, "Maximum", source=source).with_(
+                    period=props.heartbeat_window
+                ),
                 threshold=allowed,
+                missing=cloudwatch.TreatMissingData.BREACHING,
                 description=f"VAULT RECOVERY-POINT BREACH for source account {account} in {region}: the vault's "
                 f"newest copy of one of its clusters is older than the vault policy's interval "
                 f"({vault.policy.every.text}) plus graceMinutes ({props.grace_minutes}) plus drStuckHours "
-                f"({props.dr_stuck_hours}) for the copy itself. Is the source still sharing (VaultSharesMissing)? "
+                f"({props.dr_stuck_hours}) for the copy itself, or the vault has no copy of it at all (no data). "
+                "Is the source still sharing (VaultSharesMissing)? "
                 "Otherwise the report's 'vault' entries say why no copy was made: deferred (copy-limit: other "
                 "copies hold the region's 5 places; quota: raise the vault's manual snapshot quota), skipped kms "
                 "(the source key's policy must let this account use it, the vault key's policy this role), "
@@ -406,10 +413,14 @@ class Monitoring(Construct):
             )
             self._alarm(
                 f"VaultSharesMissing-{account}-{region}",
-                metric=self.run_metric(contract.VAULT_SOURCE_SILENCE, "Maximum", source=source),
+                metric=self.run_metric(contract.VAULT_SOURCE_SILENCE, "Maximum", source=source).with_(
+                    period=props.heartbeat_window
+                ),
                 threshold=silence,
+                missing=cloudwatch.TreatMissingData.BREACHING,
                 description=f"SOURCE {account} IN {region} HAS SHARED NOTHING for more than sharesExpectedHours "
-                f"({int(silence // 3600)} h). Either its deployment stopped sharing (its run, its DR tag to=<vault "
+                f"({int(silence // 3600)} h), or nothing since the vault was deployed (no data). "
+                "Either its deployment stopped sharing (its run, its DR tag to=<vault "
                 "target>, or its drTargets entry for this account changed) or someone in that account is "
                 "silencing the vault: treat it as a possible compromise until you know. In the source account "
                 "check the deployment's alarms and run report ('dr' entries: shared, skipped kms-default-key) "

@@ -353,6 +353,9 @@ def test_each_configured_source_has_its_recovery_point_and_silence_alarm(vault_s
             (2 * 24 + 12) * 3600,
         )
         assert missing["ComparisonOperator"] == "GreaterThanThreshold"
+        # A source never heard from has no data: that breaches, over two runs' window (a late run is no gap)
+        for alarm in (breached, missing):
+            assert (alarm["TreatMissingData"], alarm["Period"]) == ("breaching", 2 * 3600)
         assert "possible compromise" in description(missing)
 
 
