@@ -24,7 +24,7 @@ from snapshot_scheduler.handlers import backup
 
 from infra import contract
 from tests.infra.synthesis import Synthesized, synth
-from tests.support.fidelity import Regions, SimClock, TokenBucket
+from tests.support.fidelity import Accounts, Regions, SimClock, TokenBucket
 from tests.support.harness import moto_rds, rds_client, scheduled_lambda
 
 REGION = "us-east-1"
@@ -36,6 +36,13 @@ MetricKey = tuple[str, str, frozenset[tuple[str, str]]]
 
 CUSTOM = {"metricNamespace": "Backups/Prod", "deployment": "prod-eu", "policyTagKey": "backup-policy"}
 DR_REGION = "us-west-2"
+# A vault in eu-central-1 of account VAULT, copying what PROD shares from REGION.
+PROD, VAULT, VAULT_REGION = "111111111111", "222222222222", "eu-central-1"
+VAULT_CONTEXT = {
+    **CUSTOM,
+    "deployment": "vault",
+    "vault": {"sources": [{"account": PROD, "regions": [REGION]}], "policy": "every=1d keep-daily=7"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +54,11 @@ def custom(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
 def dr_synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     context = {**CUSTOM, "drTargets": {"dr-west": {"region": DR_REGION}}}
     return synth(context, outdir=tmp_path_factory.mktemp("cross-check-dr"))
+
+
+@pytest.fixture(scope="module")
+def vault_synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return synth(VAULT_CONTEXT, outdir=tmp_path_factory.mktemp("cross-check-vault"))
 
 
 class LambdaContext:
@@ -186,7 +198,8 @@ def test_every_alarm_and_graph_on_run_metrics_matches_what_the_handler_emits(
     assert second["created"] == [], second
     # out of policy (level and new), missed slots, failures, policy errors, quota, heartbeat, deletions pending,
     # mass deletion
-    assert_watched_metrics_are_emitted(synthesized, emitted, alarms=9, excluded=observability.DR_METRICS)
+    excluded = observability.DR_METRICS | observability.VAULT_METRICS
+    assert_watched_metrics_are_emitted(synthesized, emitted, alarms=9, excluded=excluded)
 
 
 def test_with_dr_targets_every_alarm_and_graph_matches_what_the_handler_emits(
@@ -213,7 +226,56 @@ def test_with_dr_targets_every_alarm_and_graph_matches_what_the_handler_emits(
     assert [[e["cluster"] for e in r["dr"]["started"]] for r in reports] == [[], ["orders"], []], reports
     assert reports[-1]["dr"]["quotas"] == {DR_REGION: {"used": 1, "max": 50}}
     # ... and DR: recovery point breached, copies failed, copy stuck, DR region quota
-    assert_watched_metrics_are_emitted(dr_synth, emitted, alarms=13, excluded=frozenset())
+    assert_watched_metrics_are_emitted(dr_synth, emitted, alarms=13, excluded=observability.VAULT_METRICS)
+
+
+# What a vault run emits besides its own metrics; the tag-driven and DR ones are not the vault's to watch.
+VAULT_RUN_METRICS = {
+    observability.Metric.HEARTBEAT,
+    observability.Metric.RUN_DURATION,
+    observability.Metric.QUOTA_USED,
+    observability.Metric.QUOTA_MAX,
+    observability.Metric.QUOTA_UTILIZATION,
+}
+
+
+def test_on_a_vault_every_alarm_and_graph_matches_what_the_vault_run_emits(
+    vault_synth: Synthesized, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The vault's alarms, per source too: the vault handler configured from a vault template copies what the
+    production account's run made and shared (behind the fidelity layer's accounts), the next run finds the
+    copy available: every per-source metric is emitted with its `source` dimension."""
+    env = {**function_env(vault_synth), "AWS_DEFAULT_REGION": VAULT_REGION}  # as Lambda sets it there
+    start = datetime(2026, 3, 10, 3, 5, tzinfo=UTC)
+    with moto_rds():
+        accounts = Accounts(SimClock(start))
+        prod = accounts.layer(PROD, REGION, bucket=TokenBucket.unlimited())
+        prod_rds = rds_client(prod)
+        vault = accounts.layer(VAULT, VAULT_REGION, bucket=TokenBucket(), copying_for=timedelta(hours=1))
+        rds_client(vault, region=VAULT_REGION)
+        rds_client(accounts.layer(VAULT, REGION, bucket=TokenBucket()))  # where RDS lists PROD's shares
+        prod.create_cluster("orders", tags={"snapshot-policy": "daily"}, created=start - timedelta(days=30))
+        with scheduled_lambda(prod, env={"SNAPSHOT_DEPLOYMENT": "prod"}) as handler:
+            (made,) = handler.run(start)["created"]
+        prod_rds.modify_db_cluster_snapshot_attribute(
+            DBClusterSnapshotIdentifier=made["snapshot"], AttributeName="restore", ValuesToAdd=[VAULT]
+        )
+        with scheduled_lambda(vault, env=env) as handler:
+            capsys.readouterr()
+            reports = [handler.run(start + timedelta(hours=hour)) for hour in (1, 3)]
+    emitted = emitted_metrics(capsys.readouterr().out)
+
+    assert [len(r["vault"]["started"]) for r in reports] == [1, 0], reports  # copied, then found available
+    source = frozenset({("service", contract.SERVICE_NAME), ("deployment", "vault"), ("source", f"{PROD}/{REGION}")})
+    assert {
+        (name, dims) for _, name, dims in emitted if "Vault" in name and ("source", f"{PROD}/{REGION}") in dims
+    } == {
+        (contract.VAULT_RECOVERY_POINT_AGE, source),
+        (contract.VAULT_SOURCE_SILENCE, source),
+    }
+    # recovery point and shares missing for the one source, copies failed, copy stuck, quota, heartbeat
+    excluded = frozenset(set(observability.Metric) - observability.VAULT_METRICS - VAULT_RUN_METRICS)
+    assert_watched_metrics_are_emitted(vault_synth, emitted, alarms=6, excluded=excluded)
 
 
 def assert_watched_metrics_are_emitted(
@@ -228,6 +290,5 @@ def assert_watched_metrics_are_emitted(
     # ... and every run metric the stack names is watched: a new metric gets an alarm or a graph
     watched = {name for _, name, _ in alarmed | charted}
     named = {value for key, value in vars(contract).items() if key.isupper() and value in set(observability.Metric)}
-    named -= set(excluded)  # DR metrics are watched only with drTargets
-    named -= set(contract.VAULT_METRICS)  # watched only on a vault: tests/infra/test_stack_vault.py
+    named -= set(excluded)  # DR metrics are watched only with drTargets, vault metrics only on a vault
     assert named - watched == set(), "metrics named in infra/contract.py that no alarm or graph watches"
