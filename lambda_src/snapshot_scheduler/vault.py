@@ -20,8 +20,9 @@ from snapshot_scheduler import tags
 from snapshot_scheduler.dr import COPY_LIMIT, COPYING, FAILED, KMS_KEY, CopyRoom
 from snapshot_scheduler.model import AVAILABLE, Quota, Reason, Snapshot
 from snapshot_scheduler.naming import parse_slot_suffix, parse_snapshot_arn, snapshot_id, vault_copy_id
-from snapshot_scheduler.planning import NEVER, Kept, retain
+from snapshot_scheduler.planning import NEVER, Kept, retain, retain_after_grace
 from snapshot_scheduler.policy import Policy, PolicyError, parse_policy
+from snapshot_scheduler.policy_change import DEFAULT_GRACE, Pending, Record
 from snapshot_scheduler.schedule import current_slot
 
 MIN_RETENTION_DAYS = (0, 3650)
@@ -33,6 +34,9 @@ _SHAPE = (
     '"policy": "every=1d keep-daily=14", "kmsKey": "alias/snapshot-vault", "minRetentionDays": 7, '
     '"sharesExpectedHours": 36}'
 )
+
+# Copies record the vault's policy: an edit that keeps fewer waits the policy-change grace, as on the source.
+VAULT_RECORD = Record(tags.VAULT_POLICY, parse_policy)
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,7 @@ class VaultContext:
     vault: Vault
     copy_limit: int = COPY_LIMIT
     stuck_after: timedelta = timedelta(hours=24)
+    change_grace: timedelta = DEFAULT_GRACE  # deletions an edit of the vault's policy caused wait this long
 
 
 @dataclass(frozen=True)
@@ -218,6 +223,7 @@ class CopyGroup:
     kept: tuple[Kept, ...] = ()
     delete: tuple[Snapshot, ...] = ()
     failed: tuple[Snapshot, ...] = ()  # ended `failed`: deleted (ours, holding no data) and reported
+    pending: tuple[Pending, ...] = ()  # deletions an edit of the vault's policy caused, waiting (also kept)
     stuck: tuple[Snapshot, ...] = ()  # still copying after stuck_after: reported, never cancelled
     in_flight: tuple[Snapshot, ...] = ()
     newest_available: datetime | None = None  # the slot of the newest available copy
@@ -326,10 +332,11 @@ def plan_vault(
 
 def _retained(context: VaultContext, key: tuple[str, str, str], copies: list[Snapshot], now: datetime) -> CopyGroup:
     """The vault's policy over one cluster's copies (planning.retain: only available, un-held copies take
-    part, the newest is always kept), then minRetentionDays by RDS's creation time. Failed copies go."""
+    part, the newest is always kept; what an edit of the policy would delete waits the grace), then
+    minRetentionDays by RDS's creation time. Failed copies go."""
     failed = tuple(c for c in copies if c.status == FAILED)
     live = [c for c in copies if c.status != FAILED]
-    kept, delete = retain(context.vault.policy, live)
+    kept, delete, pending = retain_after_grace(context.vault.policy, live, now, context.change_grace, VAULT_RECORD)
     minimum = context.vault.min_retention
     young = {s.id for s in delete if s.created is None or now - s.created < minimum}
     kept += tuple(Kept(s, (f"younger than minRetentionDays={minimum.days}",)) for s in delete if s.id in young)
@@ -339,6 +346,7 @@ def _retained(context: VaultContext, key: tuple[str, str, str], copies: list[Sna
         kept=kept,
         delete=tuple(s for s in delete if s.id not in young) + failed,
         failed=failed,
+        pending=pending,
         stuck=tuple(c for c in in_flight if c.created is not None and now - c.created > context.stuck_after),
         in_flight=in_flight,
         newest_available=max((c.time for c in live if c.status == AVAILABLE and c.time), default=None),

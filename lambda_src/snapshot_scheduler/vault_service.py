@@ -30,6 +30,7 @@ def vault_context(settings: Settings, region: str) -> VaultContext:
         vault=settings.vault,
         copy_limit=settings.dr_copy_limit,
         stuck_after=settings.dr_stuck,
+        change_grace=settings.policy_change_grace,
     )
 
 
@@ -78,6 +79,11 @@ def run(
     for region, message in unreadable.items():
         report.vault.add("failed", "*", f"*/{region}", error="RegionUnreadable", message=message)
     report_plan(plan, report.vault)
+    report.pending = [
+        {"cluster": group.cluster_id, "source": group.source, **pending.entry()}
+        for group in plan.groups
+        for pending in group.pending
+    ]
     copier = VaultCopier(vault_context(settings, rds.region), rds, report.vault, now=now, allows=budget.allows)
     if dry_run:
         copier.pretend(plan)

@@ -279,3 +279,25 @@ def test_min_retention_days_holds_copies_the_vaults_policy_would_delete() -> Non
     later = world.vault_run(START + 9 * DAY)
     assert sorted(world.copies()) == [copy_name("orders", slot(n)) for n in (4, 5)]
     assert sorted(e["snapshot"] for e in later["vault"]["deleted"]) == [copy_name("orders", slot(n)) for n in (2, 3)]
+
+
+def test_a_vault_policy_edited_to_keep_fewer_deletes_no_copy_for_the_policy_change_grace() -> None:
+    world = World()  # keep-daily=7 keep-weekly=4
+    world.cluster("orders")
+    for n in range(7):
+        world.day(n, vault_hours=(2,))
+    kept = set(world.copies())
+    assert len(kept) == 7
+
+    # An operator redeploys the vault with keep-last=1 (a slip): the copies made under the old policy wait.
+    edited = world.vault_run(START + 7 * DAY, policy="every=1d keep-last=1")
+    assert edited["vault"]["deleted"] == [] and set(world.copies()) == kept
+    assert sorted(p["snapshot"] for p in edited["pending"]) == sorted(kept)[:-1]
+
+    # The first copy under the new policy starts the grace; once it has passed, keep-last=1 applies.
+    world.source_run(START + 7 * DAY)
+    world.vault_run(START + 7 * DAY + timedelta(hours=2), policy="every=1d keep-last=1")
+    assert len(world.copies()) == 8
+    after = world.vault_run(START + 9 * DAY, policy="every=1d keep-last=1")
+    assert world.copies() == {copy_name("orders", slot(7)): "available"}
+    assert after["pending"] == []
