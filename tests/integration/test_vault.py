@@ -30,6 +30,7 @@ START = datetime(2026, 3, 1, 3, 5, tzinfo=UTC)
 DAY = timedelta(days=1)
 MARKER = "snapshot-scheduler:vault-deployment"
 SOURCE = f"{PROD}/{REGION}"
+VAULT_TARGET = {"vault": {"account": VAULT, "region": VAULT_REGION, "shareHours": 72}}
 
 
 # One process hosts two deployments here (a Lambda container hosts one): Powertools warns when the
@@ -72,10 +73,17 @@ class World:
         self.setting = vault_setting(**vault)
         self.refused: dict[str, str] = {}  # snapshots RDS would not share: why
 
-    def cluster(self, name: str, *, policy: str = "every=1d keep-daily=3", **options: Any) -> str:
-        return self.prod.create_cluster(
-            name, tags={"snapshot-policy": policy}, created=START - timedelta(days=90), **options
-        )
+    def cluster(
+        self, name: str, *, policy: str = "every=1d keep-daily=3", dr: str | None = None, **options: Any
+    ) -> str:
+        tags = {"snapshot-policy": policy, **({"snapshot-dr": dr} if dr else {})}
+        return self.prod.create_cluster(name, tags=tags, created=START - timedelta(days=90), **options)
+
+    def sharing_source_run(self, at: datetime) -> dict[str, Any]:
+        """The production deployment with the vault as a DR target: its own share step shares and unshares."""
+        env = {"SNAPSHOT_DEPLOYMENT": "prod", "SNAPSHOT_DR_TARGETS": json.dumps(VAULT_TARGET)}
+        with scheduled_lambda(self.prod, env=env) as handler:
+            return handler.run(at)
 
     def source_run(self, at: datetime) -> dict[str, Any]:
         """The production deployment's run, then its share step: share what it made, unshare after 3 days."""
@@ -184,6 +192,27 @@ def test_a_month_then_the_source_deletes_everything_and_the_vault_keeps_its_copi
     blobs = emf_blobs(capsys.readouterr().out)
     silence = [b for b in blobs if b.get("source") == SOURCE and "VaultSourceSilence" in b]
     assert silence[-1]["VaultSourceSilence"] == [(START + 59 * DAY - slot(29)).total_seconds()]
+
+
+def test_a_month_of_source_runs_sharing_through_their_share_step_and_vault_runs_copying() -> None:
+    world = World()
+    clusters = ("orders", "billing")
+    for name in clusters:
+        world.cluster(name, dr="to=vault")
+    source, vault = [], []
+    for n in range(30):  # the source at 03:05 (snapshot) and 04:05 (share); the vault at 06:05 and 09:05
+        source += [world.sharing_source_run(START + n * DAY + timedelta(hours=h)) for h in (0, 1)]
+        vault += [world.vault_run(START + n * DAY + timedelta(hours=h)) for h in (3, 6)]
+
+    every_slot = {f"{c}-{slot(n):%Y%m%d-%H%M}" for c in clusters for n in range(30)}
+    assert sorted(e["snapshot"] for r in source for e in r["dr"]["shared"]) == sorted(every_slot)
+    assert {e["snapshot"] for r in source for e in r["dr"]["unshared"]} >= {
+        f"{c}-{slot(n):%Y%m%d-%H%M}" for c in clusters for n in range(26)
+    }  # each share taken back after shareHours
+    assert sorted(started(vault)) == sorted(copy_name(c, slot(n)) for c in clusters for n in range(30))
+    kept_days = [29, 28, 27, 26, 25, 24, 23, 21, 14]
+    assert world.copies() == {copy_name(c, slot(n)): "available" for c in clusters for n in kept_days}
+    assert all(not r["vault"]["failed"] and not r["vault"]["ignored"] for r in vault)
 
 
 def test_shares_of_strangers_and_names_not_of_a_slot_are_ignored_and_counted(
