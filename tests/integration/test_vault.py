@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from snapshot_scheduler.errors import ConfigError
 
 from tests.integration.scenario import fresh_rds, metric_values, moto_once
 from tests.support.emf import emf_blobs
@@ -330,3 +331,14 @@ def test_a_vault_policy_edited_to_keep_fewer_deletes_no_copy_for_the_policy_chan
     after = world.vault_run(START + 9 * DAY, policy="every=1d keep-last=1")
     assert world.copies() == {copy_name("orders", slot(7)): "available"}
     assert after["pending"] == []
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")  # it failed before publishing
+def test_a_vault_naming_its_own_account_as_a_source_stops_before_anything_is_read() -> None:
+    world = World()
+    world.setting = {"sources": [{"account": VAULT, "regions": [REGION]}], "policy": "keep-daily=7"}
+
+    with pytest.raises(ConfigError, match="the vault's own account"):
+        world.vault_run(START)
+
+    assert world.copies() == {}

@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from snapshot_scheduler import service, vault_service
 from snapshot_scheduler.adapters import kms
 from snapshot_scheduler.adapters.rds import Pacer, RdsAdapter, build_client
-from snapshot_scheduler.config import DR_TARGETS, Settings
+from snapshot_scheduler.config import DR_TARGETS, VAULT, Settings
 from snapshot_scheduler.dr import region_targets
 from snapshot_scheduler.errors import ConfigError
 from snapshot_scheduler.observability import logger, metrics, publish
@@ -71,8 +71,9 @@ def adapters(
 
 
 def check_own_account(settings: Settings, function_arn: str) -> None:
-    """A DR target's account is another account: sharing a snapshot with its own account would protect
-    nothing. The function's account is the one in its ARN (no STS call)."""
+    """A DR target's account, and a vault's source, is another account: sharing a snapshot with its own
+    account would protect nothing, and a vault of its own account's snapshots is no vault. The function's
+    account is the one in its ARN (no STS call)."""
     parts = function_arn.split(":")
     own = parts[4] if len(parts) > 4 else ""
     for target in settings.dr_targets.values():
@@ -80,6 +81,12 @@ def check_own_account(settings: Settings, function_arn: str) -> None:
             raise ConfigError(
                 f"{DR_TARGETS}: target {target.name!r} names account {own}, the function's own account; a "
                 "target's account must be another account (the vault)"
+            )
+    for source in settings.vault.sources if settings.vault is not None else ():
+        if source.account == own:
+            raise ConfigError(
+                f"{VAULT}: a source names account {own}, the vault's own account; a source must be another "
+                "account (the production account that shares with the vault)"
             )
 
 
