@@ -34,7 +34,7 @@ from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
 from snapshot_scheduler import settings_rules as rules
-from snapshot_scheduler.dr import DrTarget
+from snapshot_scheduler.dr import ACCOUNT, REGION, DrTarget
 from snapshot_scheduler.settings_rules import Range, RuleError
 from snapshot_scheduler.vault import Vault
 
@@ -129,8 +129,6 @@ VAULT_MAX_SOURCE_REGIONS: Final = 25
 
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_ACCOUNT = re.compile(r"^\d{12}$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _CRON = re.compile(r"^cron\(([^()]+)\)$")
 _UNIT_MINUTES = {"minute": 1, "hour": 60, "day": 24 * 60}
@@ -471,9 +469,9 @@ class _Context:
             if not isinstance(item, dict) or set(item) != {"account", "region"}:
                 raise self.bad(ENVIRONMENTS, item, allowed)
             account, region = item["account"], item["region"]
-            if not isinstance(account, str) or not _ACCOUNT.match(account):
+            if not isinstance(account, str) or not ACCOUNT.fullmatch(account):
                 raise self.bad(ENVIRONMENTS, item, "an account id of 12 digits, as a string")
-            if not isinstance(region, str) or not _REGION.match(region):
+            if not isinstance(region, str) or not REGION.fullmatch(region):
                 raise self.bad(ENVIRONMENTS, item, "a region name such as eu-west-1")
             environments.append(DeployEnvironment(account=account, region=region))
         if len(set(environments)) != len(environments):

@@ -79,10 +79,11 @@ def region_targets(targets: Mapping[str, DrTarget]) -> dict[str, DrTarget]:
     return {name: target for name, target in targets.items() if not target.shares}
 
 
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
-_ACCOUNT = re.compile(r"^[0-9]{12}$")
+# Always fullmatch: `$` also matches before a final newline, so "us-west-2\n" would pass a `match`.
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
+ACCOUNT = re.compile(r"[0-9]{12}")
 KMS_KEY = re.compile(
-    r"^(alias/[A-Za-z0-9/_-]+|(mrk-)?[0-9a-f-]{32,36}|arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):[0-9]{12}:(key|alias)/.+)$"
+    r"alias/[A-Za-z0-9/_-]+|(mrk-)?[0-9a-f-]{32,36}|arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):[0-9]{12}:(key|alias)/.+"
 )
 # The keys of a target in drTargets and the JSON type of each value.
 TARGET_FIELDS: Mapping[str, type] = {"region": str, "kmsKey": str, "retired": bool, "account": str, "shareHours": int}
@@ -131,13 +132,13 @@ def _parse_target(name: str, spec: object) -> DrTarget:
     key: str | None = spec.get("kmsKey")
     account: str | None = spec.get("account")
     retired = bool(spec.get("retired", False))
-    if not _REGION.match(region):
+    if not REGION.fullmatch(region):
         raise ValueError(f"target {name!r}: region {region!r} is not a region name such as us-west-2")
     if account is None:
         if "shareHours" in spec:
             raise ValueError(f"target {name!r}: shareHours is for a target that names an account (a vault)")
         return DrTarget(name, region, _checked_key(name, region, key), retired=retired)
-    if not _ACCOUNT.fullmatch(account):
+    if not ACCOUNT.fullmatch(account):
         raise ValueError(f"target {name!r}: account {account!r} is not an AWS account id (12 digits)")
     if key is not None:
         raise ValueError(
@@ -157,7 +158,7 @@ def _parse_target(name: str, spec: object) -> DrTarget:
 
 def _checked_key(name: str, region: str, key: str | None) -> str | None:
     if key is not None:
-        match = KMS_KEY.match(key)
+        match = KMS_KEY.fullmatch(key)
         if match is None or (match.group("region") or region) != region:
             raise ValueError(
                 f"target {name!r}: kmsKey {key!r} is not a KMS key of {region}; allowed: alias/name, a key id, "

@@ -10,14 +10,13 @@ deterministic identifiers, and anything that does not match them is ignored (and
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from snapshot_scheduler import tags
-from snapshot_scheduler.dr import COPY_LIMIT, COPYING, FAILED, KMS_KEY, CopyRoom
+from snapshot_scheduler.dr import ACCOUNT, COPY_LIMIT, COPYING, FAILED, KMS_KEY, REGION, CopyRoom
 from snapshot_scheduler.model import AVAILABLE, Quota, Reason, Snapshot
 from snapshot_scheduler.naming import parse_slot_suffix, parse_snapshot_arn, snapshot_id, vault_copy_id
 from snapshot_scheduler.planning import NEVER, Kept, retain, retain_after_grace
@@ -27,8 +26,6 @@ from snapshot_scheduler.schedule import current_slot
 
 MIN_RETENTION_DAYS = (0, 3650)
 SHARES_EXPECTED_HOURS = (1, 24 * 365)
-_ACCOUNT = re.compile(r"^[0-9]{12}$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
 _SHAPE = (
     '{"sources": [{"account": "111111111111", "regions": ["eu-west-1"], "deployment": "SnapshotScheduler"}], '
     '"policy": "every=1d keep-daily=14", "kmsKey": "alias/snapshot-vault", "minRetentionDays": 7, '
@@ -85,7 +82,7 @@ def parse_vault(loaded: object, *, at: str = "03:00", tz: str = "UTC") -> Vault:
     except PolicyError as error:
         raise ValueError(f"policy {text!r}: {error}") from error
     key = loaded.get("kmsKey")
-    if key is not None and (not isinstance(key, str) or not KMS_KEY.match(key)):
+    if key is not None and (not isinstance(key, str) or not KMS_KEY.fullmatch(key)):
         raise ValueError(f"kmsKey {key!r} is not a KMS key; allowed: alias/name, a key id, or a key or alias ARN")
     days = _whole(loaded, "minRetentionDays", 0, MIN_RETENTION_DAYS)
     hours = _whole(loaded, "sharesExpectedHours", 2 * policy.every.value + 12, SHARES_EXPECTED_HOURS)
@@ -104,14 +101,14 @@ def _parse_sources(value: object) -> tuple[VaultSource, ...]:
         if unknown:
             raise ValueError(f"{where}: unknown key {unknown[0]!r}; allowed: account, regions, deployment")
         account, regions, deployment = spec.get("account"), spec.get("regions"), spec.get("deployment")
-        if not isinstance(account, str) or not _ACCOUNT.match(account):
+        if not isinstance(account, str) or not ACCOUNT.fullmatch(account):
             raise ValueError(f"{where}: account {account!r} is not a 12-digit AWS account id (a JSON string)")
         if account in {s.account for s in sources}:
             raise ValueError(f"{where}: account {account} is listed twice; list all its regions in one entry")
         if (
             not isinstance(regions, list)
             or not regions
-            or not all(isinstance(r, str) and _REGION.match(r) for r in regions)
+            or not all(isinstance(r, str) and REGION.fullmatch(r) for r in regions)
             or len(set(regions)) != len(regions)
         ):
             raise ValueError(

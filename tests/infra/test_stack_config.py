@@ -143,6 +143,8 @@ def test_values_from_the_command_line_arrive_as_text_and_are_decoded() -> None:
         ("environments", {"account": "1"}, "list of"),
         ("environments", [{"account": "123", "region": "eu-west-1"}], "12 digits"),
         ("environments", [{"account": "111111111111", "region": "Europe"}], "region name"),
+        ("environments", [{"account": "111111111111", "region": "eu-west-1\n"}], "region name"),
+        ("environments", [{"account": "111111111111\n", "region": "eu-west-1"}], "12 digits"),
         ("environments", [{"account": "111111111111", "region": "eu-west-1", "x": 1}], "list of"),
         (
             "environments",

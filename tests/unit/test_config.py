@@ -323,6 +323,8 @@ def test_an_account_target_is_shared_with_for_share_hours_and_may_share_a_region
     ("targets", "says"),
     [
         ('{"dr-west": {"region": "mars-1"}}', "region 'mars-1' is not a region name"),
+        ('{"dr-west": {"region": "us-west-2\\n"}}', "is not a region name"),  # `$` matches before a final newline
+        ('{"dr-west": {"region": "us-west-2", "kmsKey": "alias/k\\n"}}', "is not a KMS key"),
         ('{"a": {"region": "us-west-2"}, "b": {"region": "us-west-2"}}', "one target per region"),
         (
             '{"dr-west": {"region": "us-west-2", "kmsKey": "arn:aws:kms:eu-west-1:123456789012:key/x"}}',

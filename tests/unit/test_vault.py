@@ -147,6 +147,9 @@ def test_min_retention_defaults_to_none_and_shares_are_expected_within_twice_the
         ({"sources": [{"account": PROD, "regions": []}], "policy": POLICY}, "regions"),
         ({"sources": [{"account": PROD, "regions": ["eu_west_1"]}], "policy": POLICY}, "regions"),
         ({"sources": [{"account": PROD, "regions": [EU, EU]}], "policy": POLICY}, "regions"),
+        ({"sources": [{"account": PROD, "regions": ["us-west-2\n"]}], "policy": POLICY}, "regions"),
+        ({"sources": [{"account": PROD + "\n", "regions": [EU]}], "policy": POLICY}, "12-digit"),
+        ({"sources": [{"account": PROD, "regions": [EU]}], "policy": POLICY, "kmsKey": "alias/k\n"}, "kmsKey"),
         (
             {"sources": [{"account": PROD, "regions": [EU]}, {"account": PROD, "regions": [US]}], "policy": POLICY},
             "twice",
