@@ -118,11 +118,13 @@ class Snapshot:
             return f"its identifier is not {expected!r}, the one made for cluster {recorded!r} at {slot.isoformat()}"
         return None
 
-    @property
+    # Cached: retention asks each of these many times per snapshot (sorting, buckets, the newest), and a
+    # snapshot's tags do not change once read.
+    @cached_property
     def held(self) -> bool:
         return tags.held(self.tags)
 
-    @property
+    @cached_property
     def slot(self) -> datetime | None:
         try:
             slot = datetime.fromisoformat(self.tags.get(tags.SLOT, ""))
@@ -130,7 +132,7 @@ class Snapshot:
             return None
         return slot if slot.tzinfo is not None else None
 
-    @property
+    @cached_property
     def time(self) -> datetime | None:
         """When the snapshot stands for (for retention buckets): its slot, else its creation time. Never
         later than its creation: a slot tag set in the future must not make a snapshot the newest."""

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from enum import Enum
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from zoneinfo import ZoneInfo
 
@@ -151,6 +151,14 @@ def parse_policy(text: str, named: Mapping[str, str] | None = None, *, at: str =
 
     `named` are the deployment's policies (they override presets); `at` and `tz` are its defaults.
     """
+    return _parse_policy(text, tuple(sorted((named or {}).items())), at, tz)
+
+
+# A run parses the same few texts once per cluster and once per snapshot (the policy each records); a
+# Policy is immutable, so one parse serves them all. Errors are not cached: they are raised every time.
+@lru_cache(maxsize=1024)
+def _parse_policy(text: str, named_items: tuple[tuple[str, str], ...], at: str, tz: str) -> Policy:
+    named = dict(named_items)
     value = text.strip()
     if len(value) > _MAX_TAG_VALUE:
         raise PolicyError(f"policy is {len(value)} characters long; a tag value holds at most {_MAX_TAG_VALUE}")

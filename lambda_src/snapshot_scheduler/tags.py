@@ -2,6 +2,7 @@
 
 import unicodedata
 from collections.abc import Mapping
+from functools import lru_cache
 
 # On snapshots we create. The marker's value is the deployment (default: the stack name).
 MARKER = "snapshot-scheduler:deployment"
@@ -47,6 +48,7 @@ def shared_key(target: str) -> str:
     return SHARED_PREFIX + target
 
 
+@lru_cache(maxsize=4096)  # asked of every tag of every snapshot each run; tag keys repeat
 def is_hold(key: str) -> bool:
     return key.strip().lower() == HOLD
 
