@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from types import MappingProxyType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from snapshot_scheduler import settings_rules as rules
 from snapshot_scheduler.dr import COPY_LIMIT, DrTarget
 from snapshot_scheduler.errors import ConfigError
-from snapshot_scheduler.vault import Vault
+
+if TYPE_CHECKING:  # the vault role's modules load only in a vault (cold start of every source)
+    from snapshot_scheduler.vault import Vault
 
 POLICY_TAG_KEY = "SNAPSHOT_POLICY_TAG_KEY"
 DEPLOYMENT = "SNAPSHOT_DEPLOYMENT"

@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from snapshot_scheduler import policy, tags
 from snapshot_scheduler.dr import DrTarget, parse_dr_targets
-from snapshot_scheduler.vault import Vault, parse_vault
+
+if TYPE_CHECKING:  # loaded by `vault` below, in a vault only: a source's cold start skips the vault role
+    from snapshot_scheduler.vault import Vault
 
 _N = TypeVar("_N", int, float)
 
@@ -144,6 +146,8 @@ def vault(value: object, *, at: str, tz: str) -> Vault:
     """vault (SNAPSHOT_VAULT): the sources whose shared snapshots this deployment copies, and the vault's own
     policy, kmsKey, minRetentionDays and sharesExpectedHours (vault.parse_vault). `at` and `tz` are the
     deployment's defaultAt and defaultTimezone, as for a policy tag."""
+    from snapshot_scheduler.vault import parse_vault  # noqa: PLC0415 - see the TYPE_CHECKING import
+
     try:
         return parse_vault(value, at=at, tz=tz)
     except ValueError as error:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from snapshot_scheduler import service, vault_service
+from snapshot_scheduler import service
 from snapshot_scheduler.adapters import kms
 from snapshot_scheduler.adapters.rds import Pacer, RdsAdapter, build_client
 from snapshot_scheduler.config import DR_TARGETS, VAULT, Settings
@@ -127,6 +127,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     dry_run = deps.settings.dry_run or event_dry_run(event)
     budget = service.Budget(remaining=lambda: context.get_remaining_time_in_millis() / 1000, sleep=deps.sleep)
     if deps.settings.vault is not None:  # a vault: copies what its sources share, snapshots nothing
+        from snapshot_scheduler import vault_service  # noqa: PLC0415 - a source's cold start skips the vault role
+
         report = vault_service.run(
             deps.settings, deps.rds, at, now=deps.now(), dry_run=dry_run, budget=budget, regions=deps.regions
         )
