@@ -428,6 +428,17 @@ class Monitoring(Construct):
                 "it has by its own policy meanwhile." + logs_hint,
             )
         self._alarm(
+            "DeletionsPending",
+            metric=self.run_metric(contract.DELETIONS_PENDING, "Maximum"),
+            description="THE VAULT'S POLICY CHANGED to one that keeps fewer copies: the copies only the earlier "
+            "policy keeps will be deleted once the new policy has stood for policyChangeGraceHours (default 24) "
+            "from its first copy. The run report's 'pending' entries name the source, the cluster, each copy, the "
+            "policy that deletes it, the one that keeps it and when it becomes deletable. If the change was "
+            "intended, nothing to do: the alarm clears when they are deleted. If not, redeploy the vault with its "
+            "earlier policy (or tag the copies snapshot-hold=true) before then, and find who deployed it "
+            "(CloudTrail: the CloudFormation stack update)." + logs_hint,
+        )
+        self._alarm(
             "VaultCopiesFailed",
             metric=self.run_metric(contract.VAULT_COPIES_FAILED, "Sum"),
             description="A vault copy failed to start or ended 'failed' (the run deletes a failed copy; the next "
@@ -471,6 +482,7 @@ class Monitoring(Construct):
                     self.run_metric(contract.VAULT_COPIES_FAILED, "Sum", label="Failed"),
                     self.run_metric(contract.VAULT_COPIES_STUCK, "Maximum", label="Stuck"),
                     self.run_metric(contract.VAULT_SHARES_IGNORED, "Sum", label="Shares ignored"),
+                    self.run_metric(contract.DELETIONS_PENDING, "Maximum", label="Deletions pending (policy change)"),
                 ],
             ),
             hours(contract.VAULT_RECOVERY_POINT_AGE, "Newest vault copy per source (hours)"),

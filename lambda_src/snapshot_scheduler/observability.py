@@ -58,7 +58,7 @@ class Metric(StrEnum):
     DR_QUOTA_UTILIZATION = "DrQuotaUtilization"  # the fullest DR region's, like QUOTA_UTILIZATION: no region dimension
     DR_SNAPSHOTS_SHARED = "DrSnapshotsShared"  # with DR targets that are accounts (vaults)
     DR_SNAPSHOTS_UNSHARED = "DrSnapshotsUnshared"
-    # Emitted by a vault run (SNAPSHOT_VAULT), with Heartbeat, RunDuration and the quota metrics.
+    # Emitted by a vault run (SNAPSHOT_VAULT), with Heartbeat, RunDuration, DeletionsPending and the quota metrics.
     VAULT_COPIES_STARTED = "VaultCopiesStarted"
     VAULT_COPIES_DELETED = "VaultCopiesDeleted"
     VAULT_COPIES_DEFERRED = "VaultCopiesDeferred"
@@ -163,6 +163,7 @@ def _publish_vault(report: RunReport, vault: VaultReport) -> None:
         Metric.VAULT_COPIES_STUCK: len(vault.stuck),
         Metric.VAULT_SHARES_IGNORED: len(vault.ignored),
         Metric.HEARTBEAT: 1,
+        Metric.DELETIONS_PENDING: len(report.pending),  # an edit of the vault's policy, waiting for the grace
     }
     for name, value in counts.items():
         metrics.add_metric(name=name.value, unit=MetricUnit.Count, value=value)

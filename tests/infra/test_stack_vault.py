@@ -372,8 +372,12 @@ def test_a_vault_alarms_on_its_copies_and_heartbeat_and_not_on_clusters(
     assert found["HeartbeatMissing"]["TreatMissingData"] == "breaching"
     assert "THE VAULT COPIES NOTHING" in description(found["HeartbeatMissing"])
     assert "ManualSnapshotQuota" in found
-    for tag_driven in ("ClustersOutOfPolicy", "SlotsMissed", "PolicyErrors", "SnapshotsFailed", "DeletionsPending"):
+    for tag_driven in ("ClustersOutOfPolicy", "SlotsMissed", "PolicyErrors", "SnapshotsFailed"):
         assert tag_driven not in found and tag_driven in alarms(default_synth)
+    # An edit of the vault's policy that keeps fewer copies alarms before its grace ends, as on the source
+    pending = found["DeletionsPending"]
+    assert (pending["MetricName"], pending["Statistic"], dimensions(pending)) == ("DeletionsPending", "Maximum", run)
+    assert "VAULT'S POLICY" in description(pending) and "policyChangeGraceHours" in description(pending)
     assert not any(name.startswith("Vault") for name in alarms(default_synth))
     # every alarm names what to do
     assert all(len(description(props)) > 150 for name, props in found.items() if name.startswith("Vault"))

@@ -134,6 +134,11 @@ def slot(n: int) -> datetime:
     return datetime(2026, 3, 1, 3, 0, tzinfo=UTC) + n * DAY
 
 
+def vault_run_metrics(capsys: pytest.CaptureFixture[str]) -> dict[str, float]:
+    """The last vault run's own blob (its per-source metrics go in blobs of their own)."""
+    return [run for run in metric_values(capsys) if "VaultCopiesStarted" in run][-1]
+
+
 def started(reports: list[dict[str, Any]]) -> list[str]:
     return [entry["snapshot"] for report in reports for entry in report["vault"]["started"]]
 
@@ -311,7 +316,9 @@ def test_min_retention_days_holds_copies_the_vaults_policy_would_delete() -> Non
     assert sorted(e["snapshot"] for e in later["vault"]["deleted"]) == [copy_name("orders", slot(n)) for n in (2, 3)]
 
 
-def test_a_vault_policy_edited_to_keep_fewer_deletes_no_copy_for_the_policy_change_grace() -> None:
+def test_a_vault_policy_edited_to_keep_fewer_deletes_no_copy_for_the_policy_change_grace(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     world = World()  # keep-daily=7 keep-weekly=4
     world.cluster("orders")
     for n in range(7):
@@ -320,17 +327,22 @@ def test_a_vault_policy_edited_to_keep_fewer_deletes_no_copy_for_the_policy_chan
     assert len(kept) == 7
 
     # An operator redeploys the vault with keep-last=1 (a slip): the copies made under the old policy wait.
+    capsys.readouterr()
     edited = world.vault_run(START + 7 * DAY, policy="every=1d keep-last=1")
     assert edited["vault"]["deleted"] == [] and set(world.copies()) == kept
     assert sorted(p["snapshot"] for p in edited["pending"]) == sorted(kept)[:-1]
+    # ... and says so in the metric the DeletionsPending alarm watches, as a source run does
+    assert vault_run_metrics(capsys)["DeletionsPending"] == 6
 
     # The first copy under the new policy starts the grace; once it has passed, keep-last=1 applies.
     world.source_run(START + 7 * DAY)
     world.vault_run(START + 7 * DAY + timedelta(hours=2), policy="every=1d keep-last=1")
     assert len(world.copies()) == 8
+    capsys.readouterr()
     after = world.vault_run(START + 9 * DAY, policy="every=1d keep-last=1")
     assert world.copies() == {copy_name("orders", slot(7)): "available"}
     assert after["pending"] == []
+    assert vault_run_metrics(capsys)["DeletionsPending"] == 0
 
 
 @pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")  # it failed before publishing
