@@ -121,6 +121,7 @@ def function_environment(settings: Settings, deployment: str) -> dict[str, str]:
         contract.ENV_METRICS_NAMESPACE: settings.metric_namespace,
         contract.ENV_LOG_LEVEL: settings.log_level,
         contract.ENV_DR_TARGETS: json.dumps({t.name: t.spec() for t in settings.dr_targets.values()}, sort_keys=True),
+        contract.ENV_DR_POLICIES: json.dumps(dict(settings.dr_policies), sort_keys=True),
         contract.ENV_DR_TAG_KEY: settings.dr_tag_key,
         contract.ENV_DR_COPY_LIMIT: str(settings.dr_copy_limit),
         contract.ENV_DR_STUCK_HOURS: str(settings.dr_stuck_hours),

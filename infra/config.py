@@ -67,6 +67,7 @@ BUSY_RETRY_SECONDS: Final = "busyRetrySeconds"
 ENVIRONMENTS: Final = "environments"
 RESERVED_CONCURRENCY: Final = "reservedConcurrency"
 DR_TARGETS: Final = "drTargets"
+DR_POLICIES: Final = "drPolicies"
 DR_TAG_KEY: Final = "drTagKey"
 DR_COPY_LIMIT: Final = "drCopyLimit"
 DR_STUCK_HOURS: Final = "drStuckHours"
@@ -99,6 +100,7 @@ DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
         ENVIRONMENTS: [],
         RESERVED_CONCURRENCY: None,  # None: nothing reserved, the account's unreserved pool
         DR_TARGETS: {},  # name -> {"region": ..., "kmsKey": ...}: where disaster-recovery copies go
+        DR_POLICIES: {},  # name -> DR tag words: a DR tag may name one, as a policy tag names a named policy
         DR_TAG_KEY: "snapshot-dr",
         DR_COPY_LIMIT: 5,  # copies started at once per destination region (RDS allows 5 in progress)
         DR_STUCK_HOURS: 24,
@@ -187,6 +189,7 @@ class Settings:
     # Units of Lambda concurrency reserved for the function; None reserves nothing.
     reserved_concurrency: int | None
     dr_targets: Mapping[str, DrTarget] = field(default_factory=dict)
+    dr_policies: Mapping[str, str] = field(default_factory=dict)
     dr_tag_key: str = DEFAULTS[DR_TAG_KEY]
     dr_copy_limit: int = DEFAULTS[DR_COPY_LIMIT]
     dr_stuck_hours: int = DEFAULTS[DR_STUCK_HOURS]
@@ -233,6 +236,7 @@ class Settings:
             environments=environments,
             reserved_concurrency=reserved,
             dr_targets=dr_targets,
+            dr_policies=ctx.dr_policies(dr_targets, at=default_at, tz=default_timezone),
             dr_tag_key=ctx.text(DR_TAG_KEY, partial(rules.tag_text, max_length=rules.POLICY_TAG_KEY_LENGTH)),
             dr_copy_limit=ctx.number(DR_COPY_LIMIT, rules.DR_COPY_LIMIT),
             dr_stuck_hours=ctx.number(DR_STUCK_HOURS, rules.DR_STUCK_HOURS),
@@ -376,6 +380,13 @@ class _Context:
                         "a DR target must be another region",
                     )
         return MappingProxyType(targets)
+
+    def dr_policies(self, targets: Mapping[str, DrTarget], *, at: str, tz: str) -> Mapping[str, str]:
+        value = self.decoded(DR_POLICIES, dict)
+        try:
+            return MappingProxyType(rules.dr_policies(value, targets=targets, at=at, tz=tz))
+        except RuleError as error:
+            raise self.bad(DR_POLICIES, value, str(error)) from error
 
     def vault(
         self,

@@ -37,7 +37,15 @@ from snapshot_scheduler.adapters.rds import RdsAdapter, RdsError, build_client
 from snapshot_scheduler.config import Settings
 from snapshot_scheduler.copier import copy_out_of_policy
 from snapshot_scheduler.demand import FleetDemand, fleet_demand, quota_summary
-from snapshot_scheduler.dr import DrPlan, TargetPlan, copy_age, parse_dr_policy
+from snapshot_scheduler.dr import (
+    DrPlan,
+    TargetPlan,
+    check_targets,
+    copy_age,
+    parse_dr_policy,
+    selects_named,
+    share_only_names,
+)
 from snapshot_scheduler.errors import ConfigError, ScheduleError
 from snapshot_scheduler.freshness import schedule_warning
 from snapshot_scheduler.handlers.backup import adapters
@@ -176,7 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("value", metavar="TAG_VALUE", help='e.g. "every=1d keep-daily=7 keep-weekly=4" or gfs')
     check.add_argument(
-        "--dr", action="store_true", help='a DR tag value (drTagKey), e.g. "to=dr-west keep-daily=7 keep-weekly=4"'
+        "--dr",
+        action="store_true",
+        help='a DR tag value (drTagKey), e.g. "to=dr-west keep-daily=7 keep-weekly=4", or the name of a DR policy '
+        f"(drPolicies, read from {config.DR_POLICIES})",
     )
     check.set_defaults(command=cmd_policy_check)
     _add_doctor(commands, output)
@@ -254,27 +265,34 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
 
 
 def _dr_policy_check(settings: Settings, args: argparse.Namespace, at: datetime) -> int:
-    """A DR tag value as a run reads it; targets are checked against drTargets when the environment sets them."""
+    """A DR tag value as a run reads it: a DR policy's name from SNAPSHOT_DR_POLICIES, targets checked against
+    SNAPSHOT_DR_TARGETS when the environment sets them (the deployment's drPolicies and drTargets)."""
     try:
-        accounts = frozenset(name.lower() for name, target in settings.dr_targets.items() if target.shares)
-        dr = parse_dr_policy(args.value, at=settings.default_at, tz=settings.default_tz, accounts=accounts)
-        known = {name.lower() for name in settings.dr_targets}
-        unknown = [name for name in dr.targets if known and name.lower() not in known]
-        if unknown:
-            raise PolicyError(f"target {unknown[0]!r} is not configured; configured: {', '.join(settings.dr_targets)}")
+        accounts = share_only_names(settings.dr_targets)
+        dr = parse_dr_policy(
+            args.value, settings.dr_policies, at=settings.default_at, tz=settings.default_tz, accounts=accounts
+        )
+        if settings.dr_targets:
+            check_targets(dr, settings.dr_targets)
     except PolicyError as error:
-        _fail(f"DR tag {settings.dr_tag_key}={args.value!r}: {error}")
+        hint = ""
+        if selects_named(args.value) and not settings.dr_policies:
+            hint = (
+                f"; a DR policy's name is resolved from the deployment's drPolicies: set {config.DR_POLICIES} to "
+                "its JSON (and SNAPSHOT_DR_TARGETS to drTargets) to check one here"
+            )
+        _fail(f"DR tag {settings.dr_tag_key}={args.value!r}: {error}{hint}")
         return EXIT_USAGE
     slots = upcoming_slots(dr.policy, at, NEXT_SLOTS)
     if args.json:
         _print_json(
-            {"valid": True, "value": args.value, "spec": dr.spec(), "targets": list(dr.targets),
+            {"valid": True, "value": args.value, "name": dr.name, "spec": dr.spec(), "targets": list(dr.targets),
              "description": dr.describe(), "next_slots": [slot.isoformat() for slot in slots]}
         )  # fmt: skip
         return EXIT_OK
     print(f"{args.value!r} is a valid DR policy.")
     rows = [
-        ("dr policy", dr.spec()),
+        ("dr policy", f"{dr.name} = {dr.spec()}" if dr.name else dr.spec()),
         ("targets", ", ".join(dr.targets)),
         ("copies", describe_schedule(dr.policy).replace("a snapshot", "a copy")),
         ("retention", describe_retention(dr.policy.retention)),
@@ -1133,6 +1151,7 @@ def _target_plan_dict(plan: TargetPlan, order: Mapping[int, tuple[int, int]]) ->
         "region": plan.region,
         "orphaned": plan.cluster is None,
         "policy": plan.policy.spec() if plan.policy else None,
+        "name": plan.policy.name if plan.policy else None,
         "description": plan.policy.describe() if plan.policy else None,
         "slot": _iso(plan.slot),
         "copy": None
@@ -1225,7 +1244,8 @@ def render_dr_plan(plan: DrPlan) -> str:
 def _target_pairs(plan: TargetPlan, order: Mapping[int, tuple[int, int]]) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = []
     if plan.policy is not None:
-        pairs.append(("policy", plan.policy.describe()))
+        name = f"{plan.policy.name}: " if plan.policy.name else ""
+        pairs.append(("policy", name + plan.policy.describe()))
     if plan.slot is not None:
         pairs.append(("slot", _when(plan.slot)))
     if plan.fail is not None:

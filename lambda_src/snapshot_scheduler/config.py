@@ -38,16 +38,23 @@ SCHEDULE_MINUTES = "SNAPSHOT_SCHEDULE_MINUTES"
 SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
 METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
 LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
-# Disaster-recovery copies (the stack's drTargets, drTagKey, drCopyLimit, drStuckHours).
+# Disaster-recovery copies (the stack's drTargets, drPolicies, drTagKey, drCopyLimit, drStuckHours).
 DR_TARGETS = "SNAPSHOT_DR_TARGETS"
+DR_POLICIES = "SNAPSHOT_DR_POLICIES"
 DR_TAG_KEY = "SNAPSHOT_DR_TAG_KEY"
 DR_COPY_LIMIT = "SNAPSHOT_DR_COPY_LIMIT"
 DR_STUCK_HOURS = "SNAPSHOT_DR_STUCK_HOURS"
-DR_ENV_VARS = (DR_TARGETS, DR_TAG_KEY, DR_COPY_LIMIT, DR_STUCK_HOURS)
+DR_ENV_VARS = (DR_TARGETS, DR_POLICIES, DR_TAG_KEY, DR_COPY_LIMIT, DR_STUCK_HOURS)
 # Set only on a vault deployment (the stack's `vault`): the run copies what its sources share, nothing else.
 VAULT = "SNAPSHOT_VAULT"
 # The stack's DR defaults (no target), for the CLI.
-DR_DEFAULTS: Mapping[str, str] = {DR_TARGETS: "{}", DR_TAG_KEY: "snapshot-dr", DR_COPY_LIMIT: "5", DR_STUCK_HOURS: "24"}
+DR_DEFAULTS: Mapping[str, str] = {
+    DR_TARGETS: "{}",
+    DR_POLICIES: "{}",
+    DR_TAG_KEY: "snapshot-dr",
+    DR_COPY_LIMIT: "5",
+    DR_STUCK_HOURS: "24",
+}
 
 ENV_VARS = (
     POLICY_TAG_KEY,
@@ -98,6 +105,7 @@ class Settings:
     log_level: str
     named_policies: Mapping[str, str]
     dr_targets: Mapping[str, DrTarget] = field(default_factory=dict)
+    dr_policies: Mapping[str, str] = field(default_factory=dict)  # name -> DR tag words (drPolicies)
     dr_tag_key: str = DR_DEFAULTS[DR_TAG_KEY]
     dr_copy_limit: int = COPY_LIMIT
     dr_stuck: timedelta = timedelta(hours=24)  # also a vault's copies
@@ -109,9 +117,11 @@ class Settings:
 
         Values are checked by settings_rules, the rules infra/config.py checks the cdk.json context with. A
         named policy that does not parse is not a start-up error: the clusters tagged with it get a policy
-        error, and every other cluster is backed up."""
+        error, and every other cluster is backed up. Named DR policies are checked here like the DR targets
+        they name (the synth refuses the same ones, so only a hand-edited environment fails)."""
         env = _Env(os.environ if environ is None else environ)
         default_at, default_tz = env.checked(DEFAULT_AT, rules.time_of_day), env.checked(DEFAULT_TZ, rules.time_zone)
+        dr_targets = MappingProxyType(env.checked(DR_TARGETS, lambda text: rules.dr_targets(_json(text))))
         settings = cls(
             policy_tag_key=env.checked(POLICY_TAG_KEY, partial(rules.tag_text, max_length=rules.POLICY_TAG_KEY_LENGTH)),
             deployment=env.checked(DEPLOYMENT, partial(rules.tag_text, max_length=rules.DEPLOYMENT_LENGTH)),
@@ -129,7 +139,13 @@ class Settings:
             metrics_namespace=env.checked(METRICS_NAMESPACE, rules.metric_namespace),
             log_level=env.checked(LOG_LEVEL, rules.log_level),
             named_policies=env.named_policies(NAMED_POLICIES),
-            dr_targets=MappingProxyType(env.checked(DR_TARGETS, lambda text: rules.dr_targets(_json(text)))),
+            dr_targets=dr_targets,
+            dr_policies=MappingProxyType(
+                env.checked(
+                    DR_POLICIES,
+                    lambda text: rules.dr_policies(_json(text), targets=dr_targets, at=default_at, tz=default_tz),
+                )
+            ),
             dr_tag_key=env.checked(DR_TAG_KEY, partial(rules.tag_text, max_length=rules.POLICY_TAG_KEY_LENGTH)),
             dr_copy_limit=env.number(DR_COPY_LIMIT, rules.DR_COPY_LIMIT),
             dr_stuck=timedelta(hours=env.number(DR_STUCK_HOURS, rules.DR_STUCK_HOURS)),

@@ -21,7 +21,7 @@ from snapshot_scheduler import tags
 from snapshot_scheduler.model import AVAILABLE, Cluster, Quota, Reason, Snapshot
 from snapshot_scheduler.naming import copy_id, parse_snapshot_arn
 from snapshot_scheduler.planning import NEVER, ClusterPlan, Kept, RunPlan, retain_after_grace
-from snapshot_scheduler.policy import Policy, PolicyError, is_off, parse_policy, parse_schedule
+from snapshot_scheduler.policy import Policy, PolicyError, check_name, is_off, parse_policy, parse_schedule
 from snapshot_scheduler.policy_change import DEFAULT_GRACE, Pending, Record
 from snapshot_scheduler.schedule import current_slot
 
@@ -203,12 +203,8 @@ def parse_dr_policy(
     targets that are accounts: a tag naming only those has no keep- words (the vault keeps by its own)."""
     value = text.strip()
     name = None
-    if value and "=" not in value and " " not in value:
-        folded = {key.lower(): spec for key, spec in (named or {}).items()}
-        if value.lower() not in folded:
-            known = ", ".join(sorted(named or {})) or "none configured"
-            raise DrPolicyError(f"unknown DR policy name {value!r}; known names: {known}; or write to=... words")
-        name, value = value, folded[value.lower()].strip()
+    if selects_named(value):
+        name, value = value, _named_text(value, named or {})
     try:
         policy = _parse_dr_words(value, at=at, tz=tz, accounts=accounts)
     except DrPolicyError as error:
@@ -216,6 +212,48 @@ def parse_dr_policy(
             raise
         raise DrPolicyError(f"DR policy {name!r} ({value!r}) is invalid: {error}") from error
     return replace(policy, name=name)
+
+
+def selects_named(text: str) -> bool:
+    """A DR tag value that is one word without `=`: the name of a DR policy (drPolicies)."""
+    value = text.strip()
+    return bool(value) and "=" not in value and " " not in value
+
+
+def _named_text(name: str, named: Mapping[str, str]) -> str:
+    """The text of the DR policy `name` selects, whatever its case (drPolicies, as namedPolicies)."""
+    same = sorted(key for key in named if key.lower() == name.lower())
+    if len(same) > 1:
+        raise DrPolicyError(
+            f"DR policy name {name!r} is ambiguous: the deployment's DR policies {' and '.join(map(repr, same))} "
+            "differ only in letter case; rename one of them"
+        )
+    if not same:
+        known = ", ".join(sorted(named)) or "none configured (drPolicies is empty)"
+        raise DrPolicyError(f"unknown DR policy name {name!r}; known names: {known}; or write to=... words")
+    return named[same[0]].strip()
+
+
+def check_dr_policy_name(name: str) -> None:
+    """A DR policy's name must be a word a DR tag can select (the rule of policy names: one word, no `=`)."""
+    try:
+        check_name(name)
+    except PolicyError as error:
+        raise DrPolicyError(f"DR {error}") from error
+
+
+def check_targets(policy: DrPolicy, targets: Mapping[str, DrTarget]) -> None:
+    """Every target `to=` names is one of drTargets (whatever its case; a retired one too: the run reports it)."""
+    known = {name.lower() for name in targets}
+    unknown = [name for name in policy.targets if name.lower() not in known]
+    if unknown:
+        configured = ", ".join(sorted(targets)) or "none (drTargets is empty)"
+        raise DrPolicyError(f"target {unknown[0]!r} is not configured; configured targets: {configured}")
+
+
+def share_only_names(targets: Mapping[str, DrTarget]) -> frozenset[str]:
+    """The names (lower case) of the targets that are accounts, as parse_dr_policy takes them."""
+    return frozenset(name.lower() for name, target in targets.items() if target.shares)
 
 
 def _parse_dr_words(text: str, *, at: str, tz: str, accounts: frozenset[str]) -> DrPolicy:
@@ -284,8 +322,11 @@ class DrContext:
     change_grace: timedelta = DEFAULT_GRACE  # deletions a change of DR policy caused wait this long
 
     def parse(self, text: str) -> DrPolicy:
-        accounts = frozenset(name.lower() for name, target in self.targets.items() if target.shares)
-        return parse_dr_policy(text, self.named, at=self.default_at, tz=self.default_tz, accounts=accounts)
+        """A DR tag value (or a DR policy's name) whose targets are all configured."""
+        accounts = share_only_names(self.targets)
+        policy = parse_dr_policy(text, self.named, at=self.default_at, tz=self.default_tz, accounts=accounts)
+        check_targets(policy, self.targets)
+        return policy
 
     @property
     def regions(self) -> list[str]:
@@ -467,11 +508,6 @@ def _folded(targets: Mapping[str, DrTarget], name: str) -> str:
 
 def _checked(context: DrContext, text: str, own: Policy | None, managed: bool) -> DrPolicy:
     policy = context.parse(text)
-    known = {name.lower() for name in context.targets}
-    unknown = [name for name in policy.targets if name.lower() not in known]
-    if unknown:
-        configured = ", ".join(sorted(context.targets)) or "none (drTargets is empty)"
-        raise DrPolicyError(f"target {unknown[0]!r} is not configured; configured targets: {configured}")
     if own is None:
         state = "invalid" if managed else "missing or off"
         raise DrPolicyError(f"the cluster's own policy tag is {state}: copies are made of its own snapshots")

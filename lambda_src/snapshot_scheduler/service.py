@@ -111,6 +111,7 @@ def dr_context(settings: Settings, source_region: str) -> DrContext:
         deployment=settings.deployment,
         source_region=source_region,
         targets=settings.dr_targets,
+        named=settings.dr_policies,
         default_at=settings.default_at,
         default_tz=settings.default_tz,
         copy_limit=settings.dr_copy_limit,

@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from snapshot_scheduler import policy, tags
-from snapshot_scheduler.dr import DrTarget, parse_dr_targets
+from snapshot_scheduler.dr import (
+    DrPolicyError,
+    DrTarget,
+    check_dr_policy_name,
+    check_targets,
+    parse_dr_policy,
+    parse_dr_targets,
+    share_only_names,
+)
 
 if TYPE_CHECKING:  # loaded by `vault` below, in a vault only: a source's cold start skips the vault role
     from snapshot_scheduler.vault import Vault
@@ -140,6 +148,25 @@ def dr_targets(value: object) -> dict[str, DrTarget]:
             f'an object of target name to {{"region": ..., "kmsKey": ..., "retired": ...}} or '
             f'{{"account": ..., "region": ..., "shareHours": ...}}: {error}'
         ) from error
+
+
+def dr_policies(value: object, *, targets: Mapping[str, DrTarget], at: str, tz: str) -> dict[str, str]:
+    """drPolicies (SNAPSHOT_DR_POLICIES): {"dr-standard": "to=dr-west every=1d keep-daily=7 keep-weekly=4"}.
+    Every name a word a DR tag can select (whatever its case: no two differ only in case), every text a DR
+    policy whose to= names targets of drTargets (a retired one too: a cluster selecting it is told, as one
+    whose tag names it, and its copies there are pruned by their recorded policy). `at` and `tz` are the
+    deployment's defaultAt and defaultTimezone, as for a DR tag."""
+    allowed = 'an object of DR policy name to DR tag words such as "to=dr-west keep-daily=7"'
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise RuleError(allowed)
+    accounts = share_only_names(targets)
+    for name in value:
+        try:
+            check_dr_policy_name(name)
+            check_targets(parse_dr_policy(name, value, at=at, tz=tz, accounts=accounts), targets)
+        except DrPolicyError as error:
+            raise RuleError(f"{allowed}, each selectable by a DR tag and usable: {error}") from error
+    return dict(value)
 
 
 def vault(value: object, *, at: str, tz: str) -> Vault:

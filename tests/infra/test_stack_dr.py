@@ -28,10 +28,16 @@ TARGETS = {
     },
 }
 
+DR_POLICIES = {
+    "dr-standard": "to=dr-west every=1d keep-daily=7 keep-weekly=4",
+    "dr-both": "to=dr-west+DR-EU keep-last=3",
+}
+
 
 @pytest.fixture(scope="module")
 def dr_synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    return synth({"drTargets": TARGETS, "deployment": "prod"}, outdir=tmp_path_factory.mktemp("dr"))
+    context = {"drTargets": TARGETS, "drPolicies": DR_POLICIES, "deployment": "prod"}
+    return synth(context, outdir=tmp_path_factory.mktemp("dr"))
 
 
 def resolved(value: Any, region: str = "us-east-1") -> str:
@@ -105,6 +111,35 @@ def test_the_function_environment_carries_the_targets_and_every_engine_variable(
     assert {t.name: (t.region, t.kms_key) for t in settings.dr_targets.values()} == {
         name: (spec["region"], spec["kmsKey"]) for name, spec in TARGETS.items()
     }
+
+
+def test_the_function_environment_carries_the_named_dr_policies(dr_synth: Synthesized) -> None:
+    (function,) = [f for i, f in dr_synth.resources("AWS::Lambda::Function").items() if i.startswith("BackupFunction")]
+    env = function["Properties"]["Environment"]["Variables"]
+
+    assert json.loads(env[contract.ENV_DR_POLICIES]) == DR_POLICIES
+    assert dict(engine_config.Settings.from_env(env).dr_policies) == DR_POLICIES
+
+
+@pytest.mark.parametrize(
+    ("policies", "says"),
+    [
+        ({"dr-standard": "to=dr-nowhere keep-daily=7"}, "target 'dr-nowhere' is not configured"),
+        ({"dr-standard": "to=dr-west"}, "keeps nothing"),
+        ({"dr standard": "to=dr-west keep-daily=7"}, "DR policy name 'dr standard' cannot be selected by a tag"),
+        ('{"a": "to=dr-west keep-last=1", "A": "to=dr-eu keep-last=1"}', "differ only in letter case"),
+    ],
+)
+def test_a_bad_named_dr_policy_fails_synth_naming_the_key_the_value_and_what_is_allowed(
+    policies: Any, says: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_context({"drTargets": TARGETS, "drPolicies": policies})
+
+    message = str(raised.value)
+    assert "context key 'drPolicies'" in message and says in message
+    shown = json.loads(policies) if isinstance(policies, str) else policies
+    assert repr(shown) in message and "expected an object of DR policy name to DR tag words" in message
 
 
 @pytest.mark.parametrize(

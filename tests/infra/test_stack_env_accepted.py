@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from snapshot_scheduler import config as lambda_config
+from snapshot_scheduler.dr import DrContext
 from snapshot_scheduler.errors import ConfigError as FunctionConfigError
 from snapshot_scheduler.policy import parse_policy
 
@@ -48,6 +49,7 @@ ENV_OF = {
     config.METRIC_NAMESPACE: contract.ENV_METRICS_NAMESPACE,
     config.LOG_LEVEL: contract.ENV_LOG_LEVEL,
     config.DR_TARGETS: contract.ENV_DR_TARGETS,
+    config.DR_POLICIES: contract.ENV_DR_POLICIES,
     config.DR_TAG_KEY: contract.ENV_DR_TAG_KEY,
     config.DR_COPY_LIMIT: contract.ENV_DR_COPY_LIMIT,
     config.DR_STUCK_HOURS: contract.ENV_DR_STUCK_HOURS,
@@ -84,6 +86,21 @@ POLICY_NAMES = [
     "\u00e9t\u00e9",
     "",
 ]
+# Named DR policies: mostly usable ones (to reach the function), with the refusals found in review.
+DR_POLICY_TEXTS = [
+    "to=dr-west keep-daily=7", "to=dr-west every=1d keep-daily=7 keep-weekly=4", "TO=DR-WEST KEEP-DAILY=3",
+    "to=dr-west tz=Europe/Berlin at=01:30 keep-last=2", "to=vault every=1d", "to=dr-west+vault keep-last=2",
+    "to=dr-west every=1w on=sun keep-weekly=4",
+]  # fmt: skip
+BAD_DR_POLICY_TEXTS = [
+    "to=dr-west", "keep-daily=7", "to=dr-nowhere keep-daily=7", "to=dr-west tz=America/Indiana keep-daily=7",
+    "to=dr-west+DR-WEST keep-last=1", "to=vault keep-daily=7", "dr-standard", "daily", "", "off",
+    "to=dr-west every=1d on=mon keep-daily=7", "to=dr-west keep-daily=1\u0663",
+]  # fmt: skip
+DR_POLICY_NAMES = ["dr-standard", "DR-Standard", "dr-gold", "t1.x_y-z"]
+BAD_DR_POLICY_NAMES = ["7day", "dr gold", "off", "OFF", "every=1d", "\u00e9t\u00e9", ""]
+# The targets generated DR policies name: a region of this account and an account (shared with).
+DR_POLICY_TARGETS = {"dr-west": {"region": "us-west-2"}, "vault": {"account": "222222222222", "region": "eu-west-1"}}
 CASES: dict[str, list[Any]] = {
     config.POLICY_TAG_KEY: TAG_TEXTS,
     config.DEPLOYMENT: [*TAG_TEXTS, None],
@@ -138,6 +155,7 @@ CASES: dict[str, list[Any]] = {
         ["us-west-2"],
         "not json",
     ],
+    config.DR_POLICIES: [{}, "{}", '{"dr-standard": "to=dr-west keep-daily=7"}', ["dr-standard"], {"x": 7}, "not json"],
     config.DR_TAG_KEY: TAG_TEXTS,
     config.DR_COPY_LIMIT: [1, 5, 0, 6, "3", 2.0, True],
     config.DR_STUCK_HOURS: [1, 24, 720, 721, 0, "24", None],
@@ -189,6 +207,16 @@ def configurations() -> list[dict[str, Any]]:
         if config.NAMED_POLICIES in context and rng.random() < 0.7:
             named = named_policies(rng)
             context[config.NAMED_POLICIES] = json.dumps(named) if rng.random() < 0.3 else named
+        if config.DR_POLICIES in context and rng.random() < 0.7:
+            named = {
+                rng.choice(BAD_DR_POLICY_NAMES if rng.random() < 0.1 else DR_POLICY_NAMES): rng.choice(
+                    BAD_DR_POLICY_TEXTS if rng.random() < 0.2 else DR_POLICY_TEXTS
+                )
+                for _ in range(rng.randint(1, 3))
+            }
+            context[config.DR_POLICIES] = json.dumps(named) if rng.random() < 0.3 else named
+            if rng.random() < 0.8:
+                context[config.DR_TARGETS] = DR_POLICY_TARGETS
         out.append(context)
     return out
 
@@ -231,6 +259,18 @@ def refused_or_accepted(context: dict[str, Any]) -> str:
     assert accepted.deployment == (settings.deployment or STACK_NAME)  # the marker and the alarms' dimension
     assert accepted.metrics_namespace == settings.metric_namespace  # the namespace the alarms watch
     assert dict(accepted.named_policies) == dict(settings.named_policies)
+    assert dict(accepted.dr_policies) == dict(settings.dr_policies)
+    dr = DrContext(
+        "snapshot-dr",
+        accepted.deployment,
+        "us-east-1",
+        accepted.dr_targets,
+        named=accepted.dr_policies,
+        default_at=accepted.default_at,
+        default_tz=accepted.default_tz,
+    )
+    for name in accepted.dr_policies:  # every named DR policy is one a DR tag can select and use
+        dr.parse(name.upper())
     assert (accepted.default_at, accepted.default_tz) == (settings.default_at, settings.default_timezone)
     assert accepted.grace.total_seconds() == settings.grace_minutes * 60
     assert accepted.busy_retry.total_seconds() == settings.busy_retry_seconds

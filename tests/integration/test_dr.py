@@ -252,6 +252,50 @@ def test_a_bad_dr_tag_is_a_policy_error_and_the_own_snapshots_go_on(capsys: pyte
     assert values["PolicyErrors"] == 1 and values["DrCopiesStarted"] == 0
 
 
+NAMED_DR = {"dr-standard": "to=dr-west every=1d keep-daily=2 keep-weekly=1"}
+
+
+def test_a_cluster_tagged_with_a_named_dr_policy_is_copied_and_pruned_by_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    world = World(copying_for=timedelta(minutes=30))
+    world.cluster("orders", dr="DR-Standard")  # names match whatever their case, as for named policies
+    with world.handler(SNAPSHOT_DR_POLICIES=json.dumps(NAMED_DR)) as handler:
+        capsys.readouterr()
+        reports = [r for d in range(4) for r in day(handler, d)]
+    metrics = metric_values(capsys)
+
+    # keep-daily=2 over the available copies (keep-weekly=1: the newest of the week, 10-13 March being one
+    # week), beside the one the last run started
+    assert set(world.copies()) == {copy_name("orders", SLOT + timedelta(days=d)) for d in (1, 2, 3)}
+    assert [e["snapshot"] for r in reports for e in dr(r, "started")] == [
+        copy_name("orders", SLOT + timedelta(days=d)) for d in range(4)
+    ]
+    assert [e["snapshot"] for r in reports for e in dr(r, "deleted")] == [copy_name("orders")]
+    (newest,) = [s for s in world.west.snapshots() if s.id == copy_name("orders", SLOT + timedelta(days=3))]
+    # the copy records the policy spelled out, so it is pruned by it even after the name is gone
+    recorded = newest.tags["snapshot-scheduler:dr-policy"]
+    assert recorded == "to=dr-west every=1d at=03:00 tz=UTC keep-daily=2 keep-weekly=1"
+    assert all(r["dr"]["errors"] == [] for r in reports) and all(m["PolicyErrors"] == 0 for m in metrics)
+
+
+def test_an_unknown_dr_policy_name_is_a_dr_policy_error_naming_it_and_the_configured_names(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    world = World()
+    world.cluster("orders", dr="dr-gold")
+    with world.handler(SNAPSHOT_DR_POLICIES=json.dumps(NAMED_DR)) as handler:
+        capsys.readouterr()
+        report = handler.run(START)
+
+    (error,) = report["dr"]["errors"]
+    assert error["cluster"] == "orders"
+    assert "'dr-gold'" in error["reason"] and "dr-standard" in error["reason"]
+    assert [e["cluster"] for e in report["created"]] == ["orders"]  # the cluster's own snapshots go on
+    (values,) = metric_values(capsys)
+    assert values["PolicyErrors"] == 1 and values["DrCopiesStarted"] == 0
+
+
 def test_a_dr_run_makes_the_minimum_calls_in_each_region() -> None:
     world = World(copying_for=timedelta(minutes=30))
     for n in range(3):

@@ -12,7 +12,7 @@ from snapshot_scheduler import cli, config
 from snapshot_scheduler.model import DrReport, RunReport, Snapshot
 from snapshot_scheduler.planning import PolicyContext, plan_run
 
-from tests.unit.test_dr import AT, SLOT, WEST, cluster, copy_of, days, own_snapshot, plan
+from tests.unit.test_dr import AT, CONTEXT, SLOT, WEST, cluster, copy_of, days, own_snapshot, plan
 
 
 @pytest.fixture(autouse=True)
@@ -368,7 +368,35 @@ def test_policy_check_dr_knows_the_configured_targets(
 
     code, _, err = run_cli(capsys, "policy", "check", "--dr", "to=dr-east keep-daily=7")
 
-    assert code == 2 and "target 'dr-east' is not configured; configured: dr-west" in err
+    assert code == 2 and "target 'dr-east' is not configured; configured targets: dr-west" in err
+
+
+def test_policy_check_dr_resolves_a_named_dr_policy_from_the_deployments_configuration(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(config.DR_TARGETS, '{"dr-west": {"region": "us-west-2"}}')
+    monkeypatch.setenv(config.DR_POLICIES, '{"dr-standard": "to=dr-west keep-daily=7 keep-weekly=4"}')
+
+    code, out, err = run_cli(capsys, "policy", "check", "--dr", "DR-Standard")
+    _, answer, _ = run_cli(capsys, "policy", "check", "--dr", "dr-standard", "--json")
+    unknown, _, says = run_cli(capsys, "policy", "check", "--dr", "dr-gold")
+
+    assert (code, err) == (0, "")
+    assert "DR-Standard = to=dr-west every=1d at=03:00 tz=UTC keep-daily=7 keep-weekly=4" in out
+    assert json.loads(answer)["name"] == "dr-standard" and json.loads(answer)["targets"] == ["dr-west"]
+    assert unknown == 2 and "unknown DR policy name 'dr-gold'; known names: dr-standard" in says
+
+
+def test_policy_check_dr_of_a_name_without_the_configuration_says_where_names_come_from(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(config.DR_POLICIES, raising=False)
+
+    code, out, err = run_cli(capsys, "policy", "check", "--dr", "dr-standard")
+
+    assert (code, out) == (2, "")
+    assert "unknown DR policy name 'dr-standard'; known names: none configured" in err
+    assert f"set {config.DR_POLICIES} to its JSON" in err
 
 
 # DR copies in status, plan and run ---------------------------------------------------------------------
@@ -435,6 +463,16 @@ def test_plan_lists_copies_most_overdue_first_with_their_sources_and_what_dr_ret
         }
     ]
     assert f"delete b-20260308-0300-dr-useast1 (2026-03-08 03:00 UTC): not kept by the DR policy ({spec})" in text
+
+
+def test_plan_names_the_dr_policy_a_cluster_selects_by_name() -> None:
+    context = replace(CONTEXT, named={"dr-standard": "to=dr-west keep-last=2"})
+
+    _, planned = plan([cluster("orders", dr="dr-standard")], [own_snapshot("orders", SLOT)], context=context)
+
+    (answer,) = cli.dr_plan_to_dict(planned)["targets"]
+    assert (answer["name"], answer["policy"]) == ("dr-standard", "to=dr-west every=1d at=03:00 tz=UTC keep-last=2")
+    assert "policy dr-standard: copies to dr-west:" in " ".join(cli.render_dr_plan(planned).split())
 
 
 def test_plan_shows_a_cluster_that_left_dr_pruned_by_its_recorded_policy() -> None:

@@ -14,6 +14,7 @@ from datetime import timedelta
 import pytest
 from snapshot_scheduler import settings_rules as rules
 from snapshot_scheduler.config import DR_DEFAULTS, ENV_VARS, OPTIONAL_ENV_VARS, Settings
+from snapshot_scheduler.dr import DrContext
 from snapshot_scheduler.errors import ConfigError, SnapshotSchedulerError
 from snapshot_scheduler.policy import PolicyError, parse_policy
 
@@ -35,6 +36,7 @@ VALID = {
     "POWERTOOLS_METRICS_NAMESPACE": "SnapshotScheduler",
     "POWERTOOLS_LOG_LEVEL": "INFO",
     "SNAPSHOT_DR_TARGETS": "{}",
+    "SNAPSHOT_DR_POLICIES": "{}",
     "SNAPSHOT_DR_TAG_KEY": "snapshot-dr",
     "SNAPSHOT_DR_COPY_LIMIT": "5",
     "SNAPSHOT_DR_STUCK_HOURS": "24",
@@ -360,6 +362,96 @@ def test_bad_dr_targets_are_a_config_error_naming_the_variable_and_the_value(tar
         Settings.from_env({**VALID, "SNAPSHOT_DR_TARGETS": targets})
 
     assert says in str(raised.value)
+
+
+# ---------------------------------------------------------------------------------------- named DR policies
+
+DR_TARGETS = {
+    "dr-west": {"region": "us-west-2", "kmsKey": "alias/snapshot-dr"},
+    "dr-old": {"region": "eu-west-1", "retired": True},
+    "vault": {"account": "222222222222", "region": "eu-central-1"},
+}
+
+
+def dr_env(policies: object) -> dict[str, str]:
+    text = policies if isinstance(policies, str) else json.dumps(policies)
+    return {**VALID, "SNAPSHOT_DR_TARGETS": json.dumps(DR_TARGETS), "SNAPSHOT_DR_POLICIES": text}
+
+
+def test_named_dr_policies_are_read_as_given_and_a_dr_tag_selects_one_whatever_its_case() -> None:
+    policies = {
+        "dr-standard": "to=dr-west every=1d keep-daily=7 keep-weekly=4",
+        "Vaulted": "to=vault every=1d",  # shared with an account: the vault keeps by its own policy
+        "migrating": "to=dr-west+dr-old keep-last=3",  # a retired target: allowed, each run says so
+    }
+
+    settings = Settings.from_env(dr_env(policies))
+
+    assert dict(settings.dr_policies) == policies
+    dr = DrContext("snapshot-dr", "prod", "us-east-1", settings.dr_targets, named=settings.dr_policies)
+    standard = dr.parse("DR-STANDARD")
+    assert standard.name == "DR-STANDARD"
+    assert standard.spec() == "to=dr-west every=1d at=03:00 tz=UTC keep-daily=7 keep-weekly=4"
+    assert dr.parse("vaulted").targets == ("vault",)
+
+
+def test_named_dr_policies_take_the_deployments_default_time_and_zone() -> None:
+    settings = Settings.from_env(dr_env({"dr-standard": "to=dr-west keep-daily=7"}))
+    dr = DrContext(
+        "snapshot-dr",
+        "prod",
+        "us-east-1",
+        settings.dr_targets,
+        named=settings.dr_policies,
+        default_at=settings.default_at,
+        default_tz=settings.default_tz,
+    )
+
+    assert dr.parse("dr-standard").spec() == "to=dr-west every=1d at=02:30 tz=Europe/Berlin keep-daily=7"
+
+
+@pytest.mark.parametrize(
+    ("policies", "says"),
+    [
+        ({"dr gold": "to=dr-west keep-daily=7"}, "DR policy name 'dr gold' cannot be selected by a tag"),
+        ({"off": "to=dr-west keep-daily=7"}, "DR policy name 'off' cannot be selected"),
+        ({"every=1d": "to=dr-west keep-daily=7"}, "DR policy name 'every=1d' cannot be selected"),
+        ({"7day": "to=dr-west keep-daily=7"}, "DR policy name '7day' cannot be selected"),
+        ({"gold": "to=dr-west keep-daily=7", "GOLD": "to=dr-west keep-daily=1"}, "differ only in letter case"),
+        ({"gold": "keep-daily=7"}, "DR policy 'gold' ('keep-daily=7') is invalid: DR policy 'keep-daily=7' names no"),
+        ({"gold": "to=dr-west"}, "keeps nothing"),
+        (
+            {"gold": "to=dr-east keep-daily=7"},
+            "target 'dr-east' is not configured; configured targets: dr-old, dr-west",
+        ),
+        ({"gold": "to=vault keep-daily=7"}, "only targets that are accounts"),
+        ({"gold": "silver", "silver": "to=dr-west keep-daily=7"}, "DR policy 'gold' ('silver') is invalid"),
+        ({"gold": "to=dr-west tz=Mars/Base keep-daily=7"}, "Mars/Base"),
+        ({"gold": 7}, "an object of DR policy name to DR tag words"),
+        (["gold"], "an object of DR policy name to DR tag words"),
+        ("{", "JSON"),
+    ],
+)
+def test_a_bad_named_dr_policy_is_a_config_error_naming_the_variable_the_value_and_what_is_allowed(
+    policies: object, says: str
+) -> None:
+    with pytest.raises(ConfigError, match="SNAPSHOT_DR_POLICIES") as raised:
+        Settings.from_env(dr_env(policies))
+
+    assert says in str(raised.value)
+    shown = policies if isinstance(policies, str) else json.dumps(policies)
+    assert repr(shown) in str(raised.value)
+
+
+def test_the_dr_policies_rule_is_the_one_the_synth_applies() -> None:
+    targets = rules.dr_targets(DR_TARGETS)
+
+    assert rules.dr_policies({}, targets={}, at="03:00", tz="UTC") == {}
+    assert rules.dr_policies({"a": "to=DR-WEST keep-last=1"}, targets=targets, at="03:00", tz="UTC") == {
+        "a": "to=DR-WEST keep-last=1"
+    }
+    with pytest.raises(rules.RuleError, match="'dr-west' is not configured; configured targets: none"):
+        rules.dr_policies({"a": "to=dr-west keep-last=1"}, targets={}, at="03:00", tz="UTC")
 
 
 @pytest.mark.parametrize("limit", ["0", "6", "five"])
