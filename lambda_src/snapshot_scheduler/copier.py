@@ -336,14 +336,20 @@ class Sharer:
         assert target.account is not None
         key = shared_key(target.name)
         extra = {"cluster": share.cluster_id, "snapshot": snapshot.id, "account": target.account}
+        asked = False
         try:
             # Recorded first: a share is never left without the tag that takes it back.
             self._rds.tag_snapshot(snapshot.arn, {key: share_time(self._now)})
+            asked = True  # from here on, RDS may have made the share whatever it answers
             self._rds.share_snapshot(snapshot.id, target.account)
         except RdsError as error:
-            logger.error(f"share failed: {error}", extra=extra)
-            self._forget(snapshot, key)
-            _noted(self._report, "failed", share.cluster_id, target, error=error.code, message=error.message)
+            message = error.message
+            if asked and error.may_have_applied:  # kept recorded: a share made is taken back on time
+                message += "; the share may have been made: it stays recorded and is taken back after shareHours"
+            else:
+                self._forget(snapshot, key)
+            logger.error(f"share failed: {error.code}: {message}", extra=extra)
+            _noted(self._report, "failed", share.cluster_id, target, error=error.code, message=message)
             return
         logger.info("snapshot shared", extra=extra)
         _noted(self._report, "shared", share.cluster_id, target, snapshot=snapshot.id, account=target.account)
@@ -378,7 +384,7 @@ class Sharer:
         return False
 
     def _forget(self, snapshot: Snapshot, key: str) -> None:
-        """A share that failed leaves no record behind (else the snapshot would be kept as shared)."""
+        """A share RDS refused leaves no record behind (else the snapshot would be kept as shared)."""
         try:
             self._rds.untag_snapshot(snapshot.arn, [key])
         except RdsError as error:  # kept until shareHours pass, then the tag goes with a harmless unshare

@@ -214,3 +214,28 @@ def test_a_target_naming_the_functions_own_account_stops_the_run_before_anything
 
     assert world.prod.shares_asked == []
     assert world.prod.snapshots() == []
+
+
+def test_a_share_whose_answer_was_lost_stays_recorded_and_is_taken_back_after_share_hours() -> None:
+    # Given RDS applies the day's first share, but every answer to it is lost (the connection drops after the
+    # request arrived, for all 11 tries of the SDK)
+    world = World()
+    world.cluster("orders", own="every=1h keep-last=3")
+    first = "orders-20260310-0300"
+    world.prod.lose_answers("ModifyDBClusterSnapshotAttribute", attempts=11)
+    with world.handler() as handler:
+        shared_run = hourly(handler, 2)[1]  # 04:05: shares the 03:00 snapshot
+        seen_then, tags_then = world.seen_by_vault(), world.tags(first)
+        later = hourly(handler, 26, START + timedelta(hours=2))  # to day 1 05:05
+
+    # Then the run reports the share as failed, and the share RDS made stays recorded: kept, never shared again
+    (failed,) = shared_run["dr"]["failed"]
+    assert (failed["cluster"], failed["error"]) == ("orders", "ReadTimeoutError")
+    assert "may have been made" in failed["message"]
+    assert seen_then == {first} and tags_then[SHARED] == "2026-03-10T04:05:00Z"
+    assert all(first not in {e["snapshot"] for e in r["deleted"]} for r in later[:-1])
+    assert [e["snapshot"] for r in later for e in r["dr"]["shared"]] == ["orders-20260311-0300"]
+    # ... and is taken back after shareHours (24), as any share: nobody is left with a share nobody takes back
+    unshared = [(r["scheduled_time"], e["snapshot"]) for r in later for e in r["dr"]["unshared"]]
+    assert unshared == [("2026-03-11T05:05:00+00:00", first)]
+    assert first not in world.seen_by_vault()

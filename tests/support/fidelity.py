@@ -62,6 +62,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.exceptions import ReadTimeoutError
 
 from tests.support import rds_xml
 from tests.support.clock import Clock, RealClock, SimClock
@@ -418,6 +419,7 @@ class RdsFidelity:
         self._triggers: list[_Trigger] = []
         self._shifts: dict[str, int] = {}
         self._stalled: set[str] = set()
+        self._lost: Counter[str] = Counter()  # operation -> answers still to lose after applying
         self.calls: Counter[str] = Counter()
         self.shares_asked: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []  # (snapshot, added, removed)
         self.throttled: Counter[str] = Counter()
@@ -530,10 +532,15 @@ class RdsFidelity:
                     self.refresh()  # something the layer does not model changed moto: read it again
                 return response
             try:
-                return answer(_params(request.body), request, send)
+                response = answer(_params(request.body), request, send)
             except _Refusal as refusal:
                 self.faults[refusal.code] += 1
                 return _response(request, refusal.status, rds_xml.error(refusal.code, refusal.message))
+            if self._lost[operation] > 0:  # applied, but the answer never reaches the caller
+                self._lost[operation] -= 1
+                self.faults["ReadTimeout"] += 1
+                raise ReadTimeoutError(endpoint_url=request.url)
+            return response
 
     def _admit(self) -> bool:
         if not self.bucket.take(self.clock.monotonic()):
@@ -1094,6 +1101,14 @@ class RdsFidelity:
         ends (a service fault botocore's paginator guards against: "The same next token was received twice")."""
         with self._lock:
             self._stalled.add(operation)
+
+    def lose_answers(self, operation: str, *, attempts: int) -> None:
+        """The next `attempts` calls of `operation` (a modelled one, e.g. "ModifyDBClusterSnapshotAttribute")
+        reach RDS and are applied, but their answers are lost: botocore sees a read timeout, as when the
+        connection drops after the request arrived, and retries. More attempts than the client makes (11 for
+        ours) and the call fails although RDS did what it asked."""
+        with self._lock:
+            self._lost[operation] += attempts
 
     def on(self, operation: str, action: Callable[[], None], *, nth: int = 1) -> None:
         """Run `action` once, just before the layer answers the `nth` call of `operation` from now on

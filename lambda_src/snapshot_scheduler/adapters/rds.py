@@ -72,13 +72,20 @@ SEND_GRACE = 0.001  # then for its bytes to leave: after before-send the sender 
 
 class RdsError(SnapshotSchedulerError):
     """An RDS call failed; `code` is the error code on the wire; `retried`: the SDK had already retried the
-    call (so an earlier attempt may have done the work)."""
+    call (so an earlier attempt may have done the work); `unanswered`: no answer came (a timeout or a dropped
+    connection: the request may have reached RDS and been applied)."""
 
-    def __init__(self, code: str, message: str, *, retried: bool = False) -> None:
+    def __init__(self, code: str, message: str, *, retried: bool = False, unanswered: bool = False) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.retried = retried
+        self.unanswered = unanswered
+
+    @property
+    def may_have_applied(self) -> bool:
+        """RDS may have done what the call asked: only a first attempt's error answer says it did not."""
+        return self.retried or self.unanswered
 
 
 class ClusterBusy(RdsError):
@@ -327,7 +334,7 @@ class RdsAdapter:
             retried = int(error.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) > 0
             raise _ERRORS.get(code, RdsError)(code, _message(error), retried=retried) from error
         except _NETWORK_ERRORS as error:  # the SDK's retries did not get past it; configuration errors propagate
-            raise RdsError(type(error).__name__, str(error)) from error
+            raise RdsError(type(error).__name__, str(error), unanswered=True) from error
 
     def _pages(self, operation: str, key: str, **params: Any) -> Iterator[dict[str, Any]]:
         """Follow the Marker chain, one page after another, as RDS requires. Each next page is requested as
