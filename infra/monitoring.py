@@ -433,7 +433,8 @@ class Monitoring(Construct):
             description="THE VAULT'S POLICY CHANGED to one that keeps fewer copies: the copies only the earlier "
             "policy keeps will be deleted once the new policy has stood for policyChangeGraceHours (default 24) "
             "from its first copy. The run report's 'pending' entries name the source, the cluster, each copy, the "
-            "policy that deletes it, the one that keeps it and when it becomes deletable. If the change was "
+            "policy that deletes it, the one that keeps it and when it becomes deletable ('snapshot-scheduler "
+            "plan' with the vault's settings lists them too). If the change was "
             "intended, nothing to do: the alarm clears when they are deleted. If not, redeploy the vault with its "
             "earlier policy (or tag the copies snapshot-hold=true) before then, and find who deployed it "
             "(CloudTrail: the CloudFormation stack update)." + logs_hint,

@@ -8,7 +8,8 @@
       doctor [--stack S] [--context F] [--json]  read-only preflight: account, fleet, stack (exit 0/1/2)
 
 It uses the caller's AWS credentials; boto3 honours AWS_ENDPOINT_URL (a local emulator). Settings come from
-the function's environment variables where set, else from the stack's defaults. Exit status: 0 all done,
+the function's environment variables where set, else from the stack's defaults. With a vault's settings
+(SNAPSHOT_VAULT set) run, plan and status are the vault's (cli_vault.py). Exit status: 0 all done,
 1 something failed or was deferred (`status`: a cluster needs attention), 2 bad usage or input.
 """
 
@@ -27,13 +28,24 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TextIO
-from zoneinfo import ZoneInfo
 
 from botocore.exceptions import BotoCoreError, NoCredentialsError, NoRegionError, ProfileNotFound
 
-from snapshot_scheduler import config, doctor, service
+from snapshot_scheduler import cli_vault, config, doctor, service, vault_service
 from snapshot_scheduler.adapters.deployment import DeploymentReader, client_factory
 from snapshot_scheduler.adapters.rds import RdsAdapter, RdsError, build_client
+from snapshot_scheduler.cli_text import (
+    age_text,
+    iso,
+    ordinal,
+    plural,
+    print_json,
+    quota_dict,
+    quota_text,
+    render_pairs,
+    render_table,
+    when,
+)
 from snapshot_scheduler.config import Settings
 from snapshot_scheduler.copier import copy_out_of_policy
 from snapshot_scheduler.demand import FleetDemand, fleet_demand, quota_summary
@@ -148,15 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument("--json", action="store_true", help="print JSON for machines instead of a table")
-    when = argparse.ArgumentParser(add_help=False)
-    when.add_argument(
+    timing = argparse.ArgumentParser(add_help=False)
+    timing.add_argument(
         "--at",
         metavar="TIME",
         type=_parse_time,
         help="the scheduled time, ISO 8601 such as 2026-11-27T03:00Z (no zone: UTC; default: now)",
     )
 
-    run = commands.add_parser("run", parents=[when, output], help="one run, as the scheduled Lambda does it")
+    run = commands.add_parser("run", parents=[timing, output], help="one run, as the scheduled Lambda does it")
     run.add_argument("--dry-run", action="store_true", help="decide everything, change nothing")
     run.add_argument(
         "--timeout",
@@ -168,19 +180,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(command=cmd_run)
 
     plan = commands.add_parser(
-        "plan", parents=[when, output], help="what a run would create and delete now, and why each snapshot stays"
+        "plan", parents=[timing, output], help="what a run would create and delete now, and why each snapshot stays"
     )
     plan.set_defaults(command=cmd_plan)
 
     status = commands.add_parser(
-        "status", parents=[when, output], help="per cluster: policy, newest snapshot, in policy or not, next slot"
+        "status", parents=[timing, output], help="per cluster: policy, newest snapshot, in policy or not, next slot"
     )
     status.set_defaults(command=cmd_status)
 
     policy = commands.add_parser("policy", help="work with policy tag values")
     policy_commands = policy.add_subparsers(title="policy commands", required=True, metavar="COMMAND")
     check = policy_commands.add_parser(
-        "check", parents=[when, output], help="validate a policy tag value and explain it in words"
+        "check", parents=[timing, output], help="validate a policy tag value and explain it in words"
     )
     check.add_argument("value", metavar="TAG_VALUE", help='e.g. "every=1d keep-daily=7 keep-weekly=4" or gfs')
     check.add_argument(
@@ -223,7 +235,7 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
         return _dr_policy_check(settings, args, at)
     if is_off(args.value):
         if args.json:
-            _print_json({"valid": True, "value": args.value, "off": True})
+            print_json({"valid": True, "value": args.value, "off": True})
         else:
             print(
                 f"{args.value!r} is valid: the cluster is not managed (the same as no {settings.policy_tag_key} tag)."
@@ -238,7 +250,7 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     slots = upcoming_slots(policy, at, NEXT_SLOTS)
     warning = schedule_warning(policy, settings.run_interval)
     if args.json:
-        _print_json(
+        print_json(
             {
                 "valid": True,
                 "value": args.value,
@@ -256,7 +268,7 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
         ("policy", f"{policy.name} = {policy.spec()}" if policy.name else policy.spec()),
         ("schedule", describe_schedule(policy)),
         ("retention", describe_retention(policy.retention)),
-        ("next slots", ", ".join(_when(slot, policy.tz) for slot in slots)),
+        ("next slots", ", ".join(when(slot, policy.tz) for slot in slots)),
         *([("warning", warning)] if warning else []),
     ]
     print(f"{args.value!r} is a valid policy.")
@@ -285,7 +297,7 @@ def _dr_policy_check(settings: Settings, args: argparse.Namespace, at: datetime)
         return EXIT_USAGE
     slots = upcoming_slots(dr.policy, at, NEXT_SLOTS)
     if args.json:
-        _print_json(
+        print_json(
             {"valid": True, "value": args.value, "name": dr.name, "spec": dr.spec(), "targets": list(dr.targets),
              "description": dr.describe(), "next_slots": [slot.isoformat() for slot in slots]}
         )  # fmt: skip
@@ -296,7 +308,7 @@ def _dr_policy_check(settings: Settings, args: argparse.Namespace, at: datetime)
         ("targets", ", ".join(dr.targets)),
         ("copies", describe_schedule(dr.policy).replace("a snapshot", "a copy")),
         ("retention", describe_retention(dr.policy.retention)),
-        ("next slots", ", ".join(_when(slot, dr.policy.tz) for slot in slots)),
+        ("next slots", ", ".join(when(slot, dr.policy.tz) for slot in slots)),
     ]
     print(render_pairs(rows))
     return EXIT_OK
@@ -315,9 +327,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     with connect(args, settings) as (rds, regions):
         # With the wall clock, as the Lambda runs: --at in a passed slot is never back-filled, nor a
         # future one taken early.
-        report = service.run(settings, rds, at, now=wall_clock(), dry_run=dry_run, budget=budget, regions=regions)
+        if settings.vault is not None:  # a vault's run, as its handler does it
+            report = vault_service.run(
+                settings, rds, at, now=wall_clock(), dry_run=dry_run, budget=budget, regions=regions
+            )
+        else:
+            report = service.run(settings, rds, at, now=wall_clock(), dry_run=dry_run, budget=budget, regions=regions)
     if args.json:
-        _print_json(report.to_dict() | {"complete": report.complete})
+        print_json(report.to_dict() | {"complete": report.complete})
     else:
         print(render_report(report))
     return EXIT_OK if report.complete else EXIT_INCOMPLETE
@@ -326,12 +343,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     settings = load_settings(args)
     at = args.at or datetime.now(UTC)
+    if settings.vault is not None:
+        return cli_vault.show_plan(vault_view(args, settings, at), settings, at, as_json=args.json)
     with connect(args, settings) as (rds, regions):
         discovery = service.discover(settings, rds, at, regions=regions)
     plans = discovery.plan.clusters
     demand = fleet_demand(plans, discovery.snapshots, settings.deployment)
     if args.json:
-        _print_json(
+        print_json(
             {
                 "scheduled_time": at.isoformat(),
                 "clusters": [plan_to_dict(p) | {"warning": _warning(p, settings.run_interval)} for p in plans],
@@ -353,15 +372,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     settings = load_settings(args)
     at = args.at or datetime.now(UTC)
+    if settings.vault is not None:
+        return cli_vault.show_status(vault_view(args, settings, at), settings, at, as_json=args.json)
     with connect(args, settings) as (rds, regions):
         discovery = service.discover(settings, rds, at, regions=regions)
     rows = [cluster_status(p, at, settings.grace, settings.run_interval) for p in discovery.plan.clusters]
     dr = None if discovery.dr is None else dr_status(discovery.dr, at, settings.grace, settings.dr_stuck)
     if args.json:
-        _print_json(
+        print_json(
             {
                 "at": at.isoformat(),
-                "quota": _quota_dict(discovery.quota),
+                "quota": quota_dict(discovery.quota),
                 "clusters": [row.to_dict() for row in rows],
                 "dr": None if dr is None else dr.to_dict(),
             }
@@ -374,6 +395,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_INCOMPLETE if attention else EXIT_OK
 
 
+def vault_view(args: argparse.Namespace, settings: Settings, at: datetime) -> cli_vault.VaultView:
+    """What a vault run at `at` would read and decide, through the same adapters as its handler."""
+    with connect(args, settings) as (rds, regions):
+        return cli_vault.VaultView(*vault_service.discover(settings, rds, at, regions))
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     local = doctor.local_context(*_read_context(args.context), args.stack)
     settings = load_settings(args, {**local.environment, **os.environ})
@@ -382,7 +409,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         checks = doctor.diagnose(settings, rds, reader, local, wall_clock())
     status = doctor.exit_status(checks)
     if args.json:
-        _print_json({"status": status, "checks": [check.to_dict() for check in checks]})
+        print_json({"status": status, "checks": [check.to_dict() for check in checks]})
     else:
         print(doctor.render(checks))
     return status
@@ -414,7 +441,7 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str] | None = 
     Validated by the same Settings.from_env as the Lambda (a bad value is a ConfigError: exit 2)."""
     env = os.environ if environ is None else environ
     merged = dict(CLI_DEFAULTS)
-    merged.update({name: env[name] for name in config.ENV_VARS if env.get(name, "").strip()})
+    merged.update({name: env[name] for name in (*config.ENV_VARS, config.VAULT) if env.get(name, "").strip()})
     flags = {
         config.DEPLOYMENT: ("--deployment", args.deployment),
         config.POLICY_TAG_KEY: ("--policy-tag-key", args.policy_tag_key),
@@ -561,15 +588,15 @@ class ClusterStatus:
             "state": self.state,
             "attention": self.attention,
             "newest_snapshot": self.newest,
-            "newest_snapshot_time": _iso(self.newest_time),
+            "newest_snapshot_time": iso(self.newest_time),
             "age_seconds": None if self.age is None else int(self.age.total_seconds()),
             "snapshots": self.snapshots,
             "creating": self.creating,
             "held": self.held,
             "to_delete": self.to_delete,
             "pending": self.pending,
-            "pending_deletable_after": _iso(self.pending_until),
-            "next_slot": _iso(self.next_slot),
+            "pending_deletable_after": iso(self.pending_until),
+            "next_slot": iso(self.next_slot),
             "problem": self.problem,
             "warning": self.warning,
         }
@@ -627,12 +654,10 @@ def cluster_status(
 def pending_problem(pending: Sequence[Pending], *, copies: bool = False) -> str:
     """What a change of policy (of DR policy, for `copies`) will delete when its grace ends, and how to stop it."""
     first, count = pending[0], len(pending)
-    what = (
-        (f"{count} {'copy' if count == 1 else 'copies'}", "DR tag") if copies else (_plural(count, "snapshot"), "tag")
-    )
+    what = (f"{count} {'copy' if count == 1 else 'copies'}", "DR tag") if copies else (plural(count, "snapshot"), "tag")
     return (
         f"{'DR ' if copies else ''}policy changed: {what[0]} that {first.kept_by!r} keeps will be deleted "
-        f"from {_when(first.deletable_after)} at the earliest; restore the {what[1]} or hold them to keep them"
+        f"from {when(first.deletable_after)} at the earliest; restore the {what[1]} or hold them to keep them"
     )
 
 
@@ -656,13 +681,13 @@ def plan_to_dict(plan: ClusterPlan) -> dict[str, Any]:
         "policy": plan.policy.spec() if plan.policy else None,
         "policy_name": plan.policy.name if plan.policy else None,
         "description": plan.policy.describe() if plan.policy else None,
-        "slot": _iso(plan.slot),
-        "next_slot": _iso(plan.next_slot),
+        "slot": iso(plan.slot),
+        "next_slot": iso(plan.next_slot),
         "create": plan.create if plan.skip is None and plan.defer is None else None,
         "skip": _reason_dict(plan.skip),
         "defer": _reason_dict(plan.defer),
         "fail": None if plan.fail is None else {"error": plan.fail[0], "message": plan.fail[1]},
-        "delete": [{"snapshot": s.id, "time": _iso(s.time)} for s in plan.delete],
+        "delete": [{"snapshot": s.id, "time": iso(s.time)} for s in plan.delete],
         "pending": _pending_dicts(plan.pending),
         "keep": _kept_dicts(plan.kept),
     }
@@ -670,12 +695,12 @@ def plan_to_dict(plan: ClusterPlan) -> dict[str, Any]:
 
 def _pending_dicts(pending: Sequence[Pending], policy: str | None = None) -> list[dict[str, Any]]:
     """`policy`: the current policy as the user writes it, when it is more than the retention (a DR tag's)."""
-    return [p.entry() | {"time": _iso(p.snapshot.time), "policy": policy or p.policy} for p in pending]
+    return [p.entry() | {"time": iso(p.snapshot.time), "policy": policy or p.policy} for p in pending]
 
 
 def _kept_dicts(kept: Sequence[Kept]) -> list[dict[str, Any]]:
     return [
-        {"snapshot": k.snapshot.id, "time": _iso(k.snapshot.time), "status": k.snapshot.status, "reasons": k.reasons}
+        {"snapshot": k.snapshot.id, "time": iso(k.snapshot.time), "status": k.snapshot.status, "reasons": k.reasons}
         for k in _kept_newest_first(kept)
     ]
 
@@ -696,7 +721,7 @@ def demand_to_dict(demand: FleetDemand, quota: Quota | None) -> dict[str, Any]:
         ],
         "not_ours": demand.not_ours,
         "total": demand.total,
-        "quota": _quota_dict(quota),
+        "quota": quota_dict(quota),
         "summary": quota_summary(demand, quota.max if quota else None),
     }
 
@@ -710,22 +735,10 @@ def _kept_newest_first(kept: Sequence[Kept]) -> list[Kept]:
 # Rendering for humans
 
 
-def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=False)]
-    lines = [headers, *rows]
-    out = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)).rstrip() for line in lines]
-    rule = [*widths[:-1], max(len(headers[-1]), min(widths[-1], 40))]  # a long last column needs no long rule
-    out.insert(1, "  ".join("-" * width for width in rule))
-    return "\n".join(out)
-
-
-def render_pairs(rows: Sequence[tuple[str, str]], indent: str = "  ") -> str:
-    width = max(len(key) for key, _ in rows)
-    return "\n".join(f"{indent}{key.ljust(width)}  {value}" for key, value in rows)
-
-
 def render_report(report: RunReport) -> str:
-    title = f"Run for {_when(report.scheduled_time)}"
+    if report.vault is not None:
+        return cli_vault.render_report(report)
+    title = f"Run for {when(report.scheduled_time)}"
     if report.dry_run:
         title += " (dry run: nothing was changed)"
     rows: list[tuple[str, str, str]] = []
@@ -748,10 +761,10 @@ def render_report(report: RunReport) -> str:
     summary = (
         f"{len(report.created)} {verb}created, {len(report.deleted)} {verb}deleted, "
         f"{len(report.deferred)} deferred, {len(report.skipped)} skipped, {len(report.failed)} failed; "
-        f"{_plural(report.clusters_managed, 'cluster')} managed, {len(report.out_of_policy)} out of policy"
+        f"{plural(report.clusters_managed, 'cluster')} managed, {len(report.out_of_policy)} out of policy"
     )
     if report.quota is not None:
-        summary += f"; quota {_quota_text(report.quota)}"
+        summary += f"; quota {quota_text(report.quota)}"
     if report.busy_retries or report.throttles:
         summary += f"; {report.busy_retries} busy retries, {report.throttles} throttles"
     lines = [title, "", body, "", summary]
@@ -759,12 +772,12 @@ def render_report(report: RunReport) -> str:
         lines.append("Out of policy: " + ", ".join(report.out_of_policy))
     if report.pending:
         lines.append(
-            f"{_plural(len(report.pending), 'deletion')} caused by a policy change wait for the grace "
+            f"{plural(len(report.pending), 'deletion')} caused by a policy change wait for the grace "
             "(restore the policy tag, or hold the snapshots, to keep them)."
         )
     if report.dr is not None and report.dr.pending:
         lines.append(
-            f"{_plural(len(report.dr.pending), 'copy deletion')} caused by a DR policy change wait for the grace "
+            f"{plural(len(report.dr.pending), 'copy deletion')} caused by a DR policy change wait for the grace "
             "(restore the DR tag, or hold the copies, to keep them)."
         )
     if not report.complete:
@@ -798,7 +811,7 @@ def _where(entry: Mapping[str, str]) -> str:
 
 
 def render_plan(plans: Sequence[ClusterPlan], at: datetime, run_interval: timedelta | None = None) -> str:
-    lines = [f"Plan for {_when(at)}: what a run would do now (nothing is changed)"]
+    lines = [f"Plan for {when(at)}: what a run would do now (nothing is changed)"]
     if not plans:
         lines.append("No cluster carries a policy tag, and no snapshots of ours are left to prune.")
     for plan in plans:
@@ -811,7 +824,7 @@ def render_plan(plans: Sequence[ClusterPlan], at: datetime, run_interval: timede
             name = f"{plan.policy.name}: " if plan.policy.name else ""
             pairs.append(("policy", name + plan.policy.describe()))
         if plan.slot is not None:
-            pairs.append(("slot", f"{_when(plan.slot)} (next {_when(plan.next_slot)})"))
+            pairs.append(("slot", f"{when(plan.slot)} (next {when(plan.next_slot)})"))
         warning = _warning(plan, run_interval)
         if warning is not None:
             pairs.append(("warning", warning))
@@ -826,11 +839,11 @@ def render_plan(plans: Sequence[ClusterPlan], at: datetime, run_interval: timede
         elif plan.cluster is not None:
             pairs.append(("create", "nothing: this slot's snapshot exists"))
         for snapshot in sorted(plan.delete, key=lambda s: s.time or at, reverse=True):
-            pairs.append(("delete", f"{snapshot.id}  ({_when(snapshot.time)})"))
+            pairs.append(("delete", f"{snapshot.id}  ({when(snapshot.time)})"))
         if plan.pending:
             pairs.append(("pending", pending_problem(plan.pending)))
         for kept in _kept_newest_first(plan.kept):
-            pairs.append(("keep", f"{kept.snapshot.id}  ({_when(kept.snapshot.time)}): {', '.join(kept.reasons)}"))
+            pairs.append(("keep", f"{kept.snapshot.id}  ({when(kept.snapshot.time)}): {', '.join(kept.reasons)}"))
         lines.append(render_pairs(pairs))
     return "\n".join(lines)
 
@@ -855,9 +868,9 @@ def render_demand(demand: FleetDemand, quota: Quota | None) -> str:
 
 
 def render_status(rows: Sequence[ClusterStatus], quota: Quota | None, at: datetime) -> str:
-    lines = [f"Status at {_when(at)}"]
+    lines = [f"Status at {when(at)}"]
     if quota is not None:
-        lines.append(f"Manual cluster snapshot quota: {_quota_text(quota)}")
+        lines.append(f"Manual cluster snapshot quota: {quota_text(quota)}")
     lines.append("")
     if not rows:
         lines.append("No cluster carries a policy tag.")
@@ -869,7 +882,7 @@ def render_status(rows: Sequence[ClusterStatus], quota: Quota | None, at: dateti
             row.newest or "-",
             age_text(row.age) if row.age is not None else "-",
             _counts(row),
-            _when(row.next_slot) if row.next_slot else "-",
+            when(row.next_slot) if row.next_slot else "-",
             row.policy_text,
         )
         for row in rows
@@ -901,49 +914,6 @@ def _counts(row: ClusterStatus) -> str:
         if n
     ]
     return str(row.snapshots) + (f" ({', '.join(extra)})" if extra else "")
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "s")
-
-
-def _quota_text(quota: Quota) -> str:
-    return f"{quota.used}/{quota.max} used ({quota.utilization:.0f}%)"
-
-
-def _quota_dict(quota: Quota | None) -> dict[str, Any] | None:
-    if quota is None:
-        return None
-    return {"used": quota.used, "max": quota.max, "utilization": round(quota.utilization, 1)}
-
-
-def _when(moment: datetime | None, tz: str | None = None) -> str:
-    if moment is None:
-        return "-"
-    text = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    if tz is not None and tz.upper() != "UTC":
-        text += " = " + moment.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z")
-    return text
-
-
-def age_text(age: timedelta) -> str:
-    """A duration for people: 3d 4h, 2h 5m, 7m."""
-    minutes = int(age.total_seconds() // 60)
-    days, minutes = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(minutes, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    return f"{minutes}m"
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat()
-
-
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, default=str))
 
 
 def _fail(message: str) -> None:
@@ -982,14 +952,14 @@ class CopyStatus:
             "state": self.state,
             "attention": self.attention,
             "newest_copy": self.newest,
-            "newest_copy_slot": _iso(self.newest_slot),
+            "newest_copy_slot": iso(self.newest_slot),
             "age_seconds": None if self.age is None else int(self.age.total_seconds()),
             "copies": self.copies,
             "in_flight": [_copying_dict(s) for s in self.in_flight],
             "stuck": [_copying_dict(s) for s in self.stuck],
             "failed": [s.id for s in self.failed],
             "pending": self.pending,
-            "pending_deletable_after": _iso(self.pending_until),
+            "pending_deletable_after": iso(self.pending_until),
             "problems": list(self.problems),
         }
 
@@ -1054,7 +1024,7 @@ def copy_status(plan: TargetPlan, at: datetime, grace: timedelta, allowance: tim
     if plan.defer is not None:
         problems.append(f"{plan.defer[0].value}: {plan.defer[1]}")
     problems += [
-        f"copy {s.id} still copying since {_when(s.created)}; RDS may be slow, never cancelled" for s in plan.stuck
+        f"copy {s.id} still copying since {when(s.created)}; RDS may be slow, never cancelled" for s in plan.stuck
     ]
     problems += [f"copy {s.id} ended failed: the next run deletes it and copies the slot again" for s in plan.failed]
     if plan.pending:  # someone should see this before the grace ends
@@ -1094,7 +1064,7 @@ def _orphan_problem(plan: TargetPlan) -> str:
 
 
 def _copying_dict(snapshot: Snapshot) -> dict[str, Any]:
-    return {"snapshot": snapshot.id, "progress": snapshot.progress, "since": _iso(snapshot.created)}
+    return {"snapshot": snapshot.id, "progress": snapshot.progress, "since": iso(snapshot.created)}
 
 
 def _copying_text(snapshot: Snapshot) -> str:
@@ -1153,13 +1123,13 @@ def _target_plan_dict(plan: TargetPlan, order: Mapping[int, tuple[int, int]]) ->
         "policy": plan.policy.spec() if plan.policy else None,
         "name": plan.policy.name if plan.policy else None,
         "description": plan.policy.describe() if plan.policy else None,
-        "slot": _iso(plan.slot),
+        "slot": iso(plan.slot),
         "copy": None
         if job is None or plan.skip or plan.fail
         else {
             "snapshot": job.identifier,
             "source": job.source.id,
-            "source_time": _iso(job.source.time),
+            "source_time": iso(job.source.time),
             "kms_key": job.kms_key,
             "order": order.get(id(plan), (None, None))[0],
             "overdue_seconds": None if plan.newest_available is None else int(plan.overdue.total_seconds()),
@@ -1169,7 +1139,7 @@ def _target_plan_dict(plan: TargetPlan, order: Mapping[int, tuple[int, int]]) ->
         "defer": _reason_dict(plan.defer),
         "fail": None if plan.fail is None else {"error": plan.fail[0], "message": plan.fail[1]},
         "waiting": plan.waiting,
-        "delete": [{"snapshot": s.id, "time": _iso(s.time), "reason": _delete_reason(plan, s)} for s in plan.delete],
+        "delete": [{"snapshot": s.id, "time": iso(s.time), "reason": _delete_reason(plan, s)} for s in plan.delete],
         "pending": _pending_dicts(plan.pending, plan.policy.spec() if plan.policy else None),
         "keep": _kept_dicts(plan.kept),
         "in_flight": [_copying_dict(s) for s in plan.in_flight],
@@ -1197,11 +1167,7 @@ def _why_this_copy(plan: TargetPlan, order: Mapping[int, tuple[int, int]]) -> st
     if id(plan) not in order:
         return f"{source}; {behind}"
     place, count = order[id(plan)]
-    return f"{source}; {_ordinal(place)} of {count} to start in {plan.region}, most overdue first: {behind}"
-
-
-def _ordinal(n: int) -> str:
-    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+    return f"{source}; {ordinal(place)} of {count} to start in {plan.region}, most overdue first: {behind}"
 
 
 def _in_flight_text(plan: TargetPlan, copy: Snapshot) -> str:
@@ -1209,7 +1175,7 @@ def _in_flight_text(plan: TargetPlan, copy: Snapshot) -> str:
         return ""
     done = "" if copy.progress is None else f"{copy.progress}% "
     stuck = "; STUCK, never cancelled: see the DrCopyStuck alarm" if copy in plan.stuck else ""
-    return f"; {done}copied since {_when(copy.created)}{stuck}"
+    return f"; {done}copied since {when(copy.created)}{stuck}"
 
 
 def _delete_reason(plan: TargetPlan, copy: Snapshot) -> str:
@@ -1247,7 +1213,7 @@ def _target_pairs(plan: TargetPlan, order: Mapping[int, tuple[int, int]]) -> lis
         name = f"{plan.policy.name}: " if plan.policy.name else ""
         pairs.append(("policy", name + plan.policy.describe()))
     if plan.slot is not None:
-        pairs.append(("slot", _when(plan.slot)))
+        pairs.append(("slot", when(plan.slot)))
     if plan.fail is not None:
         pairs.append(("fail", f"{plan.fail[0]}: {plan.fail[1]}"))
     elif plan.skip is not None:
@@ -1260,12 +1226,12 @@ def _target_pairs(plan: TargetPlan, order: Mapping[int, tuple[int, int]]) -> lis
         pairs.append(("copy", f"nothing yet: {plan.waiting}"))
     elif plan.cluster is not None:
         pairs.append(("copy", "nothing: this DR slot's copy exists or is copying"))
-    pairs += [("delete", f"{s.id}  ({_when(s.time)}): {_delete_reason(plan, s)}") for s in plan.delete]
+    pairs += [("delete", f"{s.id}  ({when(s.time)}): {_delete_reason(plan, s)}") for s in plan.delete]
     if plan.pending:
         pairs.append(("pending", pending_problem(plan.pending, copies=True)))
     for kept in _kept_newest_first(plan.kept):
         reasons = ", ".join(kept.reasons) + _in_flight_text(plan, kept.snapshot)
-        pairs.append(("keep", f"{kept.snapshot.id}  ({_when(kept.snapshot.time)}): {reasons}"))
+        pairs.append(("keep", f"{kept.snapshot.id}  ({when(kept.snapshot.time)}): {reasons}"))
     return pairs
 
 

@@ -314,8 +314,8 @@ class RunReport:
 
     @property
     def complete(self) -> bool:
-        """Nothing failed and nothing was put off, copies to DR regions included."""
-        copies = self.dr is not None and bool(self.dr.failed or self.dr.deferred)
+        """Nothing failed and nothing was put off, copies to DR regions and a vault's copies included."""
+        copies = any(report is not None and (report.failed or report.deferred) for report in (self.dr, self.vault))
         return not self.failed and not self.deferred and not copies
 
     def to_dict(self) -> dict[str, Any]:
