@@ -32,6 +32,7 @@ from snapshot_scheduler.model import AVAILABLE, DrReport, Reason, Snapshot
 from snapshot_scheduler.observability import logger
 from snapshot_scheduler.sharing import Share, SharePlan, Unshare, share_time
 from snapshot_scheduler.tags import shared_key
+from snapshot_scheduler.workers import in_parallel
 
 
 class Copier:
@@ -57,12 +58,14 @@ class Copier:
             _note(self._report, "started", target, snapshot=target.copy.identifier, source=target.copy.source.id)
 
     def prune(self, plan: DrPlan) -> None:
-        for target in plan.targets:
-            for copy in target.delete:
-                if not self._time_left():
-                    logger.info("copy deletions wait for the next run: the run's time ran short")
-                    return
-                self._delete(target, copy)
+        """Delete what DR retention removes, ACT_WORKERS at a time; noted in the plan's order."""
+        work = [(target, copy) for target in plan.targets for copy in target.delete]
+        notes = in_parallel(lambda item: self._delete(*item) if self._time_left() else _WAITING, work)
+        for (target, _), note in zip(work, notes, strict=True):
+            if note.kind in ("deleted", "failed"):
+                _note(self._report, note.kind, target, **note.fields)
+        if _WAITING in notes:
+            logger.info(f"{notes.count(_WAITING)} copy deletions wait for the next run: the run's time ran short")
 
     def start(self, plan: DrPlan) -> None:
         for region in sorted({target.region for target in plan.copies()}):
@@ -81,18 +84,19 @@ class Copier:
     def _time_left(self) -> bool:
         return self._allows()
 
-    def _delete(self, target: TargetPlan, copy: Snapshot) -> None:
+    def _delete(self, target: TargetPlan, copy: Snapshot) -> _Note:
+        """Delete one copy past the last gate; what to note of it (`later`: left for the next run)."""
         extra = {"cluster": target.cluster_id, "region": target.region, "snapshot": copy.id}
         if not is_our_copy(self._context, copy) or copy.held or copy.status not in (AVAILABLE, FAILED):
             message = f"refused to delete {copy.id}: it is not an available or failed, un-held copy of ours"
             logger.error(message, extra=extra)  # planning never lets one through; if it did, say so loudly
-            _note(self._report, "failed", target, error="RefusedDelete", message=message)
-            return
+            return _Note("failed", {"error": "RefusedDelete", "message": message})
         outcome = delete_copy(self._regions[target.region], copy.id, extra)
         if outcome.kind is Outcome.DELETED:
-            _note(self._report, "deleted", target, snapshot=copy.id)
-        elif outcome.kind is Outcome.FAILED:
-            _note(self._report, "failed", target, error=outcome.code, message=outcome.message)
+            return _Note("deleted", {"snapshot": copy.id})
+        if outcome.kind is Outcome.FAILED:
+            return _Note("failed", {"error": outcome.code, "message": outcome.message})
+        return _Note("later", {})
 
     def _copy(self, target: TargetPlan) -> tuple[Reason, str] | None:
         """Start one copy; (code, reason) when the region can take no more copies in this run."""
@@ -137,6 +141,18 @@ class Outcome(Enum):
     FAILED = auto()
     DELETED = auto()
     LATER = auto()  # not deletable now (busy, or already gone): the next run sees
+
+
+@dataclass(frozen=True)
+class _Note:
+    """What the report says of one copy deletion: `deleted` or `failed` (with its fields); `later` (RDS
+    answered busy or gone) and `waiting` (no time left) say nothing."""
+
+    kind: str
+    fields: Mapping[str, str]
+
+
+_WAITING = _Note("waiting", {})
 
 
 @dataclass(frozen=True)

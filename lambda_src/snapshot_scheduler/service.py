@@ -56,10 +56,10 @@ from snapshot_scheduler.planning import (
     snapshot_tags,
 )
 from snapshot_scheduler.sharing import SharePlan, plan_sharing, without_default_keys
+from snapshot_scheduler.workers import ACT_WORKERS, in_parallel
 
 BACKOFF_BASE = 2.0  # seconds before the first retry of a busy cluster
 BACKOFF_CAP = 60.0
-ACT_WORKERS = 4  # RDS calls in flight at once; the pacer, not this, sets the rate
 # How far a run's time may lie ahead of the clock (clock skew). Further, and its snapshots would be named
 # for slots that have not begun: refused, never acted on.
 FUTURE_SKEW = timedelta(minutes=15)
@@ -67,7 +67,6 @@ FUTURE_SKEW = timedelta(minutes=15)
 # deletion: reported and alarmed (MassDeletions), whatever the cause. Ordinary rolling deletes one or two.
 MASS_DELETION_MIN = 3
 
-T = TypeVar("T")
 R = TypeVar("R")
 
 
@@ -367,9 +366,8 @@ class _Outcome(Enum):
 class _Actor:
     """Carries out a plan: deletes first (to free quota), then creates, most overdue first.
 
-    Calls go out ACT_WORKERS at a time: one RDS call takes 100-200 ms, so one at a time would leave most of
-    the rate the pacer allows unused. When the quota is short, creates go one at a time, most overdue first,
-    so scarce room goes to the clusters that need it most.
+    Calls go out ACT_WORKERS at a time (workers.py). When the quota is short, creates go one at a time, most
+    overdue first, so scarce room goes to the clusters that need it most.
     """
 
     def __init__(
@@ -413,7 +411,7 @@ class _Actor:
         """Delete what retention removes, while the run has `reserve` seconds to spare beyond its margin."""
         work = [(cluster.cluster_id, snapshot) for cluster in plan.clusters for snapshot in cluster.delete]
         kept = plan.kept_ids
-        waiting = _map(
+        waiting = in_parallel(
             lambda item: not self._contained(item[0], True, lambda: self._delete(*item, kept, reserve=reserve)),
             work,
             parallel=parallel,
@@ -482,7 +480,7 @@ class _Actor:
         def attempt(cluster: ClusterPlan) -> _Outcome:
             return self._contained(cluster.cluster_id, _Outcome.DONE, lambda: self._attempt(cluster, retry=retry))
 
-        outcomes = _map(attempt, clusters, parallel=self._parallel)
+        outcomes = in_parallel(attempt, clusters, parallel=self._parallel)
         if _Outcome.UNTRIED in outcomes:  # the quota turned out short: one at a time from here, most overdue first
             self._parallel = False
             outcomes = [
@@ -622,14 +620,6 @@ def _planning_time(at: datetime, now: datetime | None) -> datetime:
     """What a run plans for: a run a little ahead of the clock (within the skew) plans for the clock, on its
     first look and on its second alike: no slot is taken early, no policy-change grace ends early."""
     return min(at, now or at)
-
-
-def _map(work: Callable[[T], R], items: list[T], *, parallel: bool) -> list[R]:
-    """`work` over `items`, results in order; ACT_WORKERS at a time when `parallel`."""
-    if not parallel or len(items) < 2:
-        return [work(item) for item in items]
-    with ThreadPoolExecutor(max_workers=ACT_WORKERS) as pool:
-        return list(pool.map(work, items))
 
 
 def _denied(cluster: ClusterPlan, error: AccessDenied) -> tuple[str, str]:
