@@ -239,3 +239,29 @@ def test_a_share_whose_answer_was_lost_stays_recorded_and_is_taken_back_after_sh
     unshared = [(r["scheduled_time"], e["snapshot"]) for r in later for e in r["dr"]["unshared"]]
     assert unshared == [("2026-03-11T05:05:00+00:00", first)]
     assert first not in world.seen_by_vault()
+
+
+def test_a_share_rds_refused_leaves_no_record_and_the_next_run_tries_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a snapshot under the default key whose key KMS will not describe: the share is tried, RDS refuses it
+    world = World()
+    world.cluster("orders", encrypted=True)
+    original = kms_adapter.build_client
+
+    def unreachable(**_: Any) -> None:
+        raise OSError("KMS unreachable")
+
+    def kms_down(*args: Any, **kwargs: Any) -> Any:
+        client = original(*args, **kwargs)
+        client.meta.events.register("before-call.kms.DescribeKey", unreachable)
+        return client
+
+    monkeypatch.setattr(kms_adapter, "build_client", kms_down)
+    with world.handler() as handler:
+        reports = hourly(handler, 3)
+
+    # Then each try fails with RDS's answer, no tag keeps the snapshot as shared, and the vault sees nothing
+    failures = [e for r in reports for e in r["dr"]["failed"]]
+    assert [e["error"] for e in failures] == ["InvalidParameterValue", "InvalidParameterValue"]
+    assert not any("may have been made" in e["message"] for e in failures)
+    assert all(SHARED not in world.tags(s.id) for s in world.prod.snapshots())
+    assert world.seen_by_vault() == set()
