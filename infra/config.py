@@ -129,10 +129,10 @@ _INTERVAL_MINUTES: Final = rules.SCHEDULE_MINUTES
 # inline policies hold at most 10,240 characters).
 VAULT_MAX_SOURCE_REGIONS: Final = 25
 
-_STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
-_CRON = re.compile(r"^cron\(([^()]+)\)$")
+_STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}\Z")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)\Z")
+_CRON = re.compile(r"^cron\(([^()]+)\)\Z")
 _UNIT_MINUTES = {"minute": 1, "hour": 60, "day": 24 * 60}
 _STACK_NAME_RULE = "a CloudFormation stack name: a letter, then letters, digits or hyphens, at most 128"
 

@@ -79,8 +79,8 @@ ENV_VARS = (
 # Set by the stack on every function; a CLI may run without them.
 OPTIONAL_ENV_VARS = frozenset({SCHEDULE_MINUTES})
 
-_INT = re.compile(r"^[0-9]+$")
-_DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+_INT = re.compile(r"^[0-9]+\Z")
+_DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?\Z")
 _T = TypeVar("_T")
 _N = TypeVar("_N", int, float)
 

@@ -40,7 +40,7 @@ LAMBDA_CONCURRENCY_QUOTA = "L-B99A9384"  # Service Quotas: Lambda concurrent exe
 QUOTA_WARN_SHARE = 0.8  # demand above this share of the quota leaves too little room for others
 HEARTBEAT_LOOKBACK = timedelta(days=2)
 CRON_INTERVAL = timedelta(days=1)  # what doctor assumes of a cron schedule's gap
-_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)\Z")
 
 
 class Status(StrEnum):

@@ -29,7 +29,7 @@ COPYING = "copying"
 FAILED = "failed"
 COPY_LIMIT = 5  # cluster snapshot copies in progress per destination region per account (RDS, not adjustable)
 DEFAULT_DR_EVERY = "1d"  # cross-region copies are full copies, billed in full
-TARGET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")  # a DR target's name in drTargets and in to=
+TARGET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*\Z")  # a DR target's name in drTargets and in to=
 COPY_IN_PROGRESS = "copy in progress"
 COPY_STARTS = "copy starts this run"
 SHARE_HOURS = (1, 720)  # how long an account target keeps a snapshot shared: at least an hour, at most 30 days

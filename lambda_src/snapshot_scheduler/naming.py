@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 MAX_LENGTH = 63
 _SLOT_FORMAT = "%Y%m%d-%H%M"  # in UTC; 13 characters
 _HASH_LENGTH = 8
-_VALID = re.compile(r"^[a-z](?:[a-z0-9]|-(?!-))*(?<!-)$")
-_SLOT_SUFFIX = re.compile(r"-([0-9]{8}-[0-9]{4})$")
+_VALID = re.compile(r"^[a-z](?:[a-z0-9]|-(?!-))*(?<!-)\Z")
+_SLOT_SUFFIX = re.compile(r"-([0-9]{8}-[0-9]{4})\Z")
 
 
 def snapshot_id(cluster_id: str, slot: datetime) -> str:

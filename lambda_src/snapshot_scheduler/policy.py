@@ -28,11 +28,11 @@ PRESETS: Mapping[str, str] = {
 OFF = "off"
 
 # A named policy's name: one word a tag value can hold.
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*\Z")
 # [0-9], not \d: \d also matches other scripts' digits, which int() then refuses or misreads.
-_CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
-_DURATION = re.compile(r"^(?:([0-9]+)y)?(?:([0-9]+)m)?(?:([0-9]+)d)?(?:([0-9]+)h)?$")
-_COUNT = re.compile(r"^[0-9]+$")
+_CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])\Z")
+_DURATION = re.compile(r"^(?:([0-9]+)y)?(?:([0-9]+)m)?(?:([0-9]+)d)?(?:([0-9]+)h)?\Z")
+_COUNT = re.compile(r"^[0-9]+\Z")
 _MAX_COUNT = 100_000
 _MAX_TAG_VALUE = 256
 

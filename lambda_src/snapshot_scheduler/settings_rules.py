@@ -75,8 +75,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 POLICY_TAG_KEY_LENGTH = 128  # RDS: a tag key holds at most 128 characters
 DEPLOYMENT_LENGTH = 256  # the marker's value: a tag value holds at most 256
 
-_ENGINE = re.compile(r"^[a-z][a-z0-9-]*$")
-_NAMESPACE = re.compile(r"^[^:]{1,255}$")
+_ENGINE = re.compile(r"^[a-z][a-z0-9-]*\Z")
+_NAMESPACE = re.compile(r"^[^:]{1,255}\Z")
 
 
 def busy_retry_within_schedule(seconds: int, schedule_minutes: int) -> int:

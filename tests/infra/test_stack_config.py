@@ -121,6 +121,7 @@ def test_values_from_the_command_line_arrive_as_text_and_are_decoded() -> None:
         ("deployment", "rds:taken", "not starting with aws: or rds:"),
         ("metricNamespace", "AWS:Lambda", "without ':'"),
         ("alarmEmails", ["not-an-address"], "e-mail address"),
+        ("alarmEmails", ["oncall@example.com\n"], "e-mail address"),  # `$` matched before a final newline
         ("alarmEmails", ["a@example.com", "a@example.com"], "without duplicates"),
         ("graceMinutes", -1, "from 0 to 10080"),
         ("graceMinutes", True, "whole number"),

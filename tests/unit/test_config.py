@@ -501,3 +501,10 @@ def test_a_vault_with_dr_targets_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="SNAPSHOT_VAULT and SNAPSHOT_DR_TARGETS are both set"):
         Settings.from_env({**VALID, "SNAPSHOT_VAULT": json.dumps(VAULT), "SNAPSHOT_DR_TARGETS": targets})
+
+
+@pytest.mark.parametrize(("name", "value"), [("SNAPSHOT_API_RATE", "10\n"), ("SNAPSHOT_API_BURST", "200\n")])
+def test_a_number_with_a_trailing_newline_is_a_startup_error(name: str, value: str) -> None:
+    # `$` matches before a final newline: every pattern ends at \Z, the end of the text.
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env(env(**{name: value}))

@@ -238,3 +238,8 @@ def test_the_slot_suffix_of_every_snapshot_identifier_parses_back(cluster: str) 
 )
 def test_an_identifier_without_a_real_slot_suffix_has_none(identifier: str) -> None:
     assert parse_slot_suffix(identifier) is None
+
+
+def test_an_identifier_with_a_trailing_newline_is_not_valid() -> None:
+    # `$` matches before a final newline; the pattern ends at the end of the text.
+    assert is_valid_identifier("db-1") and not is_valid_identifier("db-1\n")

@@ -19,6 +19,7 @@ from snapshot_scheduler.policy import (
     Policy,
     PolicyError,
     Retention,
+    check_name,
     is_off,
     parse_policy,
 )
@@ -455,3 +456,8 @@ def test_digits_of_other_scripts_are_a_policy_error_not_a_crash() -> None:
 
 def test_utc_in_any_case_is_utc() -> None:
     assert parse_policy("tz=utc keep-last=1").tz == "UTC"
+
+
+def test_a_policy_name_with_a_trailing_newline_cannot_be_selected_by_a_tag() -> None:
+    with pytest.raises(PolicyError, match="cannot be selected by a tag"):
+        check_name("gold\n")

@@ -58,7 +58,7 @@ VAULT_IAM_ACTIONS = (
 # Called when a DR target is an account (a vault): share and unshare our snapshots, remove the share's tag.
 SHARE_IAM_ACTIONS = ("rds:ModifyDBClusterSnapshotAttribute", "rds:RemoveTagsFromResource")
 RESTORE_ATTRIBUTE = "restore"  # the snapshot attribute that lets another account copy or restore it
-_ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
+_ACCOUNT_ID = re.compile(r"^[0-9]{12}\Z")
 
 _NETWORK_ERRORS = (EndpointError, HTTPClientError)  # connection failures and timeouts
 THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded"})
