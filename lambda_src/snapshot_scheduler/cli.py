@@ -60,7 +60,7 @@ from snapshot_scheduler.dr import (
 )
 from snapshot_scheduler.errors import ConfigError, ScheduleError
 from snapshot_scheduler.freshness import schedule_warning
-from snapshot_scheduler.handlers.backup import adapters
+from snapshot_scheduler.handlers.backup import adapters, key_reader
 from snapshot_scheduler.model import AVAILABLE, CREATING, Cluster, DrReport, Quota, Reason, RunReport, Snapshot
 from snapshot_scheduler.observability import logger
 from snapshot_scheduler.planning import ClusterPlan, ForeignMarked, Kept, out_of_policy, plan_run, recovery_point_age
@@ -332,7 +332,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 settings, rds, at, now=wall_clock(), dry_run=dry_run, budget=budget, regions=regions
             )
         else:
-            report = service.run(settings, rds, at, now=wall_clock(), dry_run=dry_run, budget=budget, regions=regions)
+            keys = key_reader(settings, rds.region, args.profile)  # default-key snapshots skipped, as the function does
+            report = service.run(
+                settings, rds, at, now=wall_clock(), dry_run=dry_run, budget=budget, regions=regions, kms=keys
+            )
     if args.json:
         print_json(report.to_dict() | {"complete": report.complete})
     else:
@@ -346,7 +349,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if settings.vault is not None:
         return cli_vault.show_plan(vault_view(args, settings, at), settings, at, as_json=args.json)
     with connect(args, settings) as (rds, regions):
-        discovery = service.discover(settings, rds, at, regions=regions)
+        discovery = service.discover(
+            settings, rds, at, regions=regions, kms=key_reader(settings, rds.region, args.profile)
+        )
     plans = discovery.plan.clusters
     demand = fleet_demand(plans, discovery.snapshots, settings.deployment)
     if args.json:
@@ -375,7 +380,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     if settings.vault is not None:
         return cli_vault.show_status(vault_view(args, settings, at), settings, at, as_json=args.json)
     with connect(args, settings) as (rds, regions):
-        discovery = service.discover(settings, rds, at, regions=regions)
+        discovery = service.discover(
+            settings, rds, at, regions=regions, kms=key_reader(settings, rds.region, args.profile)
+        )
     rows = [cluster_status(p, at, settings.grace, settings.run_interval) for p in discovery.plan.clusters]
     dr = None if discovery.dr is None else dr_status(discovery.dr, at, settings.grace, settings.dr_stuck)
     if args.json:

@@ -265,3 +265,30 @@ def test_a_share_rds_refused_leaves_no_record_and_the_next_run_tries_again(monke
     assert not any("may have been made" in e["message"] for e in failures)
     assert all(SHARED not in world.tags(s.id) for s in world.prod.snapshots())
     assert world.seen_by_vault() == set()
+
+
+def test_the_cli_run_skips_a_default_key_snapshot_as_the_function_does(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given an encrypted cluster under RDS's default key, with the vault as a DR target
+    from snapshot_scheduler import cli  # noqa: PLC0415
+    from snapshot_scheduler.adapters import rds as rds_adapter  # noqa: PLC0415
+
+    world = World()
+    world.cluster("orders", encrypted=True)
+    with world.handler() as handler:
+        handler.run(START)  # the slot's snapshot
+
+    # When an operator runs the deployment from the CLI an hour later
+    at = START + timedelta(hours=1)
+    world.accounts.clock.advance_to(at)  # type: ignore[attr-defined]
+    env = {"SNAPSHOT_DR_TARGETS": json.dumps(TARGETS)}
+    capsys.readouterr()
+    with scheduled_lambda(world.prod, env=env), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cli, "build_client", rds_adapter.build_client)  # the harness's: the layer attached
+        patch.setattr(cli, "wall_clock", lambda: at)
+        code = cli.main(["--region", REGION, "run", "--json", "--at", at.isoformat()])
+    report = json.loads(capsys.readouterr().out)
+
+    # Then the snapshot is skipped for its key, as the function skips it, not tried and refused by RDS
+    assert [(e["cluster"], e["code"]) for e in report["dr"]["skipped"]] == [("orders", "kms-default-key")]
+    assert report["dr"]["failed"] == [] and world.prod.shares_asked == []
+    assert code == 0

@@ -15,9 +15,9 @@ from snapshot_scheduler.observability import logger
 IAM_ACTIONS = ("kms:DescribeKey",)
 
 
-def build_client(region: str | None = None) -> Any:
+def build_client(region: str | None = None, profile: str | None = None) -> Any:
     config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
-    return boto3.session.Session(region_name=region).client("kms", config=config)
+    return boto3.session.Session(region_name=region, profile_name=profile).client("kms", config=config)
 
 
 class KmsAdapter:

@@ -42,9 +42,14 @@ def runtime() -> Runtime:
     """Built once per container; a configuration error fails the invocation with a clear message."""
     settings = Settings.from_env()
     rds, regions = adapters(settings)
+    return Runtime(settings=settings, rds=rds, regions=regions, kms=key_reader(settings, rds.region))
+
+
+def key_reader(settings: Settings, region: str, profile: str | None = None) -> kms.KmsAdapter | None:
+    """KMS in the function's region, when a DR target is an account: a snapshot under the account's default
+    key cannot be shared, and is skipped for it (`kms-default-key`) rather than refused by RDS."""
     shares = any(target.shares for target in settings.dr_targets.values())
-    keys = kms.KmsAdapter(kms.build_client(rds.region)) if shares else None
-    return Runtime(settings=settings, rds=rds, regions=regions, kms=keys)
+    return kms.KmsAdapter(kms.build_client(region, profile)) if shares else None
 
 
 def adapters(
