@@ -440,6 +440,16 @@ class Monitoring(Construct):
             "(CloudTrail: the CloudFormation stack update)." + logs_hint,
         )
         self._alarm(
+            "MassDeletion",
+            metric=self.run_metric(contract.MASS_DELETIONS, "Maximum"),
+            description="A vault run deleted at least 3 copies of one cluster of one source, and at least a third "
+            "of those it had (ordinary retention deletes one or two at a time). Expected once a vault policy "
+            "change's grace ends (a DeletionsPending alarm came first). Find the cluster in the run report's "
+            "vault.mass_deletions (<account>/<region>/<cluster>) and its 'deleted' entries; if nobody meant it, "
+            "find who deployed the vault's policy (CloudTrail: the CloudFormation stack update) and hold what "
+            "must stay (snapshot-hold=true)." + logs_hint,
+        )
+        self._alarm(
             "VaultCopiesFailed",
             metric=self.run_metric(contract.VAULT_COPIES_FAILED, "Sum"),
             description="A vault copy failed to start or ended 'failed' (the run deletes a failed copy; the next "

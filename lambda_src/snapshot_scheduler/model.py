@@ -238,6 +238,7 @@ class VaultReport(CopyReport):
     ignored: list[dict[str, str]] = field(default_factory=list)  # shares that do not count: arn, reason
     sources: list[dict[str, Any]] = field(default_factory=list)
     shares_counted: int = 0
+    mass_deletions: list[str] = field(default_factory=list)  # "<account>/<region>/<cluster>": most copies deleted
 
     def add(self, kind: str, cluster: str, source: str, **fields: str) -> None:
         getattr(self, kind).append({"cluster": cluster, "source": source, **fields})
@@ -247,6 +248,7 @@ class VaultReport(CopyReport):
             **super().to_dict(),
             "ignored": self.ignored,
             "shares_counted": self.shares_counted,
+            "mass_deletions": self.mass_deletions,
             "sources": self.sources,
         }
 

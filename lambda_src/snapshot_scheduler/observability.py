@@ -162,6 +162,7 @@ def _publish_vault(report: RunReport, vault: VaultReport) -> None:
         Metric.VAULT_COPIES_FAILED: len(vault.failed),
         Metric.VAULT_COPIES_STUCK: len(vault.stuck),
         Metric.VAULT_SHARES_IGNORED: len(vault.ignored),
+        Metric.MASS_DELETIONS: len(vault.mass_deletions),
         Metric.HEARTBEAT: 1,
         Metric.DELETIONS_PENDING: len(report.pending),  # an edit of the vault's policy, waiting for the grace
     }

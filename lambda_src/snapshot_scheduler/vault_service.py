@@ -7,6 +7,7 @@ vault has no clusters of its own to snapshot and no DR targets.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -18,7 +19,7 @@ from snapshot_scheduler.copier import CopyCall, Outcome, delete_copy, start_copy
 from snapshot_scheduler.dr import FAILED
 from snapshot_scheduler.model import AVAILABLE, Quota, Reason, RunReport, Snapshot, VaultReport, by_id
 from snapshot_scheduler.observability import logger
-from snapshot_scheduler.service import Budget
+from snapshot_scheduler.service import MASS_DELETION_MIN, Budget
 from snapshot_scheduler.vault import CopyGroup, VaultContext, VaultCopy, VaultPlan, is_vault_copy, plan_vault
 
 
@@ -91,6 +92,7 @@ def run(
         copier.prune(plan)  # frees the vault's quota
         copier.start(plan)
     report_sources(plan, report.vault, now, settings.vault.shares_expected if settings.vault else timedelta(0))
+    report_mass_deletions(plan, report.vault)
     report.throttles = rds.throttles - throttles_before
     report.duration_ms = (time.monotonic() - started) * 1000
     return report
@@ -214,6 +216,21 @@ def report_plan(plan: VaultPlan, report: VaultReport) -> None:
             since = copy.created.isoformat() if copy.created else "unknown"
             logger.warning(f"copy stuck since {since}", extra=_extra(group.cluster_id, group.source, copy.id))
             report.add("stuck", group.cluster_id, group.source, snapshot=copy.id, reason=f"still copying since {since}")
+
+
+def report_mass_deletions(plan: VaultPlan, report: VaultReport) -> None:
+    """A run that deleted at least MASS_DELETION_MIN of one cluster's copies, and at least a third of them
+    (copies that ended failed are not history, and not counted), is a mass deletion, as on the source side."""
+    deleted = Counter((entry["source"], entry["cluster"]) for entry in report.deleted)
+    for group in plan.groups:
+        count = deleted[(group.source, group.cluster_id)] - len(group.failed)
+        total = len(group.kept) + len(group.delete) - len(group.failed)
+        if count >= MASS_DELETION_MIN and 3 * count >= total:
+            report.mass_deletions.append(f"{group.source}/{group.cluster_id}")
+            logger.warning(
+                f"mass deletion: {count} of {total} copies deleted",
+                extra={"cluster": group.cluster_id, "source": group.source},
+            )
 
 
 def report_sources(plan: VaultPlan, report: VaultReport, now: datetime, expected: timedelta) -> None:

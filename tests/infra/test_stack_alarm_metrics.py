@@ -233,6 +233,7 @@ def test_with_dr_targets_every_alarm_and_graph_matches_what_the_handler_emits(
 VAULT_RUN_METRICS = {
     observability.Metric.HEARTBEAT,
     observability.Metric.DELETIONS_PENDING,
+    observability.Metric.MASS_DELETIONS,
     observability.Metric.RUN_DURATION,
     observability.Metric.QUOTA_USED,
     observability.Metric.QUOTA_MAX,
@@ -275,9 +276,9 @@ def test_on_a_vault_every_alarm_and_graph_matches_what_the_vault_run_emits(
         (contract.VAULT_SOURCE_SILENCE, source),
     }
     # recovery point and shares missing for the one source, copies failed, copy stuck, quota, heartbeat,
-    # deletions pending (an edit of the vault's policy)
+    # deletions pending (an edit of the vault's policy), mass deletion
     excluded = frozenset(set(observability.Metric) - observability.VAULT_METRICS - VAULT_RUN_METRICS)
-    assert_watched_metrics_are_emitted(vault_synth, emitted, alarms=7, excluded=excluded)
+    assert_watched_metrics_are_emitted(vault_synth, emitted, alarms=8, excluded=excluded)
 
 
 def assert_watched_metrics_are_emitted(

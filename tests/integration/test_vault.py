@@ -219,6 +219,7 @@ def test_a_month_of_source_runs_sharing_through_their_share_step_and_vault_runs_
     kept_days = [29, 28, 27, 26, 25, 24, 23, 21, 14]
     assert world.copies() == {copy_name(c, slot(n)): "available" for c in clusters for n in kept_days}
     assert all(not r["vault"]["failed"] and not r["vault"]["ignored"] for r in vault)
+    assert all(r["vault"]["mass_deletions"] == [] for r in vault)  # rolling retention: one copy at a time
 
 
 def test_shares_of_strangers_and_names_not_of_a_slot_are_ignored_and_counted(
@@ -342,7 +343,10 @@ def test_a_vault_policy_edited_to_keep_fewer_deletes_no_copy_for_the_policy_chan
     after = world.vault_run(START + 9 * DAY, policy="every=1d keep-last=1")
     assert world.copies() == {copy_name("orders", slot(7)): "available"}
     assert after["pending"] == []
-    assert vault_run_metrics(capsys)["DeletionsPending"] == 0
+    # Seven of eight copies went in one run: a mass deletion, reported and metered as on the source side
+    assert after["vault"]["mass_deletions"] == [f"{PROD}/{REGION}/orders"]
+    metrics = vault_run_metrics(capsys)
+    assert (metrics["DeletionsPending"], metrics["MassDeletions"]) == (0, 1)
 
 
 @pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")  # it failed before publishing
