@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support.fidelity import RdsFidelity, SimClock, TokenBucket
+from tests.support.fidelity import Accounts, RdsFidelity, SimClock, TokenBucket
 from tests.support.harness import rds_client
 
 START = datetime(2026, 3, 1, 3, 0, tzinfo=UTC)
+PROD, VAULT, AWAY = "111111111111", "222222222222", "us-west-2"
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +78,56 @@ def test_throttling_is_retried_over_http_and_a_throttled_create_reaches_no_serve
     assert (served["ResponseMetadata"]["RetryAttempts"], retried["ResponseMetadata"]["RetryAttempts"] > 0) == (0, True)
     assert excinfo.value.response["Error"]["Code"] == "Throttling"
     assert fidelity.snapshots() == []
+
+
+def test_a_share_and_a_copy_across_accounts_and_regions_work_in_front_of_a_moto_server(endpoint: str) -> None:
+    accounts = Accounts(SimClock(START))
+    prod = accounts.layer(PROD, "us-east-1", bucket=TokenBucket.unlimited())
+    prod_rds = rds_client(prod, endpoint_url=endpoint)
+    vault = {region: accounts.layer(VAULT, region, copying_for=timedelta(hours=2)) for region in ("us-east-1", AWAY)}
+    vault_rds = {region: rds_client(layer, region=region, endpoint_url=endpoint) for region, layer in vault.items()}
+    prod.create_cluster("orders", engine="aurora-postgresql")
+    arns = {}
+    for name in ("orders-20260301-0300", "orders-20260302-0300"):
+        prod.seed_snapshot("orders", name, created=START, tags={"team": "orders"})
+        arns[name] = f"arn:aws:rds:us-east-1:{PROD}:cluster-snapshot:{name}"
+        prod_rds.modify_db_cluster_snapshot_attribute(
+            DBClusterSnapshotIdentifier=name, AttributeName="restore", ValuesToAdd=[VAULT]
+        )
+
+    listed = vault_rds["us-east-1"].describe_db_cluster_snapshots(SnapshotType="shared", IncludeShared=True)
+    for name, arn in arns.items():
+        vault_rds[AWAY].copy_db_cluster_snapshot(
+            SourceDBClusterSnapshotIdentifier=arn,
+            TargetDBClusterSnapshotIdentifier=f"{name}-vault",
+            SourceRegion="us-east-1",
+            Tags=[{"Key": "vault", "Value": "yes"}],
+        )
+    prod_rds.modify_db_cluster_snapshot_attribute(
+        DBClusterSnapshotIdentifier="orders-20260302-0300", AttributeName="restore", ValuesToRemove=[VAULT]
+    )
+    accounts.clock.advance(timedelta(hours=2))  # type: ignore[attr-defined]
+    copies = vault_rds[AWAY].describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"]
+    with pytest.raises(ClientError) as not_shared:
+        vault_rds[AWAY].copy_db_cluster_snapshot(
+            SourceDBClusterSnapshotIdentifier=arns["orders-20260302-0300"],
+            TargetDBClusterSnapshotIdentifier="again",
+            SourceRegion="us-east-1",
+        )
+
+    assert sorted(
+        (s["DBClusterSnapshotIdentifier"], s["SnapshotType"], s["TagList"]) for s in listed["DBClusterSnapshots"]
+    ) == sorted((arn, "shared", []) for arn in arns.values())
+    assert {
+        (s["DBClusterSnapshotIdentifier"], s["DBClusterIdentifier"], s["Status"], s["SourceDBClusterSnapshotArn"])
+        for s in copies
+    } == {
+        ("orders-20260301-0300-vault", "orders", "available", arns["orders-20260301-0300"]),
+        ("orders-20260302-0300-vault", "orders", "failed", arns["orders-20260302-0300"]),  # revoked mid-copy
+    }
+    assert {tuple(map(tuple, (t.values() for t in s["TagList"]))) for s in copies} == {(("vault", "yes"),)}
+    assert not_shared.value.response["Error"]["Code"] == "DBClusterSnapshotNotFoundFault"
+    # The stand-in cluster the copy needed on the server is gone, with the automated snapshot moto made of it.
+    assert [c.id for layer in vault.values() for c in layer.moto.clusters()] == []
+    assert vault[AWAY].snapshots(snapshot_type=None) == vault[AWAY].snapshots()
+    assert [s.id for s in prod.snapshots()] == sorted(arns)

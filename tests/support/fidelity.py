@@ -32,8 +32,9 @@ deleting a `copying` copy cancels it; deleting the source before the copy is `av
 
 Several accounts: `Accounts` holds a `Regions` per account on one clock (moto keeps one backend per account;
 a layer names its account on every request). Sharing and copying between accounts are served as RDS serves
-them (/work/shared/dr-facts.md §1.7, §5), in-process only: ModifyDBClusterSnapshotAttribute `restore` refuses
-`all` for an encrypted snapshot and any share of a snapshot under the account's AWS managed `aws/rds` key;
+them (/work/shared/dr-facts.md §1.7, §5), in-process and over a moto_server: ModifyDBClusterSnapshotAttribute
+`restore` refuses `all` for an encrypted snapshot and any share of a snapshot under the account's AWS managed
+`aws/rds` key (in-process only: a moto_server has no AWS managed keys);
 DescribeDBClusterSnapshots with IncludeShared=True lists the snapshots shared with the caller (identified by
 their ARN, SnapshotType `shared`, no tags: the owner's are not readable, nor by ListTagsForResource); a copy
 named by another account's ARN is made from the owner's snapshot when, and only when, it is shared with the
@@ -897,7 +898,7 @@ class RdsFidelity:
         self._check_key(key)
         target = params.get("TargetDBClusterSnapshotIdentifier", "").lower()
         key_arn = self.moto.kms_key_arn(key) if key else None
-        copy = self.moto.copy_shared(owner.moto, record.id, target, _request_tags(params), key_arn)
+        copy = self.moto.copy_shared(owner.moto, record, target, _request_tags(params), key_arn)
         return self._copied(request, copy, record.arn)
 
     def _modify_snapshot_attribute(
@@ -919,6 +920,8 @@ class RdsFidelity:
             if record.storage_encrypted:
                 self._check_encrypted_share(record, adding)
         response = send()
+        if response.status_code == 200:
+            self.moto.shares_changed(snapshot_id)
         self._snapshots_stale = True
         after = self.record(snapshot_id)
         if response.status_code == 200 and record is not None:

@@ -9,7 +9,8 @@ Accounts: moto keeps one backend per account and picks it per request from, in o
 environment variable, an `x-moto-account-id` header, the account of the access key (moto's STS hands out keys
 of the role's account), else 123456789012. The layer names its account on every request with the header
 (so MOTO_ACCOUNT_ID must be unset), and `account_client` does the same for any other service. What moto
-cannot do across accounts (read a share, copy a shared snapshot) is done in-process only.
+cannot do across accounts (copy a shared snapshot) is emulated by each variant: in-process on moto's objects,
+over HTTP with a stand-in cluster (ServerMoto.copy_shared).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import functools
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -70,8 +72,10 @@ class Moto(Protocol):
 
     def key_manager(self, key: str) -> str | None: ...
 
+    def shares_changed(self, snapshot_id: str) -> None: ...
+
     def copy_shared(
-        self, owner: Moto, source_id: str, target_id: str, tags: Mapping[str, str], kms_key_arn: str | None
+        self, owner: Moto, source: SnapshotRecord, target_id: str, tags: Mapping[str, str], kms_key_arn: str | None
     ) -> SnapshotRecord: ...
 
 
@@ -253,17 +257,22 @@ class InProcessMoto:
         except Exception:  # moto answers an unknown key in several ways
             return None
 
+    def shares_changed(self, snapshot_id: str) -> None:
+        """Nothing to do: the records read the `restore` attribute from moto's objects."""
+
     def copy_shared(
-        self, owner: Moto, source_id: str, target_id: str, tags: Mapping[str, str], kms_key_arn: str | None
+        self, owner: Moto, source: SnapshotRecord, target_id: str, tags: Mapping[str, str], kms_key_arn: str | None
     ) -> SnapshotRecord:
         """A copy in this account of `owner`'s snapshot (moto looks a source ARN up in the caller's account
         only): with exactly `tags` (the owner's are not readable), under `kms_key_arn` when encrypted."""
         from moto.rds.models import DBClusterSnapshot  # noqa: PLC0415
 
         if not isinstance(owner, InProcessMoto):
-            raise TypeError("a copy across accounts is emulated in-process only")
-        source = owner.backend.cluster_snapshots[source_id]
-        copy = DBClusterSnapshot(self.backend, source.cluster, target_id, tags=_tag_list(tags), kms_key_id=kms_key_arn)
+            raise TypeError("both accounts of a copy are in-process or both on the server")
+        original = owner.backend.cluster_snapshots[source.id]
+        copy = DBClusterSnapshot(
+            self.backend, original.cluster, target_id, tags=_tag_list(tags), kms_key_id=kms_key_arn
+        )
         self.backend.cluster_snapshots[target_id] = copy
         (record,) = [snap for snap in self.snapshots() if snap.id == target_id]
         return record
@@ -284,8 +293,9 @@ class InProcessMoto:
 
 
 class ServerMoto:
-    """A moto server: no shares in its records (reading them costs a call per snapshot), no copy across
-    accounts, no AWS managed keys."""
+    """A moto server. Its listing carries no shares (reading them costs a call per snapshot): the records
+    carry those of the snapshots whose share changed through the layer (shares_changed), read once each
+    time. No AWS managed keys."""
 
     kind = "server"
 
@@ -297,6 +307,7 @@ class ServerMoto:
         self.account = account
         self._credentials = credentials
         self._inner = self._client("rds")
+        self._shares: dict[str, tuple[str, ...]] = {}  # snapshot -> its `restore` attribute, as last read
 
     def forwarder(self, client: Any) -> Forward:
         if client.meta.endpoint_url != self.endpoint:
@@ -335,7 +346,16 @@ class ServerMoto:
         ]
 
     def snapshots(self) -> list[SnapshotRecord]:
-        return [snapshot_from_dict(raw) for raw in self._all("describe_db_cluster_snapshots", "DBClusterSnapshots")]
+        records = [snapshot_from_dict(raw) for raw in self._all("describe_db_cluster_snapshots", "DBClusterSnapshots")]
+        self._shares = {r.id: self._shares[r.id] for r in records if r.id in self._shares}  # forget the deleted
+        return [replace(r, shared_with=self._shares.get(r.id, ())) for r in records]
+
+    def shares_changed(self, snapshot_id: str) -> None:
+        """A ModifyDBClusterSnapshotAttribute went to moto (the only way a share changes): read the result."""
+        answer = self._inner.describe_db_cluster_snapshot_attributes(DBClusterSnapshotIdentifier=snapshot_id)
+        attributes = answer["DBClusterSnapshotAttributesResult"]["DBClusterSnapshotAttributes"]
+        restore = [a.get("AttributeValues", []) for a in attributes if a.get("AttributeName") == "restore"]
+        self._shares[snapshot_id.lower()] = tuple(restore[0] if restore else ())
 
     def create_cluster(
         self,
@@ -401,9 +421,36 @@ class ServerMoto:
         return None  # a server's reserved-alias keys say CUSTOMER: no AWS managed key to tell apart
 
     def copy_shared(
-        self, owner: Moto, source_id: str, target_id: str, tags: Mapping[str, str], kms_key_arn: str | None
+        self, owner: Moto, source: SnapshotRecord, target_id: str, tags: Mapping[str, str], kms_key_arn: str | None
     ) -> SnapshotRecord:
-        raise TypeError("a copy across accounts is emulated in-process only")
+        """A copy in this account of another account's snapshot, as RDS leaves it: the source's cluster
+        identifier and engine, exactly `tags`, under `kms_key_arn` when encrypted. moto copies only from its
+        caller's account and snapshots only a cluster of it, so a stand-in cluster of the source's identifier
+        lives for the few calls this takes, and the automated snapshot moto makes of it goes with it."""
+        cluster = source.cluster_id
+        encryption = {"StorageEncrypted": True, "KmsKeyId": kms_key_arn} if kms_key_arn else {}
+        try:
+            self._inner.create_db_cluster(
+                DBClusterIdentifier=cluster,
+                Engine=source.engine,
+                MasterUsername=MASTER_USER,
+                MasterUserPassword=MASTER_PASSWORD,
+                **encryption,
+            )
+        except self._inner.exceptions.DBClusterAlreadyExistsFault as error:
+            raise TypeError(f"account {self.account} has a cluster {cluster}: no stand-in for a copy") from error
+        try:
+            made = self._inner.create_db_cluster_snapshot(
+                DBClusterIdentifier=cluster, DBClusterSnapshotIdentifier=target_id, Tags=_tag_list(tags)
+            )["DBClusterSnapshot"]
+            automated = self._inner.describe_db_cluster_snapshots(DBClusterIdentifier=cluster, SnapshotType="automated")
+            for snapshot in automated["DBClusterSnapshots"]:
+                self._inner.delete_db_cluster_snapshot(
+                    DBClusterSnapshotIdentifier=snapshot["DBClusterSnapshotIdentifier"]
+                )
+        finally:
+            self._inner.delete_db_cluster(DBClusterIdentifier=cluster, SkipFinalSnapshot=True)
+        return snapshot_from_dict(made)
 
 
 def _create_kms_key(kms: Any, alias: str | None) -> str:
