@@ -3,6 +3,7 @@ them with `-m slow` (or any -m expression naming slow) to run them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,3 +18,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords and HERE in item.path.parents:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[str]:
+    """A moto server on 127.0.0.1 in this process (how the demo and the CLI reach moto); its endpoint URL."""
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415 - only the tests over HTTP need it
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()

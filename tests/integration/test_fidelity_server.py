@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,28 +15,15 @@ START = datetime(2026, 3, 1, 3, 0, tzinfo=UTC)
 PROD, VAULT, AWAY = "111111111111", "222222222222", "us-west-2"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer  # noqa: PLC0415 - only these tests need the server
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def endpoint(server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def endpoint(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """The server, emptied, and fake credentials to sign with."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("MOTO_RDS_SNAPSHOT_LIMIT", "10000")
-    with urllib.request.urlopen(urllib.request.Request(f"{server}/moto-api/reset", method="POST")):
+    with urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")):
         pass
-    return server
+    return moto_server
 
 
 def test_pagination_quota_and_snapshot_life_work_in_front_of_a_moto_server(endpoint: str) -> None:

@@ -920,12 +920,12 @@ class RdsFidelity:
             if record.storage_encrypted:
                 self._check_encrypted_share(record, adding)
         response = send()
-        if response.status_code == 200:
-            self.moto.shares_changed(snapshot_id)
-        self._snapshots_stale = True
-        after = self.record(snapshot_id)
-        if response.status_code == 200 and record is not None:
-            self._regions.accounts.share_changed(record.arn, after.shared_with if after is not None else ())
+        if response.status_code != 200 or record is None:
+            self._snapshots_stale = True
+            return response
+        shared_with = self.moto.shared_with(record.id)  # updated in place: no re-read of the whole listing
+        self._snapshots[record.id] = replace(record, shared_with=shared_with)
+        self._regions.accounts.share_changed(record.arn, shared_with)
         return response
 
     def _check_encrypted_share(self, record: SnapshotRecord, adding: list[str]) -> None:
@@ -954,7 +954,17 @@ class RdsFidelity:
                 "InvalidParameterValue", "The specified resource name does not match an RDS resource in this region."
             )
         response = send()
-        if params.get("Action") != "ListTagsForResource":
+        action = params.get("Action")
+        if action == "ListTagsForResource":
+            return response
+        record = self._snapshots.get(parts[-1].lower()) if ":cluster-snapshot:" in name else None
+        if response.status_code == 200 and record is not None and not self._snapshots_stale:
+            # A snapshot's tags changed as moto changes them: updated in place, no re-read of the listing.
+            added = _request_tags(params) if action == "AddTagsToResource" else {}
+            gone = set(added) | set(_members(params, "TagKeys"))
+            tags = [(key, value) for key, value in record.tags if key not in gone] + list(added.items())
+            self._snapshots[record.id] = replace(record, tags=tags)
+        else:
             self.refresh()
         return response
 

@@ -72,7 +72,7 @@ class Moto(Protocol):
 
     def key_manager(self, key: str) -> str | None: ...
 
-    def shares_changed(self, snapshot_id: str) -> None: ...
+    def shared_with(self, snapshot_id: str) -> tuple[str, ...]: ...
 
     def copy_shared(
         self, owner: Moto, source: SnapshotRecord, target_id: str, tags: Mapping[str, str], kms_key_arn: str | None
@@ -257,8 +257,10 @@ class InProcessMoto:
         except Exception:  # moto answers an unknown key in several ways
             return None
 
-    def shares_changed(self, snapshot_id: str) -> None:
-        """Nothing to do: the records read the `restore` attribute from moto's objects."""
+    def shared_with(self, snapshot_id: str) -> tuple[str, ...]:
+        """The snapshot's `restore` attribute, as moto holds it now."""
+        snapshot = self.backend.cluster_snapshots.get(snapshot_id)
+        return tuple(snapshot.attributes.get("restore", ())) if snapshot is not None else ()
 
     def copy_shared(
         self, owner: Moto, source: SnapshotRecord, target_id: str, tags: Mapping[str, str], kms_key_arn: str | None
@@ -294,7 +296,7 @@ class InProcessMoto:
 
 class ServerMoto:
     """A moto server. Its listing carries no shares (reading them costs a call per snapshot): the records
-    carry those of the snapshots whose share changed through the layer (shares_changed), read once each
+    carry those of the snapshots whose share changed through the layer (shared_with), read once each
     time. No AWS managed keys."""
 
     kind = "server"
@@ -350,12 +352,14 @@ class ServerMoto:
         self._shares = {r.id: self._shares[r.id] for r in records if r.id in self._shares}  # forget the deleted
         return [replace(r, shared_with=self._shares.get(r.id, ())) for r in records]
 
-    def shares_changed(self, snapshot_id: str) -> None:
-        """A ModifyDBClusterSnapshotAttribute went to moto (the only way a share changes): read the result."""
+    def shared_with(self, snapshot_id: str) -> tuple[str, ...]:
+        """The snapshot's `restore` attribute, read from moto; the layer asks after each
+        ModifyDBClusterSnapshotAttribute (the only way a share changes), later listings carry it."""
         answer = self._inner.describe_db_cluster_snapshot_attributes(DBClusterSnapshotIdentifier=snapshot_id)
         attributes = answer["DBClusterSnapshotAttributesResult"]["DBClusterSnapshotAttributes"]
         restore = [a.get("AttributeValues", []) for a in attributes if a.get("AttributeName") == "restore"]
         self._shares[snapshot_id.lower()] = tuple(restore[0] if restore else ())
+        return self._shares[snapshot_id.lower()]
 
     def create_cluster(
         self,
