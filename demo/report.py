@@ -176,6 +176,7 @@ def render(results: Results) -> str:
         _dr(results),
         _timeline(results, plans),
         _dr_timeline(results),
+        _vault(results),
         _metrics(results, blobs),
         _status(results),
     ]
@@ -197,7 +198,7 @@ def _header(results: Results) -> str:
             f"a manual snapshot quota of {scenario.QUOTA}, busy clusters, snapshots 'creating' for "
             f"{age_text(scenario.SNAPSHOT_CREATING_FOR)}, the RDS rate limit",
             f"and {scenario.THROTTLE_PROBABILITY:.0%} random throttling, on a simulated clock. DR copies go to "
-            f"{', '.join(t['region'] for t in scenario.DR_TARGETS.values())}, each region its own layer.",
+            f"{', '.join(t['region'] for t in scenario.REGION_TARGETS.values())}, each region its own layer.",
             f"Deployment marker '{scenario.DEPLOYMENT}'. Took {results.seconds:.1f}s of real time.",
         ]
     )
@@ -309,7 +310,7 @@ def _slots(policy: Policy, results: Results) -> int:
 
 def _dr_targets_text() -> str:
     parts = []
-    for name, target in scenario.DR_TARGETS.items():
+    for name, target in scenario.REGION_TARGETS.items():
         key = f" with kmsKey {target['kmsKey']}" if "kmsKey" in target else " (no kmsKey)"
         parts.append(f"{name} = {target['region']}{key}")
     return "; ".join(parts)
@@ -407,6 +408,95 @@ def dr_timeline_rows(results: Results, first: date, days: int) -> list[tuple[str
             cells[index] = cells[index].rstrip("!") + "!"
         rows.append((tally_.name, [cell or "." for cell in cells], f"{len(status)} kept"))
     return rows
+
+
+def vault_tally(results: Results) -> dict[str, TargetTally]:
+    """Source cluster -> what the vault's runs did about its copies (started, deleted by the vault's policy)."""
+    clusters: dict[str, TargetTally] = {}
+    for run in results.vault_runs:
+        at = datetime.fromisoformat(run["scheduled_time"])
+        vault = run.get("vault") or {}
+        for kind in ("started", "deleted"):
+            for entry in vault.get(kind, ()):
+                tally_ = clusters.setdefault(
+                    entry["cluster"], TargetTally(entry["cluster"], "vault", scenario.VAULT_REGION)
+                )
+                life = tally_.copies.setdefault(entry["snapshot"], CopyLife(entry["snapshot"], None))
+                if kind == "started":
+                    life.started = at
+                else:
+                    life.deleted = at
+    return clusters
+
+
+def _vault(results: Results) -> str:
+    if not results.vault_runs:
+        return ""
+    tallies = vault_tally(results)
+    groups = {group.cluster_id: group for group in (results.vault_plan.groups if results.vault_plan else ())}
+    shared: Counter[str] = Counter()
+    unshared: Counter[str] = Counter()
+    for run in results.runs:
+        for entry in (run.get("dr") or {}).get("shared", ()):
+            shared[entry["cluster"]] += 1
+        for entry in (run.get("dr") or {}).get("unshared", ()):
+            unshared[entry["cluster"]] += 1
+    samples = {sample.id: sample for sample in scenario.FLEET}
+    lines = [
+        rule("A vault in another account"),
+        f"Production's DR target '{scenario.VAULT_TARGET}' names account {scenario.VAULT_ACCOUNT} "
+        f"({scenario.VAULT_REGION}, shareHours {scenario.SHARE_HOURS}): each day the newest snapshot of a cluster",
+        f"tagged to={scenario.VAULT_TARGET} is shared with that account, and the share taken back after "
+        f"{scenario.SHARE_HOURS} hours. The vault deployment '{scenario.VAULT_DEPLOYMENT}' (the same handler with",
+        f"SNAPSHOT_VAULT) runs every {age_text(scenario.VAULT_RUN_EVERY)} in that account, behind its own fidelity "
+        "layers on the same moto_server and clock,",
+        "copies what is shared into its own account and region and keeps the copies by its own policy: "
+        f"{scenario.VAULT_POLICY}.",
+    ]
+    for cluster in sorted(set(tallies) | set(shared)):
+        tally_, group, sample = tallies.get(cluster), groups.get(cluster), samples.get(cluster)
+        tag = f'  {scenario.DR_TAG_KEY}="{sample.dr}"' if sample is not None and sample.dr else ""
+        lines += ["", f"{cluster} (source {scenario.ACCOUNT}/{scenario.REGION}){tag}"]
+        lives = list(tally_.copies.values()) if tally_ is not None else []
+        deleted = sum(1 for life in lives if life.deleted is not None)
+        kept = list(group.kept) if group is not None else []
+        rows = [
+            (
+                "shared",
+                f"{shared[cluster]} by production, {unshared[cluster]} taken back after {scenario.SHARE_HOURS}h",
+            ),
+            ("copies", f"{len(lives)} started, {deleted} deleted by the vault's policy, {len(kept)} held at the end"),
+            *(("kept", line) for line in _kept_lines(kept)),
+        ]
+        width = max(len(key) for key, _ in rows)
+        lines += [f"  {key.ljust(width)}  {value}" for key, value in rows]
+    lines += ["", *_wipe_lines(results)]
+    return "\n".join(lines)
+
+
+def _wipe_lines(results: Results) -> list[str]:
+    if results.wipe is None:
+        return []
+    at, deleted = results.wipe
+    before, after = results.vault_copies
+    runs_after = [run for run in results.vault_runs if datetime.fromisoformat(run["scheduled_time"]) > at]
+    lost = sorted(before - after)
+    verdict = "all still there" if not lost else f"{len(lost)} GONE: {', '.join(lost)}"
+    sources = (runs_after[-1].get("vault") or {}).get("sources", []) if runs_after else []
+    silence = [
+        f"{source['source']} silent for {age_text(timedelta(seconds=source['silence_seconds']))}"
+        for source in sources
+        if source.get("silence_seconds") is not None
+    ]
+    return [
+        f"The production wipe, {_when(at)}: someone with administrator rights in the production account deleted",
+        "every manual snapshot it could: "
+        + ", ".join(f"{n} in {region}" for region, n in sorted(deleted.items()))
+        + f". The vault held {len(before)} copies then; after its {len(runs_after)} runs since it holds "
+        f"{len(after)}: {verdict}.",
+        "Nothing in production can reach them (another account); the vault's policy counts copies, not days, so "
+        "a silent source loses none. " + ("; ".join(silence) + " (VaultSourceSilence)." if silence else ""),
+    ]
 
 
 def _dr_timeline(results: Results) -> str:
@@ -603,11 +693,14 @@ def write_files(results: Results, text: str, out_dir: Path) -> list[Path]:
 
 def timeline_html(results: Results, plans: Mapping[str, ClusterPlan]) -> str:
     """Every snapshot taken (grey) and kept (coloured by its reason) on one time axis, one row per cluster."""
-    start, end = results.start, results.end + timedelta(hours=1)
+    last = datetime.fromisoformat(results.vault_runs[-1]["scheduled_time"]) if results.vault_runs else results.end
+    start, end = results.start, max(results.end, last) + timedelta(hours=1)
     span = (end - start).total_seconds()
     left, width, row = 110, 900, 34
     samples = [s for s in scenario.FLEET if s.policy is not None]
-    copies = sorted(dr_tally(results).items())
+    copies = sorted(dr_tally(results).items()) + sorted(
+        (("vault", name), tally_) for name, tally_ in vault_tally(results).items()
+    )
     height = 40 + row * (len(samples) + len(copies)) + 30
     colours = {"held": "#d62728", "yearly": "#9467bd", "monthly": "#8c564b", "weekly": "#ff7f0e", "daily": "#1f77b4"}
 
@@ -641,6 +734,10 @@ def timeline_html(results: Results, plans: Mapping[str, ClusterPlan]) -> str:
             parts.append(f'<circle cx="{x(moment):.1f}" cy="{y}" r="4" fill="{colour}"><title>{title}</title></circle>')
     for index, (_, tally_) in enumerate(copies, len(samples)):
         parts += _copy_row(tally_, 40 + row * index, left, x, end)
+    if results.wipe is not None:
+        wiped = x(results.wipe[0])
+        parts.append(f'<line x1="{wiped:.1f}" y1="25" x2="{wiped:.1f}" y2="{height - 25}" stroke="#d62728"/>')
+        parts.append(f'<text x="{wiped:.1f}" y="18" text-anchor="end" fill="#d62728">production wiped</text>')
     legend = "grey tick: taken (and later deleted unless a dot); dots: kept at the end - " + ", ".join(
         f"{word}" for word in colours
     )
@@ -651,7 +748,10 @@ def timeline_html(results: Results, plans: Mapping[str, ClusterPlan]) -> str:
         "<!doctype html><meta charset='utf-8'><title>snapshot-scheduler demo: kept snapshots</title>"
         "<h1>snapshot-scheduler demo: snapshots kept and copies to other regions after a month of hourly runs</h1>"
         f"<p>{_when(results.start)} to {_when(results.end)}. Hover a dot for the snapshot and why it is kept. "
-        f"{legend_items}</p><p>DR rows (cluster -> target): {html.escape(DR_LEGEND)}</p>" + "".join(parts) + "\n"
+        f"{legend_items}</p><p>DR rows (cluster -> target) and the vault's copies (cluster -> vault, in account "
+        f"{scenario.VAULT_ACCOUNT}): {html.escape(DR_LEGEND)} The red line: production wiped.</p>"
+        + "".join(parts)
+        + "\n"
     )
 
 

@@ -32,8 +32,31 @@ REGION = "us-east-1"  # where the function runs
 DR_TAG_KEY = "snapshot-dr"
 # No kmsKey: the unencrypted clusters are copied, an encrypted one is skipped (`kms`) until a key of the
 # region is configured.
-DR_TARGETS: Mapping[str, Mapping[str, str]] = {"dr-west": {"region": "us-west-2"}}
+REGION_TARGETS: Mapping[str, Mapping[str, str]] = {"dr-west": {"region": "us-west-2"}}
 DR_COPYING_FOR = timedelta(hours=2)  # how long a copy stays `copying` (RDS: hours, depending on size)
+
+# A vault in another account (the same moto_server, another account's backend, the same clock): production
+# shares one snapshot a day of each cluster tagged `to=vault` with it and takes the share back after
+# SHARE_HOURS; the vault deployment (the same app with SNAPSHOT_VAULT) copies what is shared into its own
+# account and region and keeps the copies by its own policy.
+ACCOUNT = "123456789012"  # production (moto's default account)
+VAULT_ACCOUNT = "222222222222"
+VAULT_REGION = "eu-central-1"
+VAULT_DEPLOYMENT = "demo-vault"
+VAULT_POLICY = "every=1d keep-daily=7 keep-weekly=4"
+VAULT_RUN_EVERY = timedelta(hours=3)  # its own schedule (hourly would double the demo's time)
+VAULT_RUNS_AT = timedelta(minutes=30)  # past the hour
+VAULT_COPYING_FOR = timedelta(hours=2)
+SHARE_HOURS = 72
+VAULT_TARGET = "vault"
+DR_TARGETS: Mapping[str, Mapping[str, str | int]] = {
+    **REGION_TARGETS,
+    VAULT_TARGET: {"account": VAULT_ACCOUNT, "region": VAULT_REGION, "shareHours": SHARE_HOURS},
+}
+# After the month's last run someone with administrator rights in the production account (a compromised role,
+# a script gone wrong) deletes every manual snapshot it can, in every region. The vault runs on for a day.
+WIPE_AFTER_END = timedelta(minutes=45)
+VAULT_RUNS_AFTER_WIPE = 8  # a day
 
 
 @dataclass(frozen=True)
@@ -57,10 +80,17 @@ FLEET: tuple[SampleCluster, ...] = (
         "orders",
         "aurora-postgresql",
         "hourly",
-        "preset: hourly snapshots, a day of hours and a week of days; a copy a day to dr-west",
-        dr="to=dr-west keep-daily=7",
+        "preset: hourly snapshots, a day of hours and a week of days; a copy a day to dr-west, one a day shared "
+        "with the vault",
+        dr="to=dr-west+vault keep-daily=7",
     ),
-    SampleCluster("billing", "aurora-mysql", "daily", "preset: one snapshot a day, a week kept"),
+    SampleCluster(
+        "billing",
+        "aurora-mysql",
+        "daily",
+        "preset: one snapshot a day, a week kept; each shared with the vault",
+        dr="to=vault",
+    ),
     SampleCluster(
         "ledger",
         "aurora-postgresql",
@@ -201,6 +231,22 @@ def function_environment() -> dict[str, str]:
         "SNAPSHOT_NAMED_POLICIES": json.dumps(dict(NAMED_POLICIES)),
         "SNAPSHOT_DR_TARGETS": json.dumps({name: dict(target) for name, target in DR_TARGETS.items()}),
         "SNAPSHOT_DR_TAG_KEY": DR_TAG_KEY,
+    }
+
+
+def vault_environment() -> dict[str, str]:
+    """The vault deployment's function: the same app in the vault account and region, SNAPSHOT_VAULT set."""
+    vault = {
+        "sources": [{"account": ACCOUNT, "regions": [REGION], "deployment": DEPLOYMENT}],
+        "policy": VAULT_POLICY,
+    }
+    return {
+        **function_environment(),
+        "SNAPSHOT_DEPLOYMENT": VAULT_DEPLOYMENT,
+        "SNAPSHOT_DR_TARGETS": "{}",
+        "SNAPSHOT_VAULT": json.dumps(vault),
+        "AWS_DEFAULT_REGION": VAULT_REGION,
+        "AWS_REGION": VAULT_REGION,
     }
 
 

@@ -10,24 +10,27 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from contextlib import ExitStack, contextmanager, redirect_stderr, redirect_stdout, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from unittest.mock import patch
 
-from snapshot_scheduler import cli, service
+from snapshot_scheduler import cli, service, vault_service
 from snapshot_scheduler.adapters import rds
 from snapshot_scheduler.adapters.rds import RdsAdapter
 from snapshot_scheduler.config import Settings
 from snapshot_scheduler.dr import DrPlan
+from snapshot_scheduler.handlers import backup
 from snapshot_scheduler.naming import snapshot_id
 from snapshot_scheduler.observability import logger
 from snapshot_scheduler.planning import RunPlan
+from snapshot_scheduler.tags import VAULT_MARKER
+from snapshot_scheduler.vault import VaultPlan
 
 from demo import scenario
 from tests.support.clock import SimClock
-from tests.support.fidelity import RdsFidelity, Regions, TokenBucket
+from tests.support.fidelity import Accounts, RdsFidelity, TokenBucket
 from tests.support.harness import rds_client, scheduled_lambda
 
 CLEARED = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_RDS")
@@ -53,6 +56,14 @@ class Results:
     dr_calls: dict[str, dict[str, int]] = field(default_factory=dict)  # ... in each DR region
     throttled: int = 0
     seconds: float = 0.0
+    # The vault account: its deployment's answers and output (hourly, from the first hour to a day after
+    # the wipe), what it would decide at the end, its copies before the wipe and at the end, its RDS calls.
+    vault_runs: list[dict[str, Any]] = field(default_factory=list)
+    vault_stdout: list[str] = field(default_factory=list)
+    vault_plan: VaultPlan | None = None
+    vault_copies: tuple[set[str], set[str]] = (set(), set())
+    vault_calls: dict[str, dict[str, int]] = field(default_factory=dict)
+    wipe: tuple[datetime, dict[str, int]] | None = None  # when production was wiped; snapshots deleted per region
 
 
 Progress = Callable[[int, int], None]
@@ -67,7 +78,8 @@ def simulate(endpoint: str, progress: Progress | None = None) -> Results:
     with _environment(scenario.aws_environment(endpoint)):
         # Every change goes through the layers (or is followed by refresh()), so they need not re-read moto
         # over HTTP at each run: a month of runs takes seconds.
-        regions = Regions(SimClock(first - timedelta(hours=1)))
+        accounts = Accounts(SimClock(first - timedelta(hours=1)))
+        regions = accounts.regions(scenario.ACCOUNT)
         fidelity = regions.layer(
             scenario.REGION,
             quota=scenario.QUOTA,
@@ -87,26 +99,31 @@ def simulate(endpoint: str, progress: Progress | None = None) -> Results:
                 copying_for=scenario.DR_COPYING_FOR,
                 reread_each_sweep=False,
             )
-            for target in scenario.DR_TARGETS.values()
+            for target in scenario.REGION_TARGETS.values()
         }
+        vault = _Vault(accounts, endpoint, results)
         operator = rds_client(fidelity, endpoint_url=endpoint)  # what "someone at a terminal" uses
         operators = {
             region: rds_client(layer, region=region, endpoint_url=endpoint) for region, layer in dr_layers.items()
         }
         _build_fleet(fidelity)
         results.foreign_before = _foreign(fidelity)
-        with scheduled_lambda(fidelity, env=scenario.function_environment()) as handler, _capture_lines(results.stdout):
-            events = _Events(fidelity, operator, operators, results)
-            look: datetime | None = scenario.DR_LOOK_AT
-            for n in range(hours):
-                at = first + n * scenario.RUN_EVERY
-                if look is not None and look <= at:
-                    regions.clock.advance_to(look)  # type: ignore[attr-defined]
+        events = _Events(fidelity, operator, operators, results)
+        production = _Deployment(fidelity, scenario.function_environment(), results.stdout, results.runs)
+        look: datetime | None = scenario.DR_LOOK_AT
+        for n in range(hours):
+            at = first + n * scenario.RUN_EVERY
+            if look is not None and look <= at:
+                accounts.clock.advance_to(look)  # type: ignore[attr-defined]
+                with production.context():
                     results.dr_look, look = (look, _cli_status(look).partition("\nDR copies (")[2]), None
-                events.apply_until(at)
-                results.runs.append(handler.run(at))
-                if progress is not None:
-                    progress(n + 1, hours)
+            events.apply_until(at)
+            production.run(at)
+            if (at - first) % scenario.VAULT_RUN_EVERY == timedelta(0):
+                vault.run(at + scenario.VAULT_RUNS_AT, after=production)
+            if progress is not None:
+                progress(n + 1, hours)
+        with production.context():
             settings = Settings.from_env()
             adapters = {region: RdsAdapter(client) for region, client in operators.items()}
             discovery = service.discover(settings, RdsAdapter(operator), results.end, regions=adapters)
@@ -118,9 +135,115 @@ def simulate(endpoint: str, progress: Progress | None = None) -> Results:
             results.foreign_copies[region] = (made, made & {view.id for view in layer.snapshots()})
         results.calls = dict(fidelity.calls)
         results.dr_calls = {region: dict(layer.calls) for region, layer in dr_layers.items()}
-        results.throttled = sum(sum(layer.throttled.values()) for layer in regions)
+        wipe_at = results.end + scenario.WIPE_AFTER_END
+        accounts.clock.advance_to(wipe_at)  # type: ignore[attr-defined]
+        vault.copies_before_wipe = vault.copies()
+        results.wipe = (wipe_at, _wipe({scenario.REGION: operator, **operators}))
+        results.events.append((wipe_at, "someone in production deletes every manual snapshot it can, in every region"))
+        for n in range(1, scenario.VAULT_RUNS_AFTER_WIPE + 1):
+            vault.run(results.end + n * scenario.VAULT_RUN_EVERY + scenario.VAULT_RUNS_AT, after=production)
+        vault.finish()
+        results.throttled = sum(sum(layer.throttled.values()) for layer in accounts)
     results.seconds = time.monotonic() - started
     return results
+
+
+class _Deployment:
+    """One deployment's function, warm between its runs as a Lambda container is. Another deployment's runs
+    (another account) patch the same engine: `pause()` leaves this one's context before they run."""
+
+    def __init__(
+        self, fidelity: RdsFidelity, env: Mapping[str, str], lines: list[str], runs: list[dict[str, Any]]
+    ) -> None:
+        self.fidelity = fidelity
+        self._env = env
+        self._lines = lines
+        self._runs = runs
+        self._warm: Any = None  # the handler's runtime (settings, clients) built by this deployment's first run
+        self._open: ExitStack | None = None
+        self._handler: Any = None
+
+    @contextmanager
+    def context(self) -> Iterator[Any]:
+        self.pause()
+        with scheduled_lambda(self.fidelity, env=self._env) as handler, _capture_lines(self._lines):
+            if self._warm is None:
+                self._warm = backup.runtime()
+            with patch.object(backup, "runtime", lambda: self._warm):
+                yield handler
+
+    def run(self, at: datetime) -> None:
+        if self._open is None:
+            stack = ExitStack()
+            self._handler = stack.enter_context(self.context())
+            self._open = stack
+        self._runs.append(self._handler.run(at))
+
+    def pause(self) -> None:
+        if self._open is not None:
+            self._open, stack = None, self._open
+            stack.close()
+
+
+class _Vault:
+    """The vault account: its layer in its own region (its quota, rate limit, 5 copies in flight, copies
+    `copying` for a while) and one in the source region, where RDS lists what is shared with it there."""
+
+    def __init__(self, accounts: Accounts, endpoint: str, results: Results) -> None:
+        self._results = results
+        self.layer = accounts.layer(
+            scenario.VAULT_ACCOUNT,
+            scenario.VAULT_REGION,
+            quota=scenario.QUOTA,
+            bucket=TokenBucket(),
+            latency=scenario.API_LATENCY,
+            copying_for=scenario.VAULT_COPYING_FOR,
+            reread_each_sweep=False,
+        )
+        self.lister = accounts.layer(
+            scenario.VAULT_ACCOUNT, scenario.REGION, bucket=TokenBucket(), latency=scenario.API_LATENCY
+        )
+        self.client = rds_client(self.layer, region=scenario.VAULT_REGION, endpoint_url=endpoint)
+        self.lister_client = rds_client(self.lister, region=scenario.REGION, endpoint_url=endpoint)
+        self._deployment = _Deployment(
+            self.layer, scenario.vault_environment(), results.vault_stdout, results.vault_runs
+        )
+        self.copies_before_wipe: set[str] = set()
+
+    def run(self, at: datetime, *, after: _Deployment) -> None:
+        after.pause()
+        self._deployment.run(at)
+        self._deployment.pause()
+
+    def copies(self) -> set[str]:
+        return {view.id for view in self.layer.snapshots() if view.tags.get(VAULT_MARKER) == scenario.VAULT_DEPLOYMENT}
+
+    def finish(self) -> None:
+        """What the vault holds at the end, why, and what it cost."""
+        results = self._results
+        with self._deployment.context():
+            settings = Settings.from_env()
+            at = datetime.fromisoformat(results.vault_runs[-1]["scheduled_time"])
+            regions = {scenario.REGION: RdsAdapter(self.lister_client)}
+            results.vault_plan, _, _ = vault_service.discover(settings, RdsAdapter(self.client), at, regions)
+        results.vault_copies = (self.copies_before_wipe, self.copies())
+        results.vault_calls = {
+            region: dict(layer.calls)
+            for region, layer in ((scenario.VAULT_REGION, self.layer), (scenario.REGION, self.lister))
+        }
+
+
+def _wipe(clients: Mapping[str, Any]) -> dict[str, int]:
+    """Someone in the production account deletes every manual snapshot it can see, in every region: how many
+    went, per region."""
+    deleted: dict[str, int] = {}
+    for region, client in clients.items():
+        pages = client.get_paginator("describe_db_cluster_snapshots").paginate(SnapshotType="manual")
+        for identifier in [s["DBClusterSnapshotIdentifier"] for page in pages for s in page["DBClusterSnapshots"]]:
+            with suppress(client.exceptions.InvalidDBClusterSnapshotStateFault):
+                client.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier=identifier)
+                deleted[region] = deleted.get(region, 0) + 1
+    return deleted
 
 
 def _build_fleet(fidelity: RdsFidelity) -> None:
