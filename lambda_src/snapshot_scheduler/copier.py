@@ -60,7 +60,7 @@ class Copier:
     def prune(self, plan: DrPlan) -> None:
         """Delete what DR retention removes, ACT_WORKERS at a time; noted in the plan's order."""
         work = [(target, copy) for target in plan.targets for copy in target.delete]
-        notes = in_parallel(lambda item: self._delete(*item) if self._time_left() else _WAITING, work)
+        notes = in_parallel(lambda item: self._contained_delete(*item) if self._time_left() else _WAITING, work)
         for (target, _), note in zip(work, notes, strict=True):
             if note.kind in ("deleted", "failed"):
                 _note(self._report, note.kind, target, **note.fields)
@@ -83,6 +83,15 @@ class Copier:
 
     def _time_left(self) -> bool:
         return self._allows()
+
+    def _contained_delete(self, target: TargetPlan, copy: Snapshot) -> _Note:
+        """An unexpected error (a bug) fails its copy, never the run: other workers may have deleted, and
+        the report must say so."""
+        try:
+            return self._delete(target, copy)
+        except Exception as error:
+            logger.exception("unexpected error", extra={"cluster": target.cluster_id, "snapshot": copy.id})
+            return _Note("failed", {"snapshot": copy.id, "error": "InternalError", "message": repr(error)})
 
     def _delete(self, target: TargetPlan, copy: Snapshot) -> _Note:
         """Delete one copy past the last gate; what to note of it (`later`: left for the next run)."""

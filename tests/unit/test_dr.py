@@ -512,3 +512,30 @@ def test_anyones_copy_in_progress_protects_its_source_here() -> None:
     _, planned = plan([cluster("orders")], [], {WEST: [stranger]})
 
     assert planned.protected == {"orders-20260309-0300": COPY_IN_PROGRESS}
+
+
+def test_an_unexpected_error_deleting_one_copy_fails_that_copy_and_every_other_deletion_is_reported() -> None:
+    # Given seven copies past a keep-daily=3 DR policy, and a bug that raises on one copy's deletion
+    from snapshot_scheduler.copier import Copier  # noqa: PLC0415
+    from snapshot_scheduler.model import DrReport  # noqa: PLC0415
+
+    copies = [copy_of("orders", SLOT - days(n)) for n in range(1, 8)]
+    _, planned = plan([cluster("orders")], [own_snapshot("orders", SLOT)], {WEST: copies})
+    broken = only(planned, "orders").delete[0].id
+
+    class West:  # the destination region's adapter
+        def __init__(self) -> None:
+            self.deleted: list[str] = []
+
+        def delete_snapshot(self, snapshot_id: str) -> None:
+            if snapshot_id == broken:
+                raise ValueError("a bug")
+            self.deleted.append(snapshot_id)
+
+    west, report = West(), DrReport()
+    Copier(CONTEXT, {WEST: west}, report, allows=lambda: True).prune(planned)  # type: ignore[dict-item]
+
+    # Then that copy is failed, and every deletion that happened is in the report
+    assert [(e["snapshot"], e["error"]) for e in report.failed] == [(broken, "InternalError")]
+    assert sorted(e["snapshot"] for e in report.deleted) == sorted(west.deleted)
+    assert len(west.deleted) == len(only(planned, "orders").delete) - 1 == 3
