@@ -28,7 +28,7 @@ from snapshot_scheduler.adapters.rds import (
     SnapshotNotFound,
 )
 from snapshot_scheduler.dr import FAILED, DrContext, DrPlan, DrTarget, TargetPlan, copy_age, is_our_copy
-from snapshot_scheduler.model import AVAILABLE, DrReport, Reason, Snapshot
+from snapshot_scheduler.model import AVAILABLE, DrReport, Reason, Snapshot, is_mass_deletion
 from snapshot_scheduler.observability import logger
 from snapshot_scheduler.sharing import Share, SharePlan, Unshare, share_time
 from snapshot_scheduler.tags import shared_key
@@ -287,14 +287,14 @@ def _report_pending(target: TargetPlan, report: DrReport) -> None:
     )
 
 
-def report_mass_deletions(plan: DrPlan, report: DrReport, least: int) -> None:
-    """A run that deleted at least `least` of one cluster's copies in one region, and at least a third of
-    them (copies that ended failed are not history, and not counted), is a mass deletion, as for snapshots."""
+def report_mass_deletions(plan: DrPlan, report: DrReport) -> None:
+    """Mass deletions (model.is_mass_deletion) of one cluster's copies in one region; copies that ended failed
+    are not history, and not counted."""
     deleted = Counter((entry["cluster"], entry["region"]) for entry in report.deleted)
     for target in plan.targets:
         count = deleted[(target.cluster_id, target.region)] - len(target.failed)
         total = len(target.kept) + len(target.delete) - len(target.failed)
-        if count >= least and 3 * count >= total:
+        if is_mass_deletion(count, total):
             report.mass_deletions.append(f"{target.cluster_id}/{target.region}")
             logger.warning(
                 f"mass deletion: {count} of {total} copies in {target.region} deleted",

@@ -14,6 +14,16 @@ from snapshot_scheduler import naming, tags
 AVAILABLE = "available"
 CREATING = "creating"
 
+# A run that deletes at least this many of one cluster's snapshots (or of its copies in one place), and at
+# least a third of them, is a mass deletion: reported and alarmed (MassDeletions), whatever the cause.
+# Ordinary rolling retention deletes one or two.
+MASS_DELETION_MIN = 3
+
+
+def is_mass_deletion(deleted: int, total: int) -> bool:
+    return deleted >= MASS_DELETION_MIN and 3 * deleted >= total
+
+
 # Statuses worth retrying within a run; every other non-available status is skipped.
 TRANSIENT_CLUSTER_STATUSES = frozenset(
     {

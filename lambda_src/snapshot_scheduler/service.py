@@ -41,7 +41,17 @@ from snapshot_scheduler.copier import (
 from snapshot_scheduler.dr import DrContext, DrPlan, blind_plan, keep_sources, plan_dr
 from snapshot_scheduler.errors import ScheduleError
 from snapshot_scheduler.freshness import SCHEDULE_TOO_SPARSE, schedule_warning, slot_left_untaken, slots_no_run_took
-from snapshot_scheduler.model import AVAILABLE, Cluster, DrReport, Quota, Reason, RunReport, Snapshot, by_id
+from snapshot_scheduler.model import (
+    AVAILABLE,
+    Cluster,
+    DrReport,
+    Quota,
+    Reason,
+    RunReport,
+    Snapshot,
+    by_id,
+    is_mass_deletion,
+)
 from snapshot_scheduler.observability import logger
 from snapshot_scheduler.planning import (
     ClusterPlan,
@@ -63,9 +73,6 @@ BACKOFF_CAP = 60.0
 # How far a run's time may lie ahead of the clock (clock skew). Further, and its snapshots would be named
 # for slots that have not begun: refused, never acted on.
 FUTURE_SKEW = timedelta(minutes=15)
-# A run that deletes at least this many of one cluster's snapshots, and at least a third of them, is a mass
-# deletion: reported and alarmed (MassDeletions), whatever the cause. Ordinary rolling deletes one or two.
-MASS_DELETION_MIN = 3
 
 R = TypeVar("R")
 
@@ -235,7 +242,7 @@ def run(
             sharer.act(discovery.sharing)
     if dr is not None and report.dr is not None:
         report_freshness(dr, report.dr, max(at, now or at), settings.grace, settings.dr_stuck)
-        report_mass_deletions(dr, report.dr, MASS_DELETION_MIN)
+        report_mass_deletions(dr, report.dr)
     under_way = {entry["cluster"] for entry in report.created} | actor.made_elsewhere
     _report_recovery_points(discovery.plan, report, settings.grace, max(at, now or at), under_way)
     _report_mass_deletions(discovery.plan, report)
@@ -295,7 +302,7 @@ def _report_mass_deletions(plan: RunPlan, report: RunReport) -> None:
     deleted = Counter(entry["cluster"] for entry in report.deleted)
     for cluster in plan.clusters:
         count, total = deleted[cluster.cluster_id], len(cluster.kept) + len(cluster.delete)
-        if count >= MASS_DELETION_MIN and 3 * count >= total:
+        if is_mass_deletion(count, total):
             report.mass_deletions.append(cluster.cluster_id)
             logger.warning(
                 f"mass deletion: {count} of {total} snapshots deleted", extra={"cluster": cluster.cluster_id}

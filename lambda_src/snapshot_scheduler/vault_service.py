@@ -17,9 +17,9 @@ from snapshot_scheduler.adapters.rds import RdsAdapter, RdsError
 from snapshot_scheduler.config import Settings
 from snapshot_scheduler.copier import CopyCall, Outcome, delete_copy, start_copy
 from snapshot_scheduler.dr import FAILED
-from snapshot_scheduler.model import AVAILABLE, Quota, Reason, RunReport, Snapshot, VaultReport, by_id
+from snapshot_scheduler.model import AVAILABLE, Quota, Reason, RunReport, Snapshot, VaultReport, by_id, is_mass_deletion
 from snapshot_scheduler.observability import logger
-from snapshot_scheduler.service import MASS_DELETION_MIN, Budget
+from snapshot_scheduler.service import Budget
 from snapshot_scheduler.vault import CopyGroup, VaultContext, VaultCopy, VaultPlan, is_vault_copy, plan_vault
 
 
@@ -219,13 +219,13 @@ def report_plan(plan: VaultPlan, report: VaultReport) -> None:
 
 
 def report_mass_deletions(plan: VaultPlan, report: VaultReport) -> None:
-    """A run that deleted at least MASS_DELETION_MIN of one cluster's copies, and at least a third of them
-    (copies that ended failed are not history, and not counted), is a mass deletion, as on the source side."""
+    """Mass deletions (model.is_mass_deletion) of one cluster's copies from one source; copies that ended
+    failed are not history, and not counted."""
     deleted = Counter((entry["source"], entry["cluster"]) for entry in report.deleted)
     for group in plan.groups:
         count = deleted[(group.source, group.cluster_id)] - len(group.failed)
         total = len(group.kept) + len(group.delete) - len(group.failed)
-        if count >= MASS_DELETION_MIN and 3 * count >= total:
+        if is_mass_deletion(count, total):
             report.mass_deletions.append(f"{group.source}/{group.cluster_id}")
             logger.warning(
                 f"mass deletion: {count} of {total} copies deleted",
