@@ -356,6 +356,41 @@ def _plan_cluster(  # noqa: PLR0917 - called from one place, through partial
     return replace(base, create=identifier)
 
 
+def fresh_slots(
+    context: PolicyContext, clusters: Iterable[Cluster], at: datetime, now: datetime, run_interval: timedelta
+) -> list[ClusterPlan]:
+    """The clusters whose current slot began after the previous run (`at` - `run_interval`): this run is the
+    slot's first, so its snapshot can only exist if this event came twice. Read from the cluster listing
+    alone, as `plan_run` would plan them but for what the snapshot listing adds (the slot's snapshot, one
+    still creating): managed, available, a policy that parses, the event not stale. Any doubt leaves a
+    cluster out (to the plan)."""
+    fresh = []
+    for cluster in by_id(clusters).values():
+        try:
+            plan = _fresh_slot(context, cluster, at, now, run_interval)
+        except Exception:
+            plan = None
+        if plan is not None:
+            fresh.append(plan)
+    return sorted(fresh, key=lambda p: p.cluster_id)
+
+
+def _fresh_slot(
+    context: PolicyContext, cluster: Cluster, at: datetime, now: datetime, run_interval: timedelta
+) -> ClusterPlan | None:
+    text = cluster.tags.get(context.tag_key)
+    if text is None or cluster.status != AVAILABLE or _stopped(context, cluster) is not None:
+        return None
+    try:
+        policy = context.parse(text)
+    except PolicyError:
+        return None
+    slot = current_slot(policy, at)
+    if slot <= at - run_interval or current_slot(policy, now) != slot:
+        return None
+    return ClusterPlan(cluster.id, cluster, policy, slot=slot, create=snapshot_id(cluster.id, slot))
+
+
 def slot_snapshot_is_ours(context: PolicyContext, cluster_id: str, existing: Snapshot) -> bool:
     return existing.managed_by(context.deployment) and existing.cluster_id == cluster_id
 

@@ -39,6 +39,7 @@ from snapshot_scheduler.copier import (
     report_sharing,
 )
 from snapshot_scheduler.dr import DrContext, DrPlan, blind_plan, keep_sources, plan_dr
+from snapshot_scheduler.early import EarlyCreates, Started
 from snapshot_scheduler.errors import ScheduleError
 from snapshot_scheduler.freshness import SCHEDULE_TOO_SPARSE, schedule_warning, slot_left_untaken, slots_no_run_took
 from snapshot_scheduler.model import (
@@ -97,6 +98,7 @@ class Discovery:
     lookups: Mapping[str, Cluster | None] = field(default_factory=dict)  # clusters the listing missed
     dr: DrPlan | None = None
     sharing: SharePlan = field(default_factory=SharePlan)  # with DR targets that are accounts
+    started: tuple[Started, ...] = ()  # snapshots created while the sweep was read (early.py), in the listing
 
 
 def policy_context(settings: Settings) -> PolicyContext:
@@ -134,9 +136,12 @@ def discover(
     now: datetime | None = None,
     regions: Mapping[str, RdsAdapter] | None = None,
     kms: KmsAdapter | None = None,
+    early: EarlyCreates | None = None,
 ) -> Discovery:
     """Read the fleet (one sweep each over clusters and manual snapshots, and over each DR target's region)
-    and decide. Changes nothing but for one kms:DescribeKey per key of a snapshot to share."""
+    and decide. Changes nothing but for one kms:DescribeKey per key of a snapshot to share, and the `early`
+    creates, started once the clusters are read and stopped when the snapshot sweep ends: planning sees
+    their snapshots as part of the listing."""
     dr_regions = dict(regions or {}) if settings.dr_targets else {}
     # The reads are independent page chains: side by side, the run waits for the longest only.
     with ThreadPoolExecutor(max_workers=3 + 2 * len(dr_regions)) as pool:
@@ -147,7 +152,15 @@ def discover(
         sweeps = {region: pool.submit(adapter.manual_snapshots) for region, adapter in dr_regions.items()}
         quotas = {region: pool.submit(adapter.quota) for region, adapter in dr_regions.items()}
         fleet, account = clusters.result(), quota.result()
-        manual = list(by_id(snapshots.result()).values())  # one record per snapshot, for quota planning too
+        if early is not None:
+            early.start(fleet, account)
+        try:
+            listing = snapshots.result()
+        finally:
+            started = early.stop() if early is not None else []
+        # One record per snapshot, for quota planning too. A snapshot this run started is as RDS answered it,
+        # creating, whatever page listed it: no snapshot is ready seconds after it started.
+        manual = list(by_id([*listing, *(made for _, made in started)]).values())
         destinations, unreadable = {}, {}
         for region, sweep in sweeps.items():
             try:
@@ -160,7 +173,7 @@ def discover(
     lookups = _look_up_missing(rds, context, fleet, manual)
     plan = plan_run(context, fleet, manual, at, now=now, lookups=lookups)
     if not settings.dr_targets:
-        return Discovery(plan, account, tuple(manual), lookups)
+        return Discovery(plan, account, tuple(manual), lookups, started=tuple(started))
     dr_of = dr_context(settings, rds.region)
     managed = [cluster for cluster in fleet if cluster.engine in settings.engines]
     if unreadable:
@@ -171,7 +184,7 @@ def discover(
     if sharing.keys() and kms is not None:
         sharing = without_default_keys(sharing, kms.key_managers(sharing.keys()))
     protected = {**sharing.protected, **dr.protected}
-    return Discovery(keep_sources(plan, protected), account, tuple(manual), lookups, dr, sharing)
+    return Discovery(keep_sources(plan, protected), account, tuple(manual), lookups, dr, sharing, tuple(started))
 
 
 def _look_up_missing(
@@ -211,8 +224,21 @@ def run(
         )
     started = time.monotonic()
     throttles_before = rds.throttles
-    discovery = discover(settings, rds, _planning_time(at, now), now=now, regions=regions, kms=kms)
+    planned_for = _planning_time(at, now)
+    early = None
+    if not dry_run and settings.run_interval is not None:  # without it, no run knows it is a slot's first
+        early = EarlyCreates(
+            policy_context(settings),
+            rds,
+            at=planned_for,
+            now=now or at,
+            run_interval=settings.run_interval,
+            allows=budget.allows,
+        )
+    discovery = discover(settings, rds, planned_for, now=now, regions=regions, kms=kms, early=early)
     report = RunReport(scheduled_time=at, dry_run=dry_run, quota=discovery.quota)
+    for fresh, made in discovery.started:
+        report.add_created(fresh.cluster_id, made.id)
     _report_decisions(discovery.plan, report)
     dr = discovery.dr
     protected = {**discovery.sharing.protected, **dr.protected} if dr is not None else {}
@@ -455,8 +481,10 @@ class _Actor:
 
     def create(self, due: list[ClusterPlan]) -> None:
         quota = self._report.quota
-        # Parallel only with room to spare: with ACT_WORKERS in flight, the last few could race for it.
-        self._parallel = quota is not None and quota.max - quota.used >= len(due) + ACT_WORKERS
+        # Parallel only with room to spare: with ACT_WORKERS in flight, the last few could race for it. The
+        # room left is what the quota read showed less the snapshots this run started since (early.py).
+        room = None if quota is None else quota.max - quota.used - len(self._report.created)
+        self._parallel = room is not None and room >= len(due) + ACT_WORKERS
         window = self._busy_retry_window()
         busy = self._attempt_all(due)
         attempt = 0

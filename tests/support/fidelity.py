@@ -695,7 +695,9 @@ class RdsFidelity:
         now = self.clock.now()
         self._life[record.id] = _Life(started=now, ready=now + self.snapshot_creating_for)
         self._add_snapshot(record)
-        return _response(request, 200, rds_xml.result("CreateDBClusterSnapshot", self._snapshot_xml(record)))
+        # RDS answers at once with the snapshot `creating`, however soon it is available (rds-facts).
+        answer = rds_xml.snapshot_xml(record, status="creating", progress=0, created=now)
+        return _response(request, 200, rds_xml.result("CreateDBClusterSnapshot", answer))
 
     def _deny_inherited_hold(self, cluster_id: str, snapshot_id: str) -> None:
         """IAM, before RDS looks: the stack denies rds:AddTagsToResource whenever a request's tag keys include

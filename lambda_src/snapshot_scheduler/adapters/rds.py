@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -249,13 +249,20 @@ class RdsAdapter:
         logger.warning("the account attributes name no ManualClusterSnapshots quota")
         return None
 
-    def create_snapshot(self, snapshot_id: str, cluster_id: str, tags: Mapping[str, str]) -> None:
-        self._call(
+    def create_snapshot(self, snapshot_id: str, cluster_id: str, tags: Mapping[str, str]) -> Snapshot | None:
+        """Start a snapshot; the record RDS answers with (`creating`), with the tags sent when the answer
+        names none; None when the answer holds no record."""
+        answer = self._call(
             "create_db_cluster_snapshot",
             DBClusterSnapshotIdentifier=snapshot_id,
             DBClusterIdentifier=cluster_id,
             Tags=[{"Key": key, "Value": value} for key, value in tags.items()],
         )
+        raw = answer.get("DBClusterSnapshot")
+        if not raw:
+            return None
+        made = _snapshot(raw)
+        return made if made.tags else replace(made, tags=dict(tags))
 
     def copy_snapshot(
         self, source_arn: str, target_id: str, tags: Mapping[str, str], *, kms_key: str | None, source_region: str
