@@ -1,4 +1,5 @@
-"""One run: discover (RDS), decide (planning, pure), act (delete, then create), report.
+"""One run: discover (RDS; at a slot's first run, creates start beside the snapshot sweep: early.py), decide
+(planning, pure), act (delete, then create what is left), report.
 
 The handler and the CLI both call `run` and `discover`; the RDS adapter is injected, so tests use moto
 with the fidelity layer, or a fake.
