@@ -254,11 +254,12 @@ class FakeRds:
         self._enter("snapshot", snapshot_id, targets=(snapshot_id,))
         return self.snapshots_by_id.get(snapshot_id.lower())
 
-    def create_snapshot(self, snapshot_id: str, cluster_id: str, tags: Mapping[str, str]) -> None:
+    def create_snapshot(self, snapshot_id: str, cluster_id: str, tags: Mapping[str, str]) -> Snapshot:
+        """As RDS answers: the new snapshot, creating (whatever `new_snapshot_status` later lists it as)."""
         with self._lock:
-            self._create_snapshot(snapshot_id, cluster_id, tags)
+            return replace(self._create_snapshot(snapshot_id, cluster_id, tags), status="creating")
 
-    def _create_snapshot(self, snapshot_id: str, cluster_id: str, tags: Mapping[str, str]) -> None:
+    def _create_snapshot(self, snapshot_id: str, cluster_id: str, tags: Mapping[str, str]) -> Snapshot:
         self._enter("create_snapshot", snapshot_id, cluster_id, targets=(snapshot_id, cluster_id))
         _check_identifier(snapshot_id)
         _check_tags(tags)
@@ -275,7 +276,7 @@ class FakeRds:
             )
         if self.quota_max is not None and self.manual_used() >= self.quota_max:
             raise QuotaExceeded("SnapshotQuotaExceeded", f"Cannot create more than {self.quota_max} manual snapshots")
-        self.add_snapshot(snapshot_id, cluster_id, self.now, tags, status=self.new_snapshot_status)
+        return self.add_snapshot(snapshot_id, cluster_id, self.now, tags, status=self.new_snapshot_status)
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         with self._lock:
