@@ -78,6 +78,10 @@ SOURCE_DIMENSION = "source"  # "<account>/<region>" of a vault's source
 def publish(report: RunReport, deployment: str) -> None:
     """One EMF set per run. Counts are emitted even when zero, so alarms and graphs see every run."""
     if metrics.default_dimensions.get(DEPLOYMENT_DIMENSION) != deployment:  # once per container
+        # A process that runs two deployments (the demo's source and vault) switches it without Powertools'
+        # overwrite warning: the run's metrics are all added below, so nothing of this run is cleared.
+        metrics.clear_default_dimensions()
+        metrics.clear_metrics()
         metrics.set_default_dimensions(**{DEPLOYMENT_DIMENSION: deployment})
     if report.vault is not None:
         _publish_vault(report, report.vault)

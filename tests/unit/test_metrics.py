@@ -16,6 +16,7 @@ from snapshot_scheduler import observability
 from snapshot_scheduler.adapters.rds import ClusterBusy, QuotaExceeded, RdsAdapter, RdsError
 from snapshot_scheduler.config import Settings
 from snapshot_scheduler.handlers import backup
+from snapshot_scheduler.model import RunReport
 from snapshot_scheduler.observability import DR_METRICS, VAULT_METRICS, Metric
 
 from tests.support.emf import emf_blobs
@@ -202,6 +203,19 @@ def test_blob_has_the_namespace_and_exactly_the_service_and_deployment_dimension
     assert directive["Namespace"] == NAMESPACE
     assert [sorted(dimensions) for dimensions in directive["Dimensions"]] == [["deployment", "service"]]
     assert (blob["service"], blob["deployment"]) == (SERVICE, DEPLOYMENT)
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_second_deployment_in_one_process_switches_the_dimension_without_a_warning(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The demo runs a source and a vault deployment in one process; Powertools warns when a default
+    # dimension is overwritten, which a newcomer would read as something wrong
+    for deployment in ("prod-eu", "vault"):
+        observability.publish(RunReport(scheduled_time=AT, dry_run=False), deployment)
+        observability.metrics.flush_metrics()
+
+    assert [blob["deployment"] for blob in emf_blobs(capsys.readouterr().out)] == ["prod-eu", "vault"]
 
 
 def test_every_metric_has_its_contracted_unit(
