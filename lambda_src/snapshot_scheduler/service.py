@@ -12,7 +12,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum, auto
@@ -40,7 +40,7 @@ from snapshot_scheduler.copier import (
     report_sharing,
 )
 from snapshot_scheduler.dr import DrContext, DrPlan, blind_plan, keep_sources, plan_dr
-from snapshot_scheduler.early import EarlyCreates, Started
+from snapshot_scheduler.early import EarlyCreates
 from snapshot_scheduler.errors import ScheduleError
 from snapshot_scheduler.freshness import SCHEDULE_TOO_SPARSE, schedule_warning, slot_left_untaken, slots_no_run_took
 from snapshot_scheduler.model import (
@@ -99,7 +99,6 @@ class Discovery:
     lookups: Mapping[str, Cluster | None] = field(default_factory=dict)  # clusters the listing missed
     dr: DrPlan | None = None
     sharing: SharePlan = field(default_factory=SharePlan)  # with DR targets that are accounts
-    started: tuple[Started, ...] = ()  # snapshots created while the sweep was read (early.py), in the listing
 
 
 def policy_context(settings: Settings) -> PolicyContext:
@@ -141,7 +140,7 @@ def discover(
 ) -> Discovery:
     """Read the fleet (one sweep each over clusters and manual snapshots, and over each DR target's region)
     and decide. Changes nothing but for one kms:DescribeKey per key of a snapshot to share, and the `early`
-    creates, started once the clusters are read and stopped when the snapshot sweep ends: planning sees
+    creates, started once the clusters and the quota are read and waited for before planning, which sees
     their snapshots as part of the listing."""
     dr_regions = dict(regions or {}) if settings.dr_targets else {}
     # The reads are independent page chains: side by side, the run waits for the longest only.
@@ -155,13 +154,10 @@ def discover(
         fleet, account = clusters.result(), quota.result()
         if early is not None:
             early.start(fleet, account)
-        try:
-            listing = snapshots.result()
-        finally:
-            started = early.stop() if early is not None else []
+        listing = _sweep_beside(snapshots, early)
         # One record per snapshot, for quota planning too. A snapshot this run started is as RDS answered it,
         # creating, whatever page listed it: no snapshot is ready seconds after it started.
-        manual = list(by_id([*listing, *(made for _, made in started)]).values())
+        manual = list(by_id([*listing, *(early.finish() if early is not None else [])]).values())
         destinations, unreadable = {}, {}
         for region, sweep in sweeps.items():
             try:
@@ -174,7 +170,7 @@ def discover(
     lookups = _look_up_missing(rds, context, fleet, manual)
     plan = plan_run(context, fleet, manual, at, now=now, lookups=lookups)
     if not settings.dr_targets:
-        return Discovery(plan, account, tuple(manual), lookups, started=tuple(started))
+        return Discovery(plan, account, tuple(manual), lookups)
     dr_of = dr_context(settings, rds.region)
     managed = [cluster for cluster in fleet if cluster.engine in settings.engines]
     if unreadable:
@@ -185,7 +181,22 @@ def discover(
     if sharing.keys() and kms is not None:
         sharing = without_default_keys(sharing, kms.key_managers(sharing.keys()))
     protected = {**sharing.protected, **dr.protected}
-    return Discovery(keep_sources(plan, protected), account, tuple(manual), lookups, dr, sharing, tuple(started))
+    return Discovery(keep_sources(plan, protected), account, tuple(manual), lookups, dr, sharing)
+
+
+def _sweep_beside(sweep: Future[list[Snapshot]], early: EarlyCreates | None) -> list[Snapshot]:
+    """The snapshot sweep's records. When it fails, the snapshots started beside it are kept and said loudly
+    before the run fails: no report will count them (the next run sees them in its listing)."""
+    try:
+        return sweep.result()
+    except Exception:
+        made = early.finish() if early is not None else []
+        if made:
+            logger.error(
+                f"the snapshot sweep failed after {len(made)} snapshots were started beside it; they are kept",
+                extra={"snapshots": [snapshot.id for snapshot in made]},
+            )
+        raise
 
 
 def _look_up_missing(
@@ -226,26 +237,15 @@ def run(
     started = time.monotonic()
     throttles_before = rds.throttles
     planned_for = _planning_time(at, now)
-    early = None
-    if not dry_run and settings.run_interval is not None:  # without it, no run knows it is a slot's first
-        early = EarlyCreates(
-            policy_context(settings),
-            rds,
-            at=planned_for,
-            now=now or at,
-            run_interval=settings.run_interval,
-            allows=budget.allows,
-        )
+    report = RunReport(scheduled_time=at, dry_run=dry_run)
+    actor = _Actor(settings, rds, budget, report, rng or random.Random(), now=now)
+    early = None if dry_run else _early_creates(settings, actor, planned_for, now or at)
     discovery = discover(settings, rds, planned_for, now=now, regions=regions, kms=kms, early=early)
-    report = RunReport(scheduled_time=at, dry_run=dry_run, quota=discovery.quota)
-    for fresh, made in discovery.started:
-        report.add_created(fresh.cluster_id, made.id)
-    _report_decisions(discovery.plan, report)
+    report.quota = discovery.quota
     dr = discovery.dr
     protected = {**discovery.sharing.protected, **dr.protected} if dr is not None else {}
-    actor = _Actor(
-        settings, rds, budget, report, rng or random.Random(), now=now, lookups=discovery.lookups, protected=protected
-    )
+    actor.discovered(discovery.lookups, protected)
+    _report_decisions(discovery.plan, report, settled=actor.settled)
     copier = sharer = None
     if dr is not None:
         report.dr = DrReport()
@@ -259,7 +259,7 @@ def run(
             copier.pretend(dr)
             sharer.pretend(discovery.sharing)
     else:
-        due = discovery.plan.due
+        due = [cluster for cluster in discovery.plan.due if cluster.cluster_id not in actor.settled]
         actor.prune(discovery.plan, reserve=len(due) / settings.api_rate)  # a backlog must not starve creates
         actor.create(due)
         actor.prune(discovery.plan)  # whatever the reserve held back
@@ -283,7 +283,18 @@ def run(
     return report
 
 
-def _report_decisions(plan: RunPlan, report: RunReport) -> None:
+def _early_creates(settings: Settings, actor: _Actor, at: datetime, now: datetime) -> EarlyCreates | None:
+    """The creates a slot's first run starts beside the snapshot sweep; none without the schedule's interval,
+    which tells a slot's first run from a later one."""
+    if settings.run_interval is None:
+        return None
+    return EarlyCreates(
+        policy_context(settings), actor.attempt_early, at=at, now=now, run_interval=settings.run_interval
+    )
+
+
+def _report_decisions(plan: RunPlan, report: RunReport, *, settled: frozenset[str] = frozenset()) -> None:
+    """What planning decided; a cluster an early create `settled` was reported by it (early.py)."""
     for cluster_id in plan.unlisted:
         reason = "missing from the cluster listing, found by a direct lookup: planned as if listed"
         logger.warning(f"unlisted: {reason}", extra={"cluster": cluster_id})
@@ -297,6 +308,8 @@ def _report_decisions(plan: RunPlan, report: RunReport) -> None:
         report.add_foreign_marked(snapshot.cluster_id, snapshot.id, foreign.reason)
     for cluster in plan.clusters:
         _report_pending(cluster, report)
+        if cluster.cluster_id in settled:
+            continue
         if cluster.fail is not None:
             error, message = cluster.fail
             logger.error(f"failed: {message}", extra={"cluster": cluster.cluster_id, "error": error})
@@ -413,13 +426,11 @@ class _Actor:
         rng: random.Random,
         *,
         now: datetime | None,
-        lookups: Mapping[str, Cluster | None],
-        protected: Mapping[str, str] | None = None,
     ) -> None:
         self._settings = settings
-        self._protected = protected or {}  # source snapshots of copies: never deleted, even after a fresh look
+        self._protected: Mapping[str, str] = {}  # sources of copies: never deleted, even after a fresh look
         self._now = now
-        self._lookups = lookups  # reused by the second look: one lookup per missing cluster per run
+        self._lookups: Mapping[str, Cluster | None] = {}  # reused by the second look: one per missing cluster
         self._context = policy_context(settings)
         self._rds = rds
         self._budget = budget
@@ -432,6 +443,17 @@ class _Actor:
         self._met_quota: dict[str, QuotaExceeded] = {}  # clusters refused for quota in a parallel pass
         self._parallel = False
         self.made_elsewhere: set[str] = set()  # clusters whose slot snapshot a concurrent run of ours made
+        self._settled: set[str] = set()  # clusters an early create settled: the plan neither tries nor reports them
+        self._early_stop = threading.Event()  # the identifier taken or the quota met: no more early creates
+
+    def discovered(self, lookups: Mapping[str, Cluster | None], protected: Mapping[str, str]) -> None:
+        """What discovery found that a second look (`_reprune`) must honour."""
+        self._lookups, self._protected = lookups, protected
+
+    @property
+    def settled(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._settled)
 
     def pretend(self, plan: RunPlan) -> None:
         for cluster in plan.clusters:
@@ -551,21 +573,67 @@ class _Actor:
             return _Outcome.BUSY
         except SnapshotExists as error:
             return self._already_exists(cluster, error)
-        except ClusterNotFound:
-            self._record(self._report.add_skipped, cluster.cluster_id, Reason.NOT_FOUND, "cluster was deleted")
+        except RdsError as error:
+            self._refused(cluster, error)
             return _Outcome.DONE
-        except AccessDenied as error:
+        self._started(cluster)
+        return _Outcome.DONE
+
+    def attempt_early(self, cluster: ClusterPlan) -> Snapshot | None:
+        """A fresh slot's create before the plan (early.py): its answer settles the cluster as the plan's
+        attempt would, or leaves it to the plan, which knows the listing: a busy cluster (a snapshot still
+        creating, or a cluster to retry), the identifier taken (a duplicate delivery: no one-call lookup per
+        cluster) or the quota met (the plan prunes first). The last two stop the early creates not yet sent.
+        Returns the snapshot made, for the listing."""
+        if self._early_stop.is_set() or not self._budget.allows():
+            return None
+        extra = {"cluster": cluster.cluster_id, "snapshot": cluster.create}
+        try:
+            made = self._create(cluster)
+        except SnapshotExists as error:
+            if error.retried:  # our own first attempt may have made it: look, as the plan's attempt does
+                self._settle(cluster)
+                self._already_exists(cluster, error)
+                return None
+            logger.info(f"early creates stop: {error}; the plan takes the rest", extra=extra)
+            self._early_stop.set()
+            return None
+        except QuotaExceeded as error:
+            logger.info(f"early creates stop: {error}; the plan prunes first", extra=extra)
+            self._early_stop.set()
+            return None
+        except (ClusterBusy, SnapshotBusy) as error:
+            logger.info(f"cluster busy: {error}; the plan takes it", extra=extra)
+            return None
+        except RdsError as error:
+            self._settle(cluster)
+            self._refused(cluster, error)
+            return None
+        self._settle(cluster)
+        self._started(cluster)
+        return made
+
+    def _settle(self, cluster: ClusterPlan) -> None:
+        with self._lock:
+            self._settled.add(cluster.cluster_id)
+
+    def _started(self, cluster: ClusterPlan) -> None:
+        assert cluster.create is not None
+        logger.info("snapshot started", extra={"cluster": cluster.cluster_id, "snapshot": cluster.create})
+        self._record(self._report.add_created, cluster.cluster_id, cluster.create)
+
+    def _refused(self, cluster: ClusterPlan, error: RdsError) -> None:
+        """A create RDS refused for good in this run (not busy, not the quota, not the identifier taken)."""
+        extra = {"cluster": cluster.cluster_id, "snapshot": cluster.create}
+        if isinstance(error, ClusterNotFound):
+            self._record(self._report.add_skipped, cluster.cluster_id, Reason.NOT_FOUND, "cluster was deleted")
+        elif isinstance(error, AccessDenied):
             code, message = _denied(cluster, error)
             logger.error(f"snapshot refused: {message}", extra=extra)
             self._record(self._report.add_failed, cluster.cluster_id, code, message)
-            return _Outcome.DONE
-        except RdsError as error:
+        else:
             logger.error(f"snapshot failed: {error}", extra=extra)
             self._record(self._report.add_failed, cluster.cluster_id, error.code, error.message)
-            return _Outcome.DONE
-        logger.info("snapshot started", extra=extra)
-        self._record(self._report.add_created, cluster.cluster_id, cluster.create)
-        return _Outcome.DONE
 
     def _already_exists(self, cluster: ClusterPlan, error: SnapshotExists) -> _Outcome:
         """The identifier appeared since the sweep. Ours, after an SDK retry: our own first attempt made it
@@ -593,10 +661,10 @@ class _Actor:
                 self.made_elsewhere.add(cluster.cluster_id)
         return _Outcome.DONE
 
-    def _create(self, cluster: ClusterPlan) -> None:
+    def _create(self, cluster: ClusterPlan) -> Snapshot | None:
         assert cluster.create is not None
         tags = snapshot_tags(self._context, cluster)
-        self._rds.create_snapshot(cluster.create, cluster.cluster_id, tags)
+        return self._rds.create_snapshot(cluster.create, cluster.cluster_id, tags)
 
     def _quota_exceeded(self, cluster: ClusterPlan, error: QuotaExceeded, *, retry: bool) -> _Outcome:
         """Prune again (a fresh look may free room) and try once more; if still full, start nothing more.

@@ -1,7 +1,8 @@
 """Creates started while the snapshot sweep is still being read (early.py), through the real handler.
 
-Each test holds the snapshot sweep's last page until the creates it expects have reached the layer (or a few
-seconds have passed) and notes how many had: that number tells whether they overlapped the sweep.
+A test that counts pages holds the snapshot sweep's first page until the creates it expects have reached the
+layer (or a few seconds have passed) and notes how many had: that number tells whether they overlapped the
+sweep, and the sweep then lists the same snapshots however the threads are scheduled.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ DAY = timedelta(days=1)
 KEEP_LAST_2 = "every=1d keep-last=2"
 CLUSTERS = [f"db-{n:03d}" for n in range(120)]  # two pages of clusters
 SNAPSHOT_PAGES = 4  # three of ours per cluster: 360 snapshots
+SWEPT_WITH_TODAYS = 5  # and the 120 a run makes before its sweep's first page: 480
 ACT_WORKERS = 4
 
 
@@ -58,8 +60,8 @@ def fleet(**options: object) -> RdsFidelity:
     return fid
 
 
-def creates_before_the_sweep_ends(fid: RdsFidelity, expected: int, *, wait: float = 5.0) -> list[int]:
-    """Hold the snapshot sweep's last page until `expected` creates have reached the layer or `wait` seconds
+def creates_before_the_sweep(fid: RdsFidelity, expected: int, *, wait: float = 5.0) -> list[int]:
+    """Hold the snapshot sweep's first page until `expected` creates have reached the layer or `wait` seconds
     passed; the list receives how many had."""
     seen: list[int] = []
 
@@ -69,7 +71,7 @@ def creates_before_the_sweep_ends(fid: RdsFidelity, expected: int, *, wait: floa
             time.sleep(0.005)
         seen.append(fid.calls["CreateDBClusterSnapshot"])
 
-    fid.on("DescribeDBClusterSnapshots", hold, nth=SNAPSHOT_PAGES)
+    fid.on("DescribeDBClusterSnapshots", hold)
     return seen
 
 
@@ -77,27 +79,28 @@ def test_a_runs_fresh_slots_are_created_while_the_snapshot_sweep_is_read_with_th
     # Given 120 clusters whose daily slot begins at this run, each with one snapshot too many
     fid = fleet()
     expired = {slot_id(name, START - 3 * DAY) for name in CLUSTERS}
-    seen = creates_before_the_sweep_ends(fid, len(CLUSTERS))
+    seen = creates_before_the_sweep(fid, len(CLUSTERS))
 
     # When the run for the slot happens
     with scheduled_lambda(fid) as handler:
         report = handler.run(START)
 
-    # Then every create reached RDS before the sweep's last page was answered
+    # Then every create reached RDS while the snapshot sweep was still being read
     assert seen == [len(CLUSTERS)]
-    # ... and the run did what it does without overlap, with the same calls: one each, two describe chains
+    # ... and the run did what it does without overlap: one create and one delete per cluster, two describe
+    # chains (the snapshot sweep, held until today's were made, listed them too: one page more)
     assert created(report) == {name: slot_id(name, START) for name in CLUSTERS}
     assert deleted(report) == expired
     assert report["failed"] == report["deferred"] == report["skipped"] == []
     assert fid.calls == {
         "DescribeDBClusters": 2,
-        "DescribeDBClusterSnapshots": SNAPSHOT_PAGES,
+        "DescribeDBClusterSnapshots": SWEPT_WITH_TODAYS,
         "DescribeAccountAttributes": 1,
         "CreateDBClusterSnapshot": len(CLUSTERS),
         "DeleteDBClusterSnapshot": len(CLUSTERS),
     }
-    # ... and retention did not count the new snapshots, which RDS answered as creating, whatever page showed
-    # them: each cluster keeps its two newest older snapshots and today's
+    # ... and retention did not count the new snapshots, which RDS answered as creating, though this layer
+    # listed them available: each cluster keeps its two newest older snapshots and today's
     for name in CLUSTERS:
         assert snapshot_ids(fid, name) == {slot_id(name, START - days * DAY) for days in (2, 1, 0)}
 
@@ -109,7 +112,7 @@ def test_a_duplicate_delivery_stops_the_early_creates_at_the_first_taken_identif
         handler.run(START)
         after_first = everything(fid)
         fid.reset_counts()
-        creates_before_the_sweep_ends(fid, 1)
+        creates_before_the_sweep(fid, 1)
 
         # When the same event is delivered again
         report = handler.run(START)
@@ -125,7 +128,7 @@ def test_a_run_that_is_not_its_slots_first_creates_after_the_sweep() -> None:
     # Given the 03:00 run was missed, so the 04:00 run (an hour later: SNAPSHOT_SCHEDULE_MINUTES=60) is the
     # first to see the slot: its snapshot may exist for all it knows
     fid = fleet()
-    seen = creates_before_the_sweep_ends(fid, 1, wait=0.5)
+    seen = creates_before_the_sweep(fid, 1, wait=0.5)
 
     # When the 04:00 run happens
     with scheduled_lambda(fid) as handler:
@@ -135,12 +138,13 @@ def test_a_run_that_is_not_its_slots_first_creates_after_the_sweep() -> None:
     assert seen == [0]
     assert created(report) == {name: slot_id(name, START) for name in CLUSTERS}
     assert fid.calls["CreateDBClusterSnapshot"] == len(CLUSTERS)
+    assert fid.calls["DescribeDBClusterSnapshots"] == SNAPSHOT_PAGES
 
 
 def test_a_quota_without_room_for_every_fresh_slot_leaves_the_creates_to_the_plan() -> None:
     # Given a quota with room for the 120 creates but not for 120 plus one per worker (360 used)
     fid = fleet(quota=3 * len(CLUSTERS) + len(CLUSTERS) + ACT_WORKERS - 1)
-    seen = creates_before_the_sweep_ends(fid, 1, wait=0.5)
+    seen = creates_before_the_sweep(fid, 1, wait=0.5)
 
     # When the run for the slot happens
     with scheduled_lambda(fid) as handler:
@@ -152,7 +156,7 @@ def test_a_quota_without_room_for_every_fresh_slot_leaves_the_creates_to_the_pla
     assert report["failed"] == report["deferred"] == []
 
 
-def test_a_busy_cluster_stops_the_early_creates_and_the_plan_takes_it_and_the_rest() -> None:
+def test_a_busy_cluster_is_left_to_the_plan_which_retries_it_and_the_other_early_creates_go_on() -> None:
     # Given one cluster refuses its first snapshot attempt (busy)
     fid = fleet()
     fid.make_busy("db-000", attempts=1)
@@ -161,12 +165,28 @@ def test_a_busy_cluster_stops_the_early_creates_and_the_plan_takes_it_and_the_re
     with scheduled_lambda(fid) as handler:
         report = handler.run(START)
 
-    # Then every cluster got its slot's snapshot: the early ones, then the busy one and the rest by the plan;
-    # at most one call per worker was made twice
+    # Then every cluster got its slot's snapshot: the busy one on the plan's attempt, one call more
     assert created(report) == {name: slot_id(name, START) for name in CLUSTERS}
     assert report["failed"] == []
     assert reasons(report, "deferred") == {}
-    assert len(CLUSTERS) < fid.calls["CreateDBClusterSnapshot"] <= len(CLUSTERS) + ACT_WORKERS
+    assert fid.calls["CreateDBClusterSnapshot"] == len(CLUSTERS) + 1
+
+
+def test_an_early_create_whose_answer_was_lost_is_found_by_the_sdks_retry_and_reported_created() -> None:
+    # Given RDS applies the first create it gets but its answer is lost (botocore retries; the retry finds
+    # the identifier taken)
+    fid = fleet()
+    fid.lose_answers("CreateDBClusterSnapshot", attempts=1)
+    creates_before_the_sweep(fid, len(CLUSTERS) + 1)
+
+    # When the run for the slot happens
+    with scheduled_lambda(fid) as handler:
+        report = handler.run(START)
+
+    # Then the snapshot that answer was about is reported created (looked up: ours), once, like all the others
+    assert created(report) == {name: slot_id(name, START) for name in CLUSTERS}
+    assert report["failed"] == report["deferred"] == []
+    assert fid.calls["DescribeDBClusterSnapshots"] == SWEPT_WITH_TODAYS + 1
 
 
 def test_a_dry_run_creates_nothing_early() -> None:

@@ -71,5 +71,13 @@ def test_a_stale_event_is_not_fresh_and_a_named_policy_is_read_as_the_plan_reads
     assert fresh(cluster("orders", "nightly"), at=nightly) == {"orders": "orders-20260310-0130"}
 
 
+def test_a_slot_the_spring_jump_shifts_is_fresh_at_its_shifted_instant() -> None:
+    # 02:30 New York does not exist on 2026-03-08: the slot is 03:30 EDT, 07:30 UTC
+    policy = "every=1d at=02:30 tz=America/New_York keep-last=2"
+    shifted = datetime(2026, 3, 8, 7, 30, tzinfo=UTC)
+    assert fresh(cluster("orders", policy), at=shifted) == {"orders": "orders-20260308-0730"}
+    assert fresh(cluster("orders", policy), at=shifted - timedelta(minutes=1)) == {}  # the day before's slot
+
+
 def test_a_cluster_listed_twice_is_fresh_once() -> None:
     assert fresh(cluster("orders"), cluster("orders")) == {"orders": "orders-20260310-0300"}
