@@ -584,7 +584,10 @@ class _Actor:
         attempt would, or leaves it to the plan, which knows the listing: a busy cluster (a snapshot still
         creating, or a cluster to retry), the identifier taken (a duplicate delivery: no one-call lookup per
         cluster) or the quota met (the plan prunes first). The last two stop the early creates not yet sent.
-        Returns the snapshot made, for the listing."""
+        Returns the snapshot made, for the listing. A bug fails its cluster, once, never the run."""
+        return self._contained(cluster.cluster_id, None, lambda: self._early(cluster), settle=cluster)
+
+    def _early(self, cluster: ClusterPlan) -> Snapshot | None:
         if self._early_stop.is_set() or not self._budget.allows():
             return None
         extra = {"cluster": cluster.cluster_id, "snapshot": cluster.create}
@@ -704,12 +707,16 @@ class _Actor:
         logger.info(f"deferred: {reason}", extra={"cluster": cluster.cluster_id, "reason": code.value})
         self._record(self._report.add_deferred, cluster.cluster_id, code, reason)
 
-    def _contained(self, cluster_id: str, fallback: R, work: Callable[[], R]) -> R:
+    def _contained(
+        self, cluster_id: str, fallback: R, work: Callable[[], R], *, settle: ClusterPlan | None = None
+    ) -> R:
         """An unexpected error (a bug) fails its cluster, never the run: other workers may already have
-        deleted or created, and the report must say so."""
+        deleted or created, and the report must say so. `settle`: the plan does not try that cluster again."""
         try:
             return work()
         except Exception as error:
+            if settle is not None:
+                self._settle(settle)
             logger.exception("unexpected error", extra={"cluster": cluster_id})
             self._record(self._report.add_failed, cluster_id, "InternalError", repr(error))
             return fallback

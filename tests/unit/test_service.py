@@ -11,7 +11,7 @@ import dataclasses
 import json
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -1339,6 +1339,31 @@ def test_parallel_quota_refusals_are_all_retried_once_the_second_look_frees_room
     assert report.quota_exceeded >= 1
     assert sorted(e["cluster"] for e in report.created) == [f"db{n:02d}" for n in range(12)]
     assert report.deferred == [] and report.failed == []
+
+
+def test_a_bug_in_an_early_create_fails_its_cluster_once_and_the_run_still_reports(
+    rds: FakeRds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given three clusters at their slot's first run (so their creates start beside the sweep), and a bug
+    # that raises creating db0's snapshot
+    for n in range(3):
+        rds.add_cluster(f"db{n}", {TAG: "every=1d keep-last=1"})
+    create, tried = rds.create_snapshot, []
+
+    def broken_for_db0(snapshot_id: str, cluster_id: str, tags: Mapping[str, str]) -> Snapshot:
+        tried.append(cluster_id)
+        if cluster_id == "db0":
+            raise ValueError("a bug")
+        return create(snapshot_id, cluster_id, tags)
+
+    monkeypatch.setattr(rds, "create_snapshot", broken_for_db0)
+
+    report = run(rds, settings=make_settings(run_interval=timedelta(hours=1)))
+
+    # Then db0 is failed once (the plan does not try it again), the others are created
+    assert [(e["cluster"], e["error"]) for e in report.failed] == [("db0", "InternalError")]
+    assert sorted(e["cluster"] for e in report.created) == ["db1", "db2"]
+    assert sorted(tried) == ["db0", "db1", "db2"]
 
 
 def test_an_unexpected_error_fails_its_cluster_and_the_run_still_reports(
