@@ -29,6 +29,7 @@ from snapshot_scheduler.retention import plan_retention
 from snapshot_scheduler.schedule import current_slot, next_slot
 
 NEVER = datetime.min.replace(tzinfo=UTC)
+PLANNING_ERROR = "PlanningError"  # a cluster whose planning raised: all its snapshots kept, reported failed
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,7 @@ def _guarded(
             cluster,
             None,
             kept=kept,
-            fail=("PlanningError", f"{reason}: {error!r}"),
+            fail=(PLANNING_ERROR, f"{reason}: {error!r}"),
             recorded=_recorded_policy(snapshots),
             snapshots=tuple(snapshots),
             newest_available=_newest_available_time(snapshots),

@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum, auto
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from snapshot_scheduler.adapters.kms import KmsAdapter
 from snapshot_scheduler.adapters.rds import (
@@ -56,6 +56,7 @@ from snapshot_scheduler.model import (
 )
 from snapshot_scheduler.observability import logger
 from snapshot_scheduler.planning import (
+    PLANNING_ERROR,
     ClusterPlan,
     PolicyContext,
     RunPlan,
@@ -185,16 +186,26 @@ def discover(
 
 
 def _sweep_beside(sweep: Future[list[Snapshot]], early: EarlyCreates | None) -> list[Snapshot]:
-    """The snapshot sweep's records. When it fails, the snapshots started beside it are kept and said loudly
-    before the run fails: no report will count them (the next run sees them in its listing)."""
+    """The snapshot sweep's records; when it fails, the early creates still end (their answers reported)."""
     try:
         return sweep.result()
     except Exception:
-        made = early.finish() if early is not None else []
-        if made:
+        if early is not None:
+            early.finish()
+        raise
+
+
+def _discover_for(report: RunReport, settings: Settings, rds: RdsAdapter, at: datetime, **kwargs: Any) -> Discovery:
+    """discover(); when it fails after creates started beside the sweep, their snapshots are kept and said
+    loudly before the run fails: no report will count them (the next run sees them in its listing)."""
+    try:
+        return discover(settings, rds, at, **kwargs)
+    except Exception:
+        if report.created:
             logger.error(
-                f"the snapshot sweep failed after {len(made)} snapshots were started beside it; they are kept",
-                extra={"snapshots": [snapshot.id for snapshot in made]},
+                f"reading the fleet failed after {len(report.created)} snapshots were started beside the "
+                "snapshot sweep; they are kept",
+                extra={"snapshots": [entry["snapshot"] for entry in report.created]},
             )
         raise
 
@@ -240,7 +251,7 @@ def run(
     report = RunReport(scheduled_time=at, dry_run=dry_run)
     actor = _Actor(settings, rds, budget, report, rng or random.Random(), now=now)
     early = None if dry_run else _early_creates(settings, actor, planned_for, now or at)
-    discovery = discover(settings, rds, planned_for, now=now, regions=regions, kms=kms, early=early)
+    discovery = _discover_for(report, settings, rds, planned_for, now=now, regions=regions, kms=kms, early=early)
     report.quota = discovery.quota
     dr = discovery.dr
     protected = {**discovery.sharing.protected, **dr.protected} if dr is not None else {}
@@ -294,7 +305,8 @@ def _early_creates(settings: Settings, actor: _Actor, at: datetime, now: datetim
 
 
 def _report_decisions(plan: RunPlan, report: RunReport, *, settled: frozenset[str] = frozenset()) -> None:
-    """What planning decided; a cluster an early create `settled` was reported by it (early.py)."""
+    """What planning decided. For a cluster an early create `settled` (early.py), what planning decided about
+    its slot's snapshot (in progress, the identifier taken) is left out: the early create's answer was reported."""
     for cluster_id in plan.unlisted:
         reason = "missing from the cluster listing, found by a direct lookup: planned as if listed"
         logger.warning(f"unlisted: {reason}", extra={"cluster": cluster_id})
@@ -308,7 +320,8 @@ def _report_decisions(plan: RunPlan, report: RunReport, *, settled: frozenset[st
         report.add_foreign_marked(snapshot.cluster_id, snapshot.id, foreign.reason)
     for cluster in plan.clusters:
         _report_pending(cluster, report)
-        if cluster.cluster_id in settled:
+        about_its_slot = cluster.fail is None or cluster.fail[0] != PLANNING_ERROR
+        if cluster.cluster_id in settled and about_its_slot:
             continue
         if cluster.fail is not None:
             error, message = cluster.fail
@@ -603,6 +616,8 @@ class _Actor:
             return None
         except QuotaExceeded as error:
             logger.info(f"early creates stop: {error}; the plan prunes first", extra=extra)
+            with self._lock:
+                self._report.quota_exceeded += 1
             self._early_stop.set()
             return None
         except (ClusterBusy, SnapshotBusy) as error:

@@ -678,8 +678,9 @@ def test_a_last_page_with_an_empty_marker_ends_the_sweep() -> None:
 
 
 @pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+@pytest.mark.parametrize("lost_answer", [False, True], ids=["answered", "create-answer-lost"])
 def test_a_page_answering_the_marker_it_was_asked_for_fails_the_run_and_deletes_nothing(
-    caplog: pytest.LogCaptureFixture,
+    lost_answer: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Given "orders" with three snapshots among 150 hand-made ones, and a snapshot sweep whose second page
     # answers with the Marker it was asked for (a chain that would never end)
@@ -687,6 +688,8 @@ def test_a_page_answering_the_marker_it_was_asked_for_fails_the_run_and_deletes_
     orders_among_two_pages_of_archive(fid)
     fid.stall_pages("DescribeDBClusterSnapshots")
     stop_runaway_sweeps(fid, pages_at_most=4)
+    if lost_answer:  # the create beside the sweep is applied, its answer lost: the SDK's retry finds it taken
+        fid.lose_answers("CreateDBClusterSnapshot", attempts=1)
     before = everything(fid)
 
     # When the run happens
@@ -703,7 +706,7 @@ def test_a_page_answering_the_marker_it_was_asked_for_fails_the_run_and_deletes_
     assert set(after) - set(before) == {slot_id("orders", START)}
     assert {key: after[key] for key in before} == before
     errors = [(r.getMessage(), getattr(r, "snapshots", None)) for r in caplog.records if r.levelno == logging.ERROR]
-    message = "the snapshot sweep failed after 1 snapshots were started beside it; they are kept"
+    message = "reading the fleet failed after 1 snapshots were started beside the snapshot sweep; they are kept"
     assert errors == [(message, [slot_id("orders", START)])]
 
 

@@ -1366,6 +1366,43 @@ def test_a_bug_in_an_early_create_fails_its_cluster_once_and_the_run_still_repor
     assert sorted(tried) == ["db0", "db1", "db2"]
 
 
+def test_a_planning_error_is_reported_also_for_a_cluster_an_early_create_took(
+    rds: FakeRds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a cluster whose retention raises (a bug), at its slot's first run: its create goes out early
+    real = planning.retain_after_grace
+
+    def broken_for_bad(policy: Policy, snapshots: list[Snapshot], *args: object, **kwargs: object) -> object:
+        if any(snapshot.cluster_id == "bad" for snapshot in snapshots):
+            raise RuntimeError("a retention bug")
+        return real(policy, snapshots, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(planning, "retain_after_grace", broken_for_bad)
+    rds.add_cluster("bad", {TAG: "every=1d keep-daily=3"})
+    history(rds, "bad", 5)
+
+    report = run(rds, settings=make_settings(run_interval=timedelta(hours=1)))
+
+    # Then its snapshot was taken and its planning error is still reported (nothing of it is deleted)
+    assert [e["cluster"] for e in report.created] == ["bad"]
+    assert [(e["cluster"], e["error"]) for e in report.failed] == [("bad", "PlanningError")]
+    assert report.deleted == []
+
+
+def test_an_early_create_the_quota_refused_is_counted(rds: FakeRds) -> None:
+    # Given db0's first create is refused for quota, at the slot's first run
+    rds.quota_max = 1000
+    for n in range(3):
+        rds.add_cluster(f"db{n}", {TAG: "every=1d keep-last=1"})
+    rds.fail("create_snapshot", QuotaExceeded, target="db0", times=1)
+
+    report = run(rds, settings=make_settings(run_interval=timedelta(hours=1)))
+
+    # Then the refusal is counted (the QuotaExceeded metric), and the plan took db0 after it
+    assert report.quota_exceeded == 1
+    assert sorted(e["cluster"] for e in report.created) == ["db0", "db1", "db2"]
+
+
 def test_an_unexpected_error_fails_its_cluster_and_the_run_still_reports(
     rds: FakeRds, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -250,8 +250,8 @@ class RdsAdapter:
         return None
 
     def create_snapshot(self, snapshot_id: str, cluster_id: str, tags: Mapping[str, str]) -> Snapshot | None:
-        """Start a snapshot; the record RDS answers with (`creating`), with the tags sent when the answer
-        names none; None when the answer holds no record."""
+        """Start a snapshot; the record RDS answers with (`creating`), its tags the ones sent over whatever the
+        answer lists (a partial list must not hide our marker); None when the answer holds no record."""
         answer = self._call(
             "create_db_cluster_snapshot",
             DBClusterSnapshotIdentifier=snapshot_id,
@@ -262,7 +262,7 @@ class RdsAdapter:
         if not raw:
             return None
         made = _snapshot(raw)
-        return made if made.tags else replace(made, tags=dict(tags))
+        return replace(made, tags={**made.tags, **tags})
 
     def copy_snapshot(
         self, source_arn: str, target_id: str, tags: Mapping[str, str], *, kms_key: str | None, source_region: str
