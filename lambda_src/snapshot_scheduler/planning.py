@@ -379,17 +379,15 @@ def fresh_slots(
 def _fresh_slot(
     context: PolicyContext, cluster: Cluster, at: datetime, now: datetime, run_interval: timedelta
 ) -> ClusterPlan | None:
+    """The plan's own rule (`_plan_cluster`) with no snapshot listed; only an `available` cluster (a busy one
+    is left to the plan's retries)."""
     text = cluster.tags.get(context.tag_key)
     if text is None or cluster.status != AVAILABLE or _stopped(context, cluster) is not None:
         return None
-    try:
-        policy = context.parse(text)
-    except PolicyError:
+    plan = _plan_cluster(context, cluster, text, [], {}, at, now)
+    if plan.create is None or plan.skip or plan.defer or plan.fail or plan.slot is None:
         return None
-    slot = current_slot(policy, at)
-    if slot <= at - run_interval or current_slot(policy, now) != slot:
-        return None
-    return ClusterPlan(cluster.id, cluster, policy, slot=slot, create=snapshot_id(cluster.id, slot))
+    return plan if plan.slot > at - run_interval else None
 
 
 def slot_snapshot_is_ours(context: PolicyContext, cluster_id: str, existing: Snapshot) -> bool:
