@@ -12,7 +12,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum, auto
@@ -155,7 +155,7 @@ def discover(
         fleet, account = clusters.result(), quota.result()
         if early is not None:
             early.start(fleet, account)
-        listing = _sweep_beside(snapshots, early)
+        listing = snapshots.result()
         # One record per snapshot, for quota planning too. A snapshot this run started is as RDS answered it,
         # creating, whatever page listed it: no snapshot is ready seconds after it started.
         manual = list(by_id([*listing, *(early.finish() if early is not None else [])]).values())
@@ -185,22 +185,17 @@ def discover(
     return Discovery(keep_sources(plan, protected), account, tuple(manual), lookups, dr, sharing)
 
 
-def _sweep_beside(sweep: Future[list[Snapshot]], early: EarlyCreates | None) -> list[Snapshot]:
-    """The snapshot sweep's records; when it fails, the early creates still end (their answers reported)."""
+def _discover_for(
+    report: RunReport, early: EarlyCreates | None, settings: Settings, rds: RdsAdapter, at: datetime, **kwargs: Any
+) -> Discovery:
+    """discover(); when it fails after creates started beside the sweep, they still end (their answers
+    reported), and their snapshots are kept and said loudly before the run fails: no report will count them
+    (the next run sees them in its listing)."""
     try:
-        return sweep.result()
+        return discover(settings, rds, at, early=early, **kwargs)
     except Exception:
         if early is not None:
             early.finish()
-        raise
-
-
-def _discover_for(report: RunReport, settings: Settings, rds: RdsAdapter, at: datetime, **kwargs: Any) -> Discovery:
-    """discover(); when it fails after creates started beside the sweep, their snapshots are kept and said
-    loudly before the run fails: no report will count them (the next run sees them in its listing)."""
-    try:
-        return discover(settings, rds, at, **kwargs)
-    except Exception:
         if report.created:
             logger.error(
                 f"reading the fleet failed after {len(report.created)} snapshots were started beside the "
@@ -251,7 +246,7 @@ def run(
     report = RunReport(scheduled_time=at, dry_run=dry_run)
     actor = _Actor(settings, rds, budget, report, rng or random.Random(), now=now)
     early = None if dry_run else _early_creates(settings, actor, planned_for, now or at)
-    discovery = _discover_for(report, settings, rds, planned_for, now=now, regions=regions, kms=kms, early=early)
+    discovery = _discover_for(report, early, settings, rds, planned_for, now=now, regions=regions, kms=kms)
     report.quota = discovery.quota
     dr = discovery.dr
     protected = {**discovery.sharing.protected, **dr.protected} if dr is not None else {}
