@@ -80,13 +80,20 @@ def test_a_runs_fresh_slots_are_created_while_the_snapshot_sweep_is_read_with_th
     fid = fleet()
     expired = {slot_id(name, START - 3 * DAY) for name in CLUSTERS}
     seen = creates_before_the_sweep(fid, len(CLUSTERS))
+    deletes_before_last_page: list[int] = []
+    fid.on(
+        "DescribeDBClusterSnapshots",
+        lambda: deletes_before_last_page.append(fid.calls["DeleteDBClusterSnapshot"]),
+        nth=SWEPT_WITH_TODAYS,
+    )
 
     # When the run for the slot happens
     with scheduled_lambda(fid) as handler:
         report = handler.run(START)
 
-    # Then every create reached RDS while the snapshot sweep was still being read
+    # Then every create reached RDS while the snapshot sweep was still being read, and no delete did
     assert seen == [len(CLUSTERS)]
+    assert deletes_before_last_page == [0]
     # ... and the run did what it does without overlap: one create and one delete per cluster, two describe
     # chains (the snapshot sweep, held until today's were made, listed them too: one page more)
     assert created(report) == {name: slot_id(name, START) for name in CLUSTERS}
